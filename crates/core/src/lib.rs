@@ -1,0 +1,19 @@
+//! mayfly's core: the turn model and its events, the edge API's types, and (as they land) the
+//! provider clients and the turn orchestrator.
+//!
+//! This crate is sans-IO: it performs no networking of its own and reads no clock. It compiles
+//! natively and to `wasm32-unknown-unknown`, so the worker, the web app and the CLI share one
+//! definition of every type that crosses a wire.
+
+pub mod api;
+pub mod error;
+pub mod event;
+pub mod spec;
+
+pub use api::*;
+pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use event::{Event, EventBody, Outcome, ReapState, Resource, Timings, TurnState};
+pub use spec::{Limits, SandboxFile, SpecError, TurnSpec};
+
+/// The version of mayfly, as every component reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

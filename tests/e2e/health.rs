@@ -1,0 +1,54 @@
+//! A user (or a monitor) asks the API whether it is up and what it talks to.
+
+use mayfly_core::{ErrorBody, ErrorCode, Health, SecretState, VERSION};
+
+use crate::support::{get, stack_with};
+
+#[test]
+fn health_reports_version_and_providers_without_secrets() {
+    let stack = stack_with(&[
+        ("E2B_API_URL", "http://sandbox-user:hunter2@127.0.0.1:49982"),
+        ("E2B_API_KEY", "e2b_secret_key_123"),
+        ("INSTANODE_URL", "http://127.0.0.1:49983/?token=hunter3"),
+    ]);
+    let (status, body) = get(&format!("{}/v1/health", stack.url));
+    assert_eq!(status, 200, "{body}");
+    let health: Health = serde_json::from_str(&body).expect("health is core's Health");
+    assert!(health.ok);
+    assert_eq!(health.version, VERSION);
+    assert_eq!(health.providers.e2b_api_url, "http://***@127.0.0.1:49982");
+    assert_eq!(
+        health.providers.instanode_url,
+        "http://127.0.0.1:49983/?***"
+    );
+    assert_eq!(health.providers.e2b_api_key, SecretState::Set);
+    assert_eq!(health.providers.instanode_token, SecretState::Unset);
+    for secret in ["hunter2", "hunter3", "e2b_secret_key_123"] {
+        assert!(!body.contains(secret), "health leaks {secret}: {body}");
+    }
+}
+
+#[test]
+fn unknown_api_route_is_a_json_404_and_app_routes_serve_the_app() {
+    let stack = stack_with(&[]);
+    let (status, body) = get(&format!("{}/v1/no-such-thing", stack.url));
+    assert_eq!(status, 404);
+    let error: ErrorBody = serde_json::from_str(&body).expect("the error shape");
+    assert_eq!(error.error.code, ErrorCode::NotFound);
+    assert!(error.error.message.contains("/v1/no-such-thing"), "{body}");
+
+    for path in ["/", "/turns", "/turns/t_0123456789abcdef"] {
+        let (status, body) = get(&format!("{}{path}", stack.url));
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            body.contains("/pkg/mayfly_web.js"),
+            "{path} is not the app's index.html: {body}"
+        );
+    }
+    let (status, body) = get(&format!("{}/pkg/mayfly_web.js", stack.url));
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("mayfly_web_bg.wasm"),
+        "the wasm-bindgen glue is served"
+    );
+}

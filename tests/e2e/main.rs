@@ -1,0 +1,6 @@
+//! End-to-end tests of mayfly, one binary grouped by what a user does. Each test boots the real
+//! stack through the harness in `src/` and stops it when done.
+
+mod browser;
+mod health;
+mod support;

@@ -1,0 +1,117 @@
+//! The local stack as a test or `cargo xtask dev` boots it: `wrangler dev` (workerd, the real
+//! Workers runtime) serving the built worker and web app on 127.0.0.1.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::{Service, Tools};
+
+/// How to boot the stack.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// The worker's port; a free one when `None`.
+    pub port: Option<u16>,
+    /// Extra worker variables (`--var NAME:VALUE`), such as provider URLs.
+    pub vars: Vec<(String, String)>,
+    /// Where workerd keeps Durable Object state; a fresh temporary directory when `None`.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A running stack. Dropping it stops every process it started.
+#[derive(Debug)]
+pub struct Stack {
+    pub url: String,
+    pub port: u16,
+    /// wrangler's combined output.
+    pub wrangler_log: PathBuf,
+    wrangler: Service,
+    _state: Option<tempfile::TempDir>,
+}
+
+impl Stack {
+    pub fn start(tools: &Tools, options: StackOptions) -> anyhow::Result<Stack> {
+        if !tools.worker_bundle().exists() || !tools.web_dist().join("index.html").exists() {
+            bail!("the worker or the web app is not built: run `cargo xtask build` first (`cargo xtask test` does)");
+        }
+        let port = match options.port {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        let (state_dir, temp) = match options.state_dir {
+            Some(dir) => (dir, None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("mayfly-wrangler-")
+                    .tempdir()?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        std::fs::create_dir_all(tools.artifacts_dir())?;
+        let wrangler_log = tools.artifacts_dir().join(format!("wrangler-{port}.log"));
+        let log = File::create(&wrangler_log)
+            .with_context(|| format!("create {}", wrangler_log.display()))?;
+        let mut cmd = Command::new(tools.npm_bin("wrangler"));
+        cmd.current_dir(tools.root.join("worker"))
+            .env("PATH", tools.node_path())
+            // Local mode with nothing phoned home: no metrics, no error reports, no cf.json fetch.
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .args([
+                "dev",
+                "--local",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args(["--inspector-port", &free_port()?.to_string()])
+            .arg("--persist-to")
+            .arg(&state_dir)
+            .args([
+                "--show-interactive-dev-session=false",
+                "--test-scheduled",
+                "--log-level",
+                "info",
+            ])
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        for (name, value) in &options.vars {
+            cmd.arg("--var").arg(format!("{name}:{value}"));
+        }
+        let mut wrangler = Service::spawn("wrangler dev", &mut cmd)?;
+        let url = format!("http://127.0.0.1:{port}");
+        if let Err(err) =
+            wrangler.wait_for_http(&format!("{url}/v1/health"), Duration::from_secs(90))
+        {
+            let log = std::fs::read_to_string(&wrangler_log).unwrap_or_default();
+            bail!("{err:#}\n--- wrangler log ---\n{log}");
+        }
+        Ok(Stack {
+            url,
+            port,
+            wrangler_log,
+            wrangler,
+            _state: temp,
+        })
+    }
+
+    /// Fails if any process of the stack has died.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        self.wrangler.check_alive()
+    }
+
+    pub fn stop(&mut self) {
+        self.wrangler.stop();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

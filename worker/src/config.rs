@@ -1,0 +1,49 @@
+//! The worker's configuration: provider base URLs from `[vars]`, keys from secrets.
+
+use mayfly_core::{redact_url, ProvidersView, SecretState};
+use worker::Env;
+
+/// Where the providers are. Missing values fall back to the local stack's defaults so that a
+/// bare `wrangler dev` starts; `cargo xtask dev` always sets them.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) e2b_api_url: String,
+    pub(crate) e2b_domain: String,
+    pub(crate) e2b_api_key: Option<String>,
+    pub(crate) instanode_url: String,
+    pub(crate) instanode_token: Option<String>,
+}
+
+impl Config {
+    pub(crate) fn from_env(env: &Env) -> Config {
+        let var = |name: &str, default: &str| {
+            env.var(name)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| default.to_owned())
+        };
+        let secret = |name: &str| {
+            env.secret(name)
+                .ok()
+                .map(|v| v.to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Config {
+            e2b_api_url: var("E2B_API_URL", "http://127.0.0.1:49982"),
+            e2b_domain: var("E2B_DOMAIN", "localhost"),
+            e2b_api_key: secret("E2B_API_KEY"),
+            instanode_url: var("INSTANODE_URL", "http://127.0.0.1:49983"),
+            instanode_token: secret("INSTANODE_TOKEN"),
+        }
+    }
+
+    /// The configuration as it may be shown to anyone: URLs without credentials, keys as set/unset.
+    pub(crate) fn public_view(&self) -> ProvidersView {
+        ProvidersView {
+            e2b_api_url: redact_url(&self.e2b_api_url),
+            e2b_domain: self.e2b_domain.clone(),
+            e2b_api_key: SecretState::of(self.e2b_api_key.as_deref()),
+            instanode_url: redact_url(&self.instanode_url),
+            instanode_token: SecretState::of(self.instanode_token.as_deref()),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Error answers in the edge API's one shape, `{"error": {"code", "message"}}`.
+
+use mayfly_core::{ApiError, ErrorCode};
+use worker::{Request, Response, Result};
+
+/// The answer for an error the client can act on.
+pub(crate) fn error(err: &ApiError) -> Result<Response> {
+    Ok(Response::from_json(&err.clone().into_body())?.with_status(err.status()))
+}
+
+/// The answer for a path under `/v1/` that has no route.
+pub(crate) fn no_route(req: &Request) -> Result<Response> {
+    let path = req.path();
+    error(&ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {path}", req.method()),
+    ))
+}

@@ -1,0 +1,39 @@
+//! `cargo xtask`: mayfly's repository automation, one module per task.
+//!
+//! - `setup` installs every tool the build and the tests need, and is cheap to run again;
+//! - `build` builds the worker and the web app to wasm and prints their sizes;
+//! - `dev` builds, then runs the stack and prints its URL;
+//! - `test` runs the whole suite, exactly as CI does.
+
+mod build;
+mod dev;
+mod flags;
+mod process;
+mod setup;
+mod test;
+mod tidy;
+mod toolchain;
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let flags = flags::Xtask::parse();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match flags.command {
+        flags::Command::Setup => setup::run(&root).map(drop),
+        flags::Command::Build => build::run(&root, &setup::run(&root)?).map(drop),
+        flags::Command::Dev(dev) => dev::run(&root, &dev),
+        flags::Command::Test => test::run(&root),
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}

@@ -1,0 +1,283 @@
+//! `cargo xtask setup`: installs what the build and the tests need, skipping what is there.
+//!
+//! Every step checks before it acts, so a second run does no installs and takes seconds. apt runs
+//! only as root; otherwise the exact command is printed and setup stops.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use crate::process::{output, run_checked, version_of};
+use crate::toolchain::{
+    parse_node_version, Toolchain, WasmMode, MIN_NODE_FOR_WRANGLER, WASM_BINDGEN_VERSION,
+    WORKER_BUILD_VERSION,
+};
+
+/// Debian packages every machine needs: Postgres for scratchdb, bubblewrap for sandboxd,
+/// Chromium for the browser tests, and Python's venv module for the tools' venv.
+const APT_ALWAYS: [&str; 7] = [
+    "postgresql",
+    "bubblewrap",
+    "chromium",
+    "chromium-driver",
+    "python3-venv",
+    "procps",
+    "ca-certificates",
+];
+/// The wasm32 route when rustup has no wasm32 target: Debian's rustc 1.96 with its std source.
+const APT_DEBIAN_WASM: [&str; 4] = ["rustc-web", "cargo-web", "rust-web-src", "lld-22"];
+
+pub(crate) fn run(root: &Path) -> anyhow::Result<Toolchain> {
+    let started = Instant::now();
+    let toolchain = Toolchain::detect(root);
+    eprintln!("== setup: wasm32 via {}", toolchain.mode_name());
+    apt(&toolchain)?;
+    cargo_tools()?;
+    npm_tools(&toolchain)?;
+    python_tools(&toolchain)?;
+    print_versions(&toolchain);
+    eprintln!("== setup done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(toolchain)
+}
+
+fn apt(toolchain: &Toolchain) -> anyhow::Result<()> {
+    let mut wanted: Vec<&str> = APT_ALWAYS.to_vec();
+    if toolchain.mode == WasmMode::Debian {
+        wanted.extend(APT_DEBIAN_WASM);
+    }
+    let missing: Vec<&str> = wanted.into_iter().filter(|p| !dpkg_installed(p)).collect();
+    if missing.is_empty() {
+        eprintln!("apt: all packages present");
+    } else {
+        let install = format!("apt-get update && apt-get install -y {}", missing.join(" "));
+        if !is_root() {
+            bail!("missing Debian packages; run as root:\n    sudo sh -c '{install}'");
+        }
+        run_checked(Command::new("apt-get").args(["update", "-qq"]))?;
+        run_checked(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    if toolchain.mode == WasmMode::Debian {
+        let version = output(Command::new("/usr/bin/rustc").arg("--version"))?;
+        let minor: u32 = version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if minor < 91 {
+            bail!("{} is older than 1.91 (worker needs it): enable bookworm-security and upgrade rustc-web", version.trim());
+        }
+        if !Path::new("/usr/bin/rust-lld").exists() {
+            bail!("/usr/bin/rust-lld does not resolve: install lld-22");
+        }
+        // worker-build insists that the target's libdir exists; with build-std nothing is read
+        // from it, so an empty directory satisfies the check.
+        let libdir = output(Command::new("/usr/bin/rustc").args([
+            "--target",
+            "wasm32-unknown-unknown",
+            "--print",
+            "target-libdir",
+        ]))?;
+        let libdir = libdir.trim();
+        if !Path::new(libdir).exists() {
+            if !is_root() {
+                bail!("missing {libdir}; run as root: mkdir -p {libdir}");
+            }
+            std::fs::create_dir_all(libdir).with_context(|| format!("cannot create {libdir}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u"))
+        .map(|uid| uid.trim() == "0")
+        .unwrap_or(false)
+}
+
+fn cargo_tools() -> anyhow::Result<()> {
+    cargo_install("wasm-bindgen-cli", WASM_BINDGEN_VERSION, "wasm-bindgen")?;
+    cargo_install("worker-build", WORKER_BUILD_VERSION, "worker-build")
+}
+
+fn cargo_install(krate: &str, version: &str, bin: &str) -> anyhow::Result<()> {
+    let path = Toolchain::cargo_bin_dir().join(bin);
+    if version_of(Command::new(&path).arg("--version")).contains(version) {
+        eprintln!("cargo: {krate} {version} present");
+        return Ok(());
+    }
+    let install = |locked: bool| {
+        let mut cmd = Toolchain::native_cargo();
+        cmd.args(["install", krate, "--version", version, "--force"]);
+        if locked {
+            cmd.arg("--locked");
+        }
+        run_checked(&mut cmd)
+    };
+    // A locked dependency is sometimes missing from the registry mirror; resolving afresh works.
+    install(true).or_else(|_| install(false))
+}
+
+fn npm_tools(toolchain: &Toolchain) -> anyhow::Result<()> {
+    npm_ci(&toolchain.tools_dir())?;
+    let system_node = version_of(Command::new("node").arg("--version"));
+    match parse_node_version(&system_node) {
+        Some(version) if version >= MIN_NODE_FOR_WRANGLER => {
+            eprintln!("node: system {system_node} is new enough");
+        }
+        _ => {
+            eprintln!("node: system {system_node} is older than wrangler needs; using Node.js 22 from npm");
+            npm_ci(&toolchain.tools_dir().join("node"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `npm ci` in `dir` unless its node_modules already match its lock file.
+fn npm_ci(dir: &Path) -> anyhow::Result<()> {
+    let lock = std::fs::read(dir.join("package-lock.json"))
+        .with_context(|| format!("{}/package-lock.json", dir.display()))?;
+    let stamp = dir.join("node_modules/.mayfly-installed-lock");
+    if std::fs::read(&stamp).is_ok_and(|installed| installed == lock) {
+        eprintln!("npm: {} up to date", dir.display());
+        return Ok(());
+    }
+    run_checked(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir),
+    )?;
+    std::fs::write(&stamp, lock)?;
+    Ok(())
+}
+
+/// A venv built from the system's Python (the sandboxes mount it read-only later, and they see
+/// only system paths), with the official e2b SDK and psycopg.
+fn python_tools(toolchain: &Toolchain) -> anyhow::Result<()> {
+    let venv = toolchain.tools_dir().join("venv");
+    let requirements = std::fs::read(toolchain.tools_dir().join("requirements.txt"))?;
+    let stamp = venv.join(".mayfly-installed-requirements");
+    if std::fs::read(&stamp).is_ok_and(|installed| installed == requirements) {
+        eprintln!("pip: {} up to date", venv.display());
+        return Ok(());
+    }
+    if !venv.join("bin/python").exists() {
+        run_checked(
+            Command::new("/usr/bin/python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv),
+        )?;
+    }
+    run_checked(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(toolchain.tools_dir().join("requirements.txt")),
+    )?;
+    std::fs::write(&stamp, requirements)?;
+    Ok(())
+}
+
+fn print_versions(toolchain: &Toolchain) {
+    let mut rows: Vec<(&str, String)> = vec![
+        (
+            "cargo (native)",
+            version_of(Toolchain::native_cargo().arg("--version")),
+        ),
+        (
+            "cargo (wasm32)",
+            version_of(toolchain.wasm_cargo().arg("--version")),
+        ),
+        (
+            "rustc (wasm32)",
+            version_of(toolchain.wasm_rustc().arg("--version")),
+        ),
+        (
+            "wasm-bindgen",
+            version_of(Command::new(toolchain.wasm_bindgen()).arg("--version")),
+        ),
+        (
+            "worker-build",
+            version_of(
+                Command::new(Toolchain::cargo_bin_dir().join("worker-build")).arg("--version"),
+            ),
+        ),
+        (
+            "wasm-opt",
+            version_of(Command::new(toolchain.wasm_opt()).arg("--version")),
+        ),
+        (
+            "node (wrangler)",
+            version_of(
+                Command::new("node")
+                    .env("PATH", toolchain.tools().node_path())
+                    .arg("--version"),
+            ),
+        ),
+        (
+            "wrangler",
+            version_of(
+                Command::new(toolchain.npm_bin("wrangler"))
+                    .arg("--version")
+                    .env("PATH", toolchain.tools().node_path()),
+            ),
+        ),
+        (
+            "esbuild",
+            version_of(Command::new(toolchain.npm_bin("esbuild")).arg("--version")),
+        ),
+        (
+            "chromium",
+            version_of(Command::new("/usr/bin/chromium").arg("--version")),
+        ),
+        (
+            "chromedriver",
+            version_of(Command::new("/usr/bin/chromedriver").arg("--version")),
+        ),
+        ("bwrap", version_of(Command::new("bwrap").arg("--version"))),
+        (
+            "postgres",
+            version_of(Command::new("psql").arg("--version")),
+        ),
+        (
+            "python (venv)",
+            version_of(
+                Command::new(toolchain.tools_dir().join("venv/bin/python")).arg("--version"),
+            ),
+        ),
+    ];
+    rows.push((
+        "playwright-core",
+        version_of(Command::new("node").arg("-p").arg(format!(
+            "require('{}').version",
+            toolchain.tools_dir().join("node_modules/playwright-core/package.json").display()
+        ))),
+    ));
+    rows.push((
+        "e2b (python)",
+        version_of(
+            Command::new(toolchain.tools_dir().join("venv/bin/python")).args([
+                "-c",
+                "import importlib.metadata as m; print(m.version('e2b'))",
+            ]),
+        ),
+    ));
+    eprintln!("== versions");
+    for (name, version) in rows {
+        eprintln!("  {name:<17} {version}");
+    }
+}

@@ -1,0 +1,97 @@
+//! `cargo xtask test`: the whole suite, exactly as CI runs it, failing at the first red step.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::process::run_checked;
+use crate::toolchain::Toolchain;
+use crate::{build, setup};
+
+pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut steps: Vec<(&str, f64)> = Vec::new();
+    let mut step =
+        |name: &'static str, f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
+            eprintln!("\n==== {name}");
+            let t = Instant::now();
+            f()?;
+            steps.push((name, t.elapsed().as_secs_f64()));
+            Ok(())
+        };
+
+    let mut toolchain = None;
+    step("setup", &mut || {
+        toolchain = Some(setup::run(root)?);
+        Ok(())
+    })?;
+    let toolchain = toolchain.expect("setup ran");
+    step("fmt", &mut || {
+        run_checked(Toolchain::native_cargo().args(["fmt", "--all", "--check"]))
+    })?;
+    step("clippy", &mut || {
+        run_checked(Toolchain::native_cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    step("native tests", &mut || {
+        run_checked(Toolchain::native_cargo().args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "mayfly-e2e",
+        ]))
+    })?;
+    step("core tests on wasm32", &mut || {
+        run_checked(
+            toolchain
+                .wasm_cargo()
+                .args([
+                    "test",
+                    "-p",
+                    "mayfly-core",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                ])
+                .env(
+                    "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                    Toolchain::cargo_bin_dir().join("wasm-bindgen-test-runner"),
+                ),
+        )
+    })?;
+    let mut sizes = Vec::new();
+    step("wasm builds", &mut || {
+        sizes = build::run(root, &toolchain)?;
+        Ok(())
+    })?;
+    step("end-to-end tests", &mut || {
+        run_checked(Toolchain::native_cargo().args([
+            "test",
+            "-p",
+            "mayfly-e2e",
+            "--",
+            "--test-threads",
+            "2",
+        ]))
+    })?;
+
+    eprintln!("\n==== summary");
+    for (name, secs) in &steps {
+        eprintln!("  {name:<22} {secs:>7.1}s");
+    }
+    for a in &sizes {
+        eprintln!(
+            "  {:<7} wasm {:>9} bytes raw  {:>8} bytes gzip",
+            a.name, a.raw, a.gzip
+        );
+    }
+    eprintln!(
+        "  total                  {:>7.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

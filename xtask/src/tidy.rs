@@ -1,0 +1,226 @@
+//! Tidy checks that run under `cargo test`: the tree keeps the promises its docs make.
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::toolchain::{Toolchain, WASM_BINDGEN_VERSION};
+
+    fn root() -> PathBuf {
+        crate::project_root()
+    }
+
+    /// Every file under the project's source folders with the given extension, skipping build output.
+    fn files_with_extension(ext: &str) -> Vec<PathBuf> {
+        fn walk(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if path.is_dir() {
+                    if !matches!(
+                        name.as_ref(),
+                        "target" | "node_modules" | "build" | "venv" | ".wrangler" | ".git"
+                    ) {
+                        walk(&path, ext, out);
+                    }
+                } else if path.extension().is_some_and(|e| e == ext) {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for dir in ["crates", "worker", "web", "tests", "xtask"] {
+            walk(&root().join(dir), ext, &mut out);
+        }
+        assert!(
+            !out.is_empty(),
+            "no .{ext} files found under {}",
+            root().display()
+        );
+        out
+    }
+
+    #[test]
+    fn every_rust_file_starts_with_a_module_doc() {
+        let missing: Vec<String> = files_with_extension("rs")
+            .into_iter()
+            .filter(|path| !std::fs::read_to_string(path).unwrap().starts_with("//!"))
+            .map(|path| path.display().to_string())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "these files do not start with a `//!` doc comment:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn no_trailing_whitespace() {
+        let mut files = files_with_extension("rs");
+        files.extend(files_with_extension("toml"));
+        files.extend(files_with_extension("mjs"));
+        for doc in [
+            "README.md",
+            "ARCHITECTURE.md",
+            "CHANGELOG.md",
+            "Cargo.toml",
+            "index.html",
+        ] {
+            files.push(root().join(doc));
+        }
+        let mut bad = Vec::new();
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                if line.ends_with(' ') || line.ends_with('\t') {
+                    bad.push(format!("{}:{}", path.display(), i + 1));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "trailing whitespace:\n{}", bad.join("\n"));
+    }
+
+    fn workspace_members() -> Vec<String> {
+        let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        let start = manifest.find("members = [").expect("a members list") + "members = [".len();
+        let end = start + manifest[start..].find(']').unwrap();
+        manifest[start..end]
+            .split(',')
+            .map(|m| m.trim().trim_matches('"').to_owned())
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+
+    /// Paths ARCHITECTURE.md names in backticks: anything with a `/` or a file extension.
+    fn architecture_paths(text: &str) -> Vec<String> {
+        let mut paths = Vec::new();
+        for (i, chunk) in text.split('`').enumerate() {
+            let looks_like_path = !chunk.contains(' ')
+                && !chunk.contains("::")
+                && !chunk.starts_with('-')
+                && !chunk.starts_with("http")
+                && (chunk.contains('/')
+                    || [".rs", ".md", ".toml", ".html", ".mjs", ".css", ".json"]
+                        .iter()
+                        .any(|e| chunk.ends_with(e)));
+            // Odd chunks are inside backticks.
+            if i % 2 == 1 && looks_like_path && !chunk.starts_with("/v1") && !chunk.contains('{') {
+                paths.push(chunk.trim_end_matches('/').to_owned());
+            }
+        }
+        paths
+    }
+
+    #[test]
+    fn architecture_names_only_paths_that_exist_and_every_member() {
+        let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+        let paths = architecture_paths(&text);
+        assert!(
+            paths.len() >= 10,
+            "ARCHITECTURE.md names suspiciously few paths: {paths:?}"
+        );
+        let missing: Vec<&String> = paths.iter().filter(|p| !root().join(p).exists()).collect();
+        assert!(
+            missing.is_empty(),
+            "ARCHITECTURE.md names paths that do not exist: {missing:?}"
+        );
+        for member in workspace_members() {
+            let heading = format!("### `{member}`");
+            assert!(
+                text.contains(&heading),
+                "ARCHITECTURE.md has no `{heading}` section for workspace member {member}"
+            );
+        }
+    }
+
+    #[test]
+    fn architecture_path_extraction() {
+        let got = architecture_paths("see `crates/core/src/lib.rs`, `Cargo.toml`, `cargo xtask test`, `mayfly_core::Event`, `/v1/turns`, `web/`");
+        assert_eq!(got, ["crates/core/src/lib.rs", "Cargo.toml", "web"]);
+    }
+
+    #[test]
+    fn core_depends_on_no_runtime_framework_or_native_http() {
+        for forbidden in ["tokio", "worker", "leptos", "reqwest", "web-sys", "axum"] {
+            let out = Toolchain::native_cargo()
+                .current_dir(root())
+                .args([
+                    "tree",
+                    "-p",
+                    "mayfly-core",
+                    "-i",
+                    forbidden,
+                    "--target",
+                    "all",
+                    "-e",
+                    "normal",
+                ])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let absent = stdout.trim().is_empty()
+                && (out.status.success() || stderr.contains("did not match any packages"));
+            assert!(
+                absent,
+                "mayfly-core depends on {forbidden}:\n{stdout}{stderr}"
+            );
+        }
+    }
+
+    #[test]
+    fn wasm_bindgen_pin_matches_the_cli_setup_installs() {
+        let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("wasm-bindgen = \"={WASM_BINDGEN_VERSION}\"")),
+            "Cargo.toml must pin wasm-bindgen to ={WASM_BINDGEN_VERSION}, the CLI `cargo xtask setup` installs"
+        );
+        let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+        assert!(
+            lock.contains(&format!(
+                "name = \"wasm-bindgen\"\nversion = \"{WASM_BINDGEN_VERSION}\""
+            )),
+            "Cargo.lock resolves wasm-bindgen to another version than {WASM_BINDGEN_VERSION}"
+        );
+    }
+
+    #[test]
+    fn ci_runs_exactly_the_readme_test_command() {
+        let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+        assert!(
+            readme.contains("cargo xtask test"),
+            "README.md must give the test command"
+        );
+        assert!(
+            readme.contains("cargo xtask dev"),
+            "README.md must give the dev command"
+        );
+        let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+        let commands: Vec<&str> = ci
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("set "))
+            .collect();
+        assert_eq!(
+            commands.last(),
+            Some(&"cargo xtask test"),
+            ".ci/run must end by running the README's test command"
+        );
+    }
+
+    #[test]
+    fn npm_tools_are_locked() {
+        for dir in ["tools", "tools/node"] {
+            let lock = root().join(dir).join("package-lock.json");
+            assert!(
+                lock.exists(),
+                "{} is missing: npm installs must be reproducible",
+                lock.display()
+            );
+        }
+    }
+}
