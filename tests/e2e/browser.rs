@@ -22,19 +22,10 @@ fn run_browser_script(script: &str, url: &str, screenshot: &str) -> serde_json::
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    assert!(
-        shot.exists(),
-        "{script} left no screenshot at {}",
-        shot.display()
-    );
+    assert!(out.status.success(), "{script} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(shot.exists(), "{script} left no screenshot at {}", shot.display());
     let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last)
-        .unwrap_or_else(|err| panic!("{script} printed no JSON ({err}): {stdout}"))
+    serde_json::from_str(last).unwrap_or_else(|err| panic!("{script} printed no JSON ({err}): {stdout}"))
 }
 
 #[test]
@@ -43,10 +34,7 @@ fn app_shell_shows_health_from_the_api_and_navigates() {
     let report = run_browser_script("shell.mjs", &stack.url, "shell.png");
     assert_eq!(report["health_state"], "ok", "{report}");
     let health = report["health_text"].as_str().unwrap();
-    assert!(
-        health.contains(&format!("v{}", mayfly_core::VERSION)),
-        "{health}"
-    );
+    assert!(health.contains(&format!("v{}", mayfly_core::VERSION)), "{health}");
     assert!(health.contains("http://127.0.0.1:49982"), "{health}");
     assert_eq!(report["turns_path"], "/turns", "{report}");
     assert_eq!(report["back_home"], true, "{report}");

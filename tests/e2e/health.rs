@@ -17,10 +17,7 @@ fn health_reports_version_and_providers_without_secrets() {
     assert!(health.ok);
     assert_eq!(health.version, VERSION);
     assert_eq!(health.providers.e2b_api_url, "http://***@127.0.0.1:49982");
-    assert_eq!(
-        health.providers.instanode_url,
-        "http://127.0.0.1:49983/?***"
-    );
+    assert_eq!(health.providers.instanode_url, "http://127.0.0.1:49983/?***");
     assert_eq!(health.providers.e2b_api_key, SecretState::Set);
     assert_eq!(health.providers.instanode_token, SecretState::Unset);
     for secret in ["hunter2", "hunter3", "e2b_secret_key_123"] {
@@ -40,15 +37,9 @@ fn unknown_api_route_is_a_json_404_and_app_routes_serve_the_app() {
     for path in ["/", "/turns", "/turns/t_0123456789abcdef"] {
         let (status, body) = get(&format!("{}{path}", stack.url));
         assert_eq!(status, 200, "{path}");
-        assert!(
-            body.contains("/pkg/mayfly_web.js"),
-            "{path} is not the app's index.html: {body}"
-        );
+        assert!(body.contains("/pkg/mayfly_web.js"), "{path} is not the app's index.html: {body}");
     }
     let (status, body) = get(&format!("{}/pkg/mayfly_web.js", stack.url));
     assert_eq!(status, 200);
-    assert!(
-        body.contains("mayfly_web_bg.wasm"),
-        "the wasm-bindgen glue is served"
-    );
+    assert!(body.contains("mayfly_web_bg.wasm"), "the wasm-bindgen glue is served");
 }

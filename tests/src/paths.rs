@@ -12,10 +12,8 @@ pub struct Tools {
 impl Tools {
     /// The tools of the workspace this crate is part of.
     pub fn of_workspace() -> Tools {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("tests/ is inside the workspace")
-            .to_path_buf();
+        let root =
+            Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf();
         Tools { root }
     }
 
@@ -39,9 +37,7 @@ impl Tools {
             dirs.push(self.node22_dir());
         }
         dirs.push(self.tools_dir().join("node_modules/.bin"));
-        dirs.extend(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        ));
+        dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
         std::env::join_paths(dirs).expect("PATH entries have no separator in them")
     }
 

@@ -14,15 +14,9 @@ pub struct Service {
 impl Service {
     pub fn spawn(name: &str, cmd: &mut Command) -> anyhow::Result<Service> {
         use std::os::unix::process::CommandExt;
-        let child = cmd
-            .stdin(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        Ok(Service {
-            name: name.to_owned(),
-            child,
-        })
+        let child =
+            cmd.stdin(Stdio::null()).process_group(0).spawn().with_context(|| format!("cannot start {name}"))?;
+        Ok(Service { name: name.to_owned(), child })
     }
 
     pub fn name(&self) -> &str {
@@ -43,9 +37,7 @@ impl Service {
 
     /// Polls `url` until it answers 200, the service dies, or `timeout` passes.
     pub fn wait_for_http(&mut self, url: &str, timeout: Duration) -> anyhow::Result<()> {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(2))
-            .build();
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
         let deadline = Instant::now() + timeout;
         loop {
             self.check_alive()?;
@@ -63,10 +55,7 @@ impl Service {
     pub fn stop(&mut self) {
         let group = format!("-{}", self.child.id());
         let signal = |sig: &str| {
-            let _ = Command::new("kill")
-                .args([sig, "--", &group])
-                .stderr(Stdio::null())
-                .status();
+            let _ = Command::new("kill").args([sig, "--", &group]).stderr(Stdio::null()).status();
         };
         if self.child.try_wait().ok().flatten().is_none() {
             signal("-TERM");

@@ -45,16 +45,13 @@ impl Stack {
         let (state_dir, temp) = match options.state_dir {
             Some(dir) => (dir, None),
             None => {
-                let temp = tempfile::Builder::new()
-                    .prefix("mayfly-wrangler-")
-                    .tempdir()?;
+                let temp = tempfile::Builder::new().prefix("mayfly-wrangler-").tempdir()?;
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
         std::fs::create_dir_all(tools.artifacts_dir())?;
         let wrangler_log = tools.artifacts_dir().join(format!("wrangler-{port}.log"));
-        let log = File::create(&wrangler_log)
-            .with_context(|| format!("create {}", wrangler_log.display()))?;
+        let log = File::create(&wrangler_log).with_context(|| format!("create {}", wrangler_log.display()))?;
         let mut cmd = Command::new(tools.npm_bin("wrangler"));
         cmd.current_dir(tools.root.join("worker"))
             .env("PATH", tools.node_path())
@@ -62,23 +59,11 @@ impl Stack {
             .env("WRANGLER_SEND_METRICS", "false")
             .env("WRANGLER_SEND_ERROR_REPORTS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .args([
-                "dev",
-                "--local",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
+            .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &free_port()?.to_string()])
             .arg("--persist-to")
             .arg(&state_dir)
-            .args([
-                "--show-interactive-dev-session=false",
-                "--test-scheduled",
-                "--log-level",
-                "info",
-            ])
+            .args(["--show-interactive-dev-session=false", "--test-scheduled", "--log-level", "info"])
             .stdout(log.try_clone()?)
             .stderr(log);
         for (name, value) in &options.vars {
@@ -86,19 +71,11 @@ impl Stack {
         }
         let mut wrangler = Service::spawn("wrangler dev", &mut cmd)?;
         let url = format!("http://127.0.0.1:{port}");
-        if let Err(err) =
-            wrangler.wait_for_http(&format!("{url}/v1/health"), Duration::from_secs(90))
-        {
+        if let Err(err) = wrangler.wait_for_http(&format!("{url}/v1/health"), Duration::from_secs(90)) {
             let log = std::fs::read_to_string(&wrangler_log).unwrap_or_default();
             bail!("{err:#}\n--- wrangler log ---\n{log}");
         }
-        Ok(Stack {
-            url,
-            port,
-            wrangler_log,
-            wrangler,
-            _state: temp,
-        })
+        Ok(Stack { url, port, wrangler_log, wrangler, _state: temp })
     }
 
     /// Fails if any process of the stack has died.

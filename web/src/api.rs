@@ -25,10 +25,7 @@ async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, ApiFailure> {
         .await
         .map_err(|err| ApiFailure(format!("the API is unreachable: {err}")))?;
     if response.ok() {
-        return response
-            .json::<T>()
-            .await
-            .map_err(|err| ApiFailure(format!("unexpected answer: {err}")));
+        return response.json::<T>().await.map_err(|err| ApiFailure(format!("unexpected answer: {err}")));
     }
     let status = response.status();
     match response.json::<ErrorBody>().await {

@@ -34,10 +34,7 @@ pub(crate) fn App() -> impl IntoView {
 fn HealthFooter() -> impl IntoView {
     let health = LocalResource::new(api::health);
     let status = move || match health.get() {
-        None => {
-            view! { <span data-testid="health" data-state="loading">"checking the API…"</span> }
-                .into_any()
-        }
+        None => view! { <span data-testid="health" data-state="loading">"checking the API…"</span> }.into_any(),
         Some(Ok(h)) => view! {
             <span data-testid="health" data-state="ok">
                 "API ok · v" {h.version} " · sandboxes " <code>{h.providers.e2b_api_url}</code>

@@ -16,17 +16,9 @@ pub(crate) struct Config {
 
 impl Config {
     pub(crate) fn from_env(env: &Env) -> Config {
-        let var = |name: &str, default: &str| {
-            env.var(name)
-                .map(|v| v.to_string())
-                .unwrap_or_else(|_| default.to_owned())
-        };
-        let secret = |name: &str| {
-            env.secret(name)
-                .ok()
-                .map(|v| v.to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let var =
+            |name: &str, default: &str| env.var(name).map(|v| v.to_string()).unwrap_or_else(|_| default.to_owned());
+        let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
         Config {
             e2b_api_url: var("E2B_API_URL", "http://127.0.0.1:49982"),
             e2b_domain: var("E2B_DOMAIN", "localhost"),

@@ -6,11 +6,7 @@ use worker::{Env, Response, Result};
 use crate::config::Config;
 
 pub(crate) fn get(env: &Env) -> Result<Response> {
-    let health = Health {
-        ok: true,
-        version: VERSION.to_owned(),
-        providers: Config::from_env(env).public_view(),
-    };
+    let health = Health { ok: true, version: VERSION.to_owned(), providers: Config::from_env(env).public_view() };
     let mut response = Response::from_json(&health)?;
     response.headers_mut().set("Cache-Control", "no-store")?;
     Ok(response)

@@ -11,8 +11,5 @@ pub(crate) fn error(err: &ApiError) -> Result<Response> {
 /// The answer for a path under `/v1/` that has no route.
 pub(crate) fn no_route(req: &Request) -> Result<Response> {
     let path = req.path();
-    error(&ApiError::new(
-        ErrorCode::NotFound,
-        format!("no route for {} {path}", req.method()),
-    ))
+    error(&ApiError::new(ErrorCode::NotFound, format!("no route for {} {path}", req.method())))
 }

@@ -54,12 +54,7 @@ fn build_worker(toolchain: &Toolchain) -> anyhow::Result<()> {
         .current_dir(toolchain.root.join("worker"))
         .env("WASM_BINDGEN_BIN", toolchain.wasm_bindgen())
         .env("WASM_OPT_BIN", toolchain.wasm_opt())
-        .env(
-            "ESBUILD_BIN",
-            toolchain
-                .tools_dir()
-                .join("node_modules/esbuild/bin/esbuild"),
-        );
+        .env("ESBUILD_BIN", toolchain.tools_dir().join("node_modules/esbuild/bin/esbuild"));
     run_checked(&mut cmd)
 }
 
@@ -79,26 +74,12 @@ fn build_web(root: &Path, toolchain: &Toolchain) -> anyhow::Result<()> {
     std::fs::create_dir_all(dist.join("pkg"))?;
     run_checked(
         Command::new(toolchain.wasm_bindgen())
-            .args([
-                "--target",
-                "web",
-                "--no-typescript",
-                "--out-name",
-                "mayfly_web",
-                "--out-dir",
-            ])
+            .args(["--target", "web", "--no-typescript", "--out-name", "mayfly_web", "--out-dir"])
             .arg(dist.join("pkg"))
             .arg(root.join("target/wasm32-unknown-unknown/release/mayfly-web.wasm")),
     )?;
     let wasm = dist.join("pkg/mayfly_web_bg.wasm");
-    run_checked(
-        Command::new(toolchain.wasm_opt())
-            .arg("-Oz")
-            .args(WASM_OPT_FEATURES)
-            .arg(&wasm)
-            .arg("-o")
-            .arg(&wasm),
-    )?;
+    run_checked(Command::new(toolchain.wasm_opt()).arg("-Oz").args(WASM_OPT_FEATURES).arg(&wasm).arg("-o").arg(&wasm))?;
     std::fs::copy(root.join("index.html"), dist.join("index.html")).context("copy index.html")?;
     std::fs::copy(root.join("web/style.css"), dist.join("style.css")).context("copy style.css")?;
     Ok(())
@@ -109,10 +90,5 @@ fn measure(name: &'static str, path: PathBuf) -> anyhow::Result<Artifact> {
     let mut gz = GzEncoder::new(Vec::new(), Compression::best());
     gz.write_all(&bytes)?;
     let gzip = gz.finish()?.len() as u64;
-    Ok(Artifact {
-        name,
-        path,
-        raw: bytes.len() as u64,
-        gzip,
-    })
+    Ok(Artifact { name, path, raw: bytes.len() as u64, gzip })
 }

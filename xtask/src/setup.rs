@@ -11,21 +11,13 @@ use anyhow::{bail, Context};
 
 use crate::process::{output, run_checked, version_of};
 use crate::toolchain::{
-    parse_node_version, Toolchain, WasmMode, MIN_NODE_FOR_WRANGLER, WASM_BINDGEN_VERSION,
-    WORKER_BUILD_VERSION,
+    parse_node_version, Toolchain, WasmMode, MIN_NODE_FOR_WRANGLER, WASM_BINDGEN_VERSION, WORKER_BUILD_VERSION,
 };
 
 /// Debian packages every machine needs: Postgres for scratchdb, bubblewrap for sandboxd,
 /// Chromium for the browser tests, and Python's venv module for the tools' venv.
-const APT_ALWAYS: [&str; 7] = [
-    "postgresql",
-    "bubblewrap",
-    "chromium",
-    "chromium-driver",
-    "python3-venv",
-    "procps",
-    "ca-certificates",
-];
+const APT_ALWAYS: [&str; 7] =
+    ["postgresql", "bubblewrap", "chromium", "chromium-driver", "python3-venv", "procps", "ca-certificates"];
 /// The wasm32 route when rustup has no wasm32 target: Debian's rustc 1.96 with its std source.
 const APT_DEBIAN_WASM: [&str; 4] = ["rustc-web", "cargo-web", "rust-web-src", "lld-22"];
 
@@ -65,13 +57,12 @@ fn apt(toolchain: &Toolchain) -> anyhow::Result<()> {
     }
     if toolchain.mode == WasmMode::Debian {
         let version = output(Command::new("/usr/bin/rustc").arg("--version"))?;
-        let minor: u32 = version
-            .split('.')
-            .nth(1)
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
+        let minor: u32 = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
         if minor < 91 {
-            bail!("{} is older than 1.91 (worker needs it): enable bookworm-security and upgrade rustc-web", version.trim());
+            bail!(
+                "{} is older than 1.91 (worker needs it): enable bookworm-security and upgrade rustc-web",
+                version.trim()
+            );
         }
         if !Path::new("/usr/bin/rust-lld").exists() {
             bail!("/usr/bin/rust-lld does not resolve: install lld-22");
@@ -104,9 +95,7 @@ fn dpkg_installed(package: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    output(Command::new("id").arg("-u"))
-        .map(|uid| uid.trim() == "0")
-        .unwrap_or(false)
+    output(Command::new("id").arg("-u")).map(|uid| uid.trim() == "0").unwrap_or(false)
 }
 
 fn cargo_tools() -> anyhow::Result<()> {
@@ -149,18 +138,14 @@ fn npm_tools(toolchain: &Toolchain) -> anyhow::Result<()> {
 
 /// `npm ci` in `dir` unless its node_modules already match its lock file.
 fn npm_ci(dir: &Path) -> anyhow::Result<()> {
-    let lock = std::fs::read(dir.join("package-lock.json"))
-        .with_context(|| format!("{}/package-lock.json", dir.display()))?;
+    let lock =
+        std::fs::read(dir.join("package-lock.json")).with_context(|| format!("{}/package-lock.json", dir.display()))?;
     let stamp = dir.join("node_modules/.mayfly-installed-lock");
     if std::fs::read(&stamp).is_ok_and(|installed| installed == lock) {
         eprintln!("npm: {} up to date", dir.display());
         return Ok(());
     }
-    run_checked(
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir),
-    )?;
+    run_checked(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(dir))?;
     std::fs::write(&stamp, lock)?;
     Ok(())
 }
@@ -176,12 +161,7 @@ fn python_tools(toolchain: &Toolchain) -> anyhow::Result<()> {
         return Ok(());
     }
     if !venv.join("bin/python").exists() {
-        run_checked(
-            Command::new("/usr/bin/python3")
-                .arg("-m")
-                .arg("venv")
-                .arg(&venv),
-        )?;
+        run_checked(Command::new("/usr/bin/python3").arg("-m").arg("venv").arg(&venv))?;
     }
     run_checked(
         Command::new(venv.join("bin/pip"))
@@ -194,71 +174,28 @@ fn python_tools(toolchain: &Toolchain) -> anyhow::Result<()> {
 
 fn print_versions(toolchain: &Toolchain) {
     let mut rows: Vec<(&str, String)> = vec![
-        (
-            "cargo (native)",
-            version_of(Toolchain::native_cargo().arg("--version")),
-        ),
-        (
-            "cargo (wasm32)",
-            version_of(toolchain.wasm_cargo().arg("--version")),
-        ),
-        (
-            "rustc (wasm32)",
-            version_of(toolchain.wasm_rustc().arg("--version")),
-        ),
-        (
-            "wasm-bindgen",
-            version_of(Command::new(toolchain.wasm_bindgen()).arg("--version")),
-        ),
-        (
-            "worker-build",
-            version_of(
-                Command::new(Toolchain::cargo_bin_dir().join("worker-build")).arg("--version"),
-            ),
-        ),
-        (
-            "wasm-opt",
-            version_of(Command::new(toolchain.wasm_opt()).arg("--version")),
-        ),
+        ("cargo (native)", version_of(Toolchain::native_cargo().arg("--version"))),
+        ("cargo (wasm32)", version_of(toolchain.wasm_cargo().arg("--version"))),
+        ("rustc (wasm32)", version_of(toolchain.wasm_rustc().arg("--version"))),
+        ("wasm-bindgen", version_of(Command::new(toolchain.wasm_bindgen()).arg("--version"))),
+        ("worker-build", version_of(Command::new(Toolchain::cargo_bin_dir().join("worker-build")).arg("--version"))),
+        ("wasm-opt", version_of(Command::new(toolchain.wasm_opt()).arg("--version"))),
         (
             "node (wrangler)",
-            version_of(
-                Command::new("node")
-                    .env("PATH", toolchain.tools().node_path())
-                    .arg("--version"),
-            ),
+            version_of(Command::new("node").env("PATH", toolchain.tools().node_path()).arg("--version")),
         ),
         (
             "wrangler",
             version_of(
-                Command::new(toolchain.npm_bin("wrangler"))
-                    .arg("--version")
-                    .env("PATH", toolchain.tools().node_path()),
+                Command::new(toolchain.npm_bin("wrangler")).arg("--version").env("PATH", toolchain.tools().node_path()),
             ),
         ),
-        (
-            "esbuild",
-            version_of(Command::new(toolchain.npm_bin("esbuild")).arg("--version")),
-        ),
-        (
-            "chromium",
-            version_of(Command::new("/usr/bin/chromium").arg("--version")),
-        ),
-        (
-            "chromedriver",
-            version_of(Command::new("/usr/bin/chromedriver").arg("--version")),
-        ),
+        ("esbuild", version_of(Command::new(toolchain.npm_bin("esbuild")).arg("--version"))),
+        ("chromium", version_of(Command::new("/usr/bin/chromium").arg("--version"))),
+        ("chromedriver", version_of(Command::new("/usr/bin/chromedriver").arg("--version"))),
         ("bwrap", version_of(Command::new("bwrap").arg("--version"))),
-        (
-            "postgres",
-            version_of(Command::new("psql").arg("--version")),
-        ),
-        (
-            "python (venv)",
-            version_of(
-                Command::new(toolchain.tools_dir().join("venv/bin/python")).arg("--version"),
-            ),
-        ),
+        ("postgres", version_of(Command::new("psql").arg("--version"))),
+        ("python (venv)", version_of(Command::new(toolchain.tools_dir().join("venv/bin/python")).arg("--version"))),
     ];
     rows.push((
         "playwright-core",
@@ -270,10 +207,8 @@ fn print_versions(toolchain: &Toolchain) {
     rows.push((
         "e2b (python)",
         version_of(
-            Command::new(toolchain.tools_dir().join("venv/bin/python")).args([
-                "-c",
-                "import importlib.metadata as m; print(m.version('e2b'))",
-            ]),
+            Command::new(toolchain.tools_dir().join("venv/bin/python"))
+                .args(["-c", "import importlib.metadata as m; print(m.version('e2b'))"]),
         ),
     ));
     eprintln!("== versions");

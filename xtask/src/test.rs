@@ -3,21 +3,21 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::process::run_checked;
+use crate::process::{run_checked, run_tests, TestCount};
 use crate::toolchain::Toolchain;
 use crate::{build, setup};
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut steps: Vec<(&str, f64)> = Vec::new();
-    let mut step =
-        |name: &'static str, f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
-            eprintln!("\n==== {name}");
-            let t = Instant::now();
-            f()?;
-            steps.push((name, t.elapsed().as_secs_f64()));
-            Ok(())
-        };
+    let mut step = |name: &'static str, f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
+        eprintln!("\n==== {name}");
+        let t = Instant::now();
+        f()?;
+        steps.push((name, t.elapsed().as_secs_f64()));
+        Ok(())
+    };
+    let mut count = TestCount::default();
 
     let mut toolchain = None;
     step("setup", &mut || {
@@ -25,42 +25,21 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         Ok(())
     })?;
     let toolchain = toolchain.expect("setup ran");
-    step("fmt", &mut || {
-        run_checked(Toolchain::native_cargo().args(["fmt", "--all", "--check"]))
-    })?;
+    step("fmt", &mut || run_checked(Toolchain::native_cargo().args(["fmt", "--all", "--check"])))?;
     step("clippy", &mut || {
-        run_checked(Toolchain::native_cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]))
+        run_checked(Toolchain::native_cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
     })?;
     step("native tests", &mut || {
-        run_checked(Toolchain::native_cargo().args([
-            "test",
-            "--workspace",
-            "--exclude",
-            "mayfly-e2e",
-        ]))
+        run_tests(Toolchain::native_cargo().args(["test", "--workspace", "--exclude", "mayfly-e2e"]), &mut count)
     })?;
     step("core tests on wasm32", &mut || {
-        run_checked(
+        let runner = Toolchain::cargo_bin_dir().join("wasm-bindgen-test-runner");
+        run_tests(
             toolchain
                 .wasm_cargo()
-                .args([
-                    "test",
-                    "-p",
-                    "mayfly-core",
-                    "--target",
-                    "wasm32-unknown-unknown",
-                ])
-                .env(
-                    "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-                    Toolchain::cargo_bin_dir().join("wasm-bindgen-test-runner"),
-                ),
+                .args(["test", "-p", "mayfly-core", "--target", "wasm32-unknown-unknown"])
+                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner),
+            &mut count,
         )
     })?;
     let mut sizes = Vec::new();
@@ -69,14 +48,7 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         Ok(())
     })?;
     step("end-to-end tests", &mut || {
-        run_checked(Toolchain::native_cargo().args([
-            "test",
-            "-p",
-            "mayfly-e2e",
-            "--",
-            "--test-threads",
-            "2",
-        ]))
+        run_tests(Toolchain::native_cargo().args(["test", "-p", "mayfly-e2e", "--", "--test-threads", "2"]), &mut count)
     })?;
 
     eprintln!("\n==== summary");
@@ -84,14 +56,10 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         eprintln!("  {name:<22} {secs:>7.1}s");
     }
     for a in &sizes {
-        eprintln!(
-            "  {:<7} wasm {:>9} bytes raw  {:>8} bytes gzip",
-            a.name, a.raw, a.gzip
-        );
+        eprintln!("  {:<7} wasm {:>9} bytes raw  {:>8} bytes gzip", a.name, a.raw, a.gzip);
     }
-    eprintln!(
-        "  total                  {:>7.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("  total                  {:>7.1}s", started.elapsed().as_secs_f64());
+    // One closing line for the whole suite: native, wasm32 and end to end together.
+    println!("{} passed, {} failed", count.passed, count.failed);
     Ok(())
 }

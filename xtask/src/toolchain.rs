@@ -42,30 +42,17 @@ impl Toolchain {
         let rustup_has_wasm = Command::new("rustup")
             .args(["target", "list", "--installed"])
             .output()
-            .map(|out| {
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .any(|l| l.trim() == "wasm32-unknown-unknown")
-            })
+            .map(|out| String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-unknown-unknown"))
             .unwrap_or(false);
-        let mode = if rustup_has_wasm {
-            WasmMode::Rustup
-        } else {
-            WasmMode::Debian
-        };
-        Toolchain {
-            root: root.to_path_buf(),
-            mode,
-        }
+        let mode = if rustup_has_wasm { WasmMode::Rustup } else { WasmMode::Debian };
+        Toolchain { root: root.to_path_buf(), mode }
     }
 
     /// Where `cargo install` puts the pinned CLIs.
     pub(crate) fn cargo_bin_dir() -> PathBuf {
         let home = std::env::var_os("CARGO_HOME")
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
-            });
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
         home.join("bin")
     }
 
@@ -75,9 +62,7 @@ impl Toolchain {
     }
 
     pub(crate) fn tools(&self) -> Tools {
-        Tools {
-            root: self.root.clone(),
-        }
+        Tools { root: self.root.clone() }
     }
 
     pub(crate) fn tools_dir(&self) -> PathBuf {
@@ -103,9 +88,7 @@ impl Toolchain {
             // Debian's cargo must find Debian's rustc, not rustup's proxy, whatever PATH says;
             // tools that run `cargo` themselves (worker-build) find Debian's first on PATH.
             let mut dirs = vec![PathBuf::from("/usr/bin")];
-            dirs.extend(std::env::split_paths(
-                &std::env::var_os("PATH").unwrap_or_default(),
-            ));
+            dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
             cmd.env("PATH", std::env::join_paths(dirs).expect("valid PATH"))
                 .env("RUSTC", "/usr/bin/rustc")
                 .env("RUSTC_BOOTSTRAP", "1")
@@ -121,9 +104,7 @@ impl Toolchain {
     /// The cargo that builds for wasm32.
     pub(crate) fn wasm_cargo(&self) -> Command {
         match self.mode {
-            WasmMode::Rustup => {
-                self.wasm_command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            }
+            WasmMode::Rustup => self.wasm_command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
             WasmMode::Debian => self.wasm_command("/usr/bin/cargo"),
         }
     }

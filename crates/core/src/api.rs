@@ -295,10 +295,7 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    fn check<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
-        value: &T,
-        expect: Expect,
-    ) {
+    fn check<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T, expect: Expect) {
         let json = serde_json::to_string(value).unwrap();
         expect.assert_eq(&json);
         let back: T = serde_json::from_str(&json).unwrap();
@@ -309,10 +306,7 @@ mod tests {
     fn create_turn_request_defaults() {
         let req: CreateTurnRequest = serde_json::from_str(r#"{"code":"print(1)"}"#).unwrap();
         assert_eq!(req, CreateTurnRequest::new("print(1)", Language::Python));
-        check(
-            &req,
-            expect![[r#"{"code":"print(1)","language":"python","database":true}"#]],
-        );
+        check(&req, expect![[r#"{"code":"print(1)","language":"python","database":true}"#]]);
     }
 
     #[test]
@@ -334,27 +328,20 @@ mod tests {
         let cases = [
             (r#"{"code":"x","timeout":5}"#, "unknown field `timeout`"),
             (r#"{"language":"python"}"#, "missing field `code`"),
-            (
-                r#"{"code":"x","language":"ruby"}"#,
-                "unknown variant `ruby`",
-            ),
+            (r#"{"code":"x","language":"ruby"}"#, "unknown variant `ruby`"),
             (r#"{"code":"x","timeout_s":-1}"#, "invalid value"),
             (r#"{"code":1}"#, "invalid type"),
         ];
         for (json, want) in cases {
-            let err = serde_json::from_str::<CreateTurnRequest>(json)
-                .unwrap_err()
-                .to_string();
+            let err = serde_json::from_str::<CreateTurnRequest>(json).unwrap_err().to_string();
             assert!(err.contains(want), "{json}: {err}");
         }
     }
 
     #[test]
     fn languages() {
-        let got: Vec<String> = Language::ALL
-            .iter()
-            .map(|l| format!("{} {} {}", l.as_str(), l.default_template(), l.command()))
-            .collect();
+        let got: Vec<String> =
+            Language::ALL.iter().map(|l| format!("{} {} {}", l.as_str(), l.default_template(), l.command())).collect();
         expect![[r#"
             [
                 "python python python3 -u /home/user/main.py",
@@ -385,11 +372,7 @@ mod tests {
                 files: vec!["data.csv".into()],
                 env: vec!["MODE".into()],
             },
-            timings: Timings {
-                total_ms: 400,
-                run_ms: Some(100),
-                ..Timings::default()
-            },
+            timings: Timings { total_ms: 400, run_ms: Some(100), ..Timings::default() },
             resources: vec![
                 ResourceView {
                     resource: Resource::Sandbox,
@@ -424,9 +407,7 @@ mod tests {
                 events_url: "/v1/turns/t_1/events".into(),
                 status_url: "/v1/turns/t_1".into(),
             },
-            expect![[
-                r#"{"turn_id":"t_1","events_url":"/v1/turns/t_1/events","status_url":"/v1/turns/t_1"}"#
-            ]],
+            expect![[r#"{"turn_id":"t_1","events_url":"/v1/turns/t_1/events","status_url":"/v1/turns/t_1"}"#]],
         );
         check(
             &TurnList {
@@ -509,14 +490,8 @@ mod tests {
         let cases = [
             ("https://api.e2b.app", "https://api.e2b.app"),
             ("http://127.0.0.1:7001/", "http://127.0.0.1:7001/"),
-            (
-                "postgres://user:hunter2@db:5432/x",
-                "postgres://***@db:5432/x",
-            ),
-            (
-                "https://a:b@c@host/p?token=hunter2#frag",
-                "https://***@host/p?***",
-            ),
+            ("postgres://user:hunter2@db:5432/x", "postgres://***@db:5432/x"),
+            ("https://a:b@c@host/p?token=hunter2#frag", "https://***@host/p?***"),
             ("https://host?key=hunter2", "https://host?***"),
             ("host:1/p", "host:1/p"),
             ("", ""),

@@ -50,10 +50,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 
     pub fn status(&self) -> u16 {
@@ -90,11 +87,7 @@ mod tests {
 
     #[test]
     fn error_body_shape() {
-        let body = ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "code is 300000 bytes; the limit is 262144",
-        )
-        .into_body();
+        let body = ApiError::new(ErrorCode::PayloadTooLarge, "code is 300000 bytes; the limit is 262144").into_body();
         let json = serde_json::to_string(&body).unwrap();
         expect![[r#"{"error":{"code":"payload_too_large","message":"code is 300000 bytes; the limit is 262144"}}"#]]
             .assert_eq(&json);
@@ -114,10 +107,8 @@ mod tests {
             ErrorCode::ProviderUnavailable,
             ErrorCode::Internal,
         ];
-        let table: Vec<String> = codes
-            .iter()
-            .map(|c| format!("{} {}", serde_json::to_string(c).unwrap(), c.status()))
-            .collect();
+        let table: Vec<String> =
+            codes.iter().map(|c| format!("{} {}", serde_json::to_string(c).unwrap(), c.status())).collect();
         expect![[r#"
             [
                 "\"invalid_json\" 400",

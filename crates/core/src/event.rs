@@ -37,11 +37,7 @@ pub enum EventBody {
     #[serde(rename = "database.creating")]
     DatabaseCreating {},
     #[serde(rename = "database.ready")]
-    DatabaseReady {
-        ms: u64,
-        host: String,
-        database: String,
-    },
+    DatabaseReady { ms: u64, host: String, database: String },
     #[serde(rename = "code.uploaded")]
     CodeUploaded { path: String, bytes: u64 },
     #[serde(rename = "process.started")]
@@ -181,11 +177,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn check(body: EventBody, expect: Expect) {
-        let event = Event {
-            seq: 7,
-            at_ms: 1234,
-            body,
-        };
+        let event = Event { seq: 7, at_ms: 1234, body };
         let json = serde_json::to_string(&event).unwrap();
         expect.assert_eq(&json);
         let back: Event = serde_json::from_str(&json).unwrap();
@@ -196,10 +188,7 @@ mod tests {
     #[test]
     fn turn_accepted() {
         check(
-            EventBody::TurnAccepted {
-                turn_id: "t_0123456789abcdef".into(),
-                deadline_ms: 30_000,
-            },
+            EventBody::TurnAccepted { turn_id: "t_0123456789abcdef".into(), deadline_ms: 30_000 },
             expect![[
                 r#"{"seq":7,"at_ms":1234,"type":"turn.accepted","turn_id":"t_0123456789abcdef","deadline_ms":30000}"#
             ]],
@@ -209,30 +198,16 @@ mod tests {
     #[test]
     fn provisioning_events() {
         check(
-            EventBody::SandboxCreating {
-                template: "python".into(),
-            },
+            EventBody::SandboxCreating { template: "python".into() },
             expect![[r#"{"seq":7,"at_ms":1234,"type":"sandbox.creating","template":"python"}"#]],
         );
         check(
-            EventBody::SandboxReady {
-                sandbox_id: "sbx1".into(),
-                ms: 80,
-            },
-            expect![[
-                r#"{"seq":7,"at_ms":1234,"type":"sandbox.ready","sandbox_id":"sbx1","ms":80}"#
-            ]],
+            EventBody::SandboxReady { sandbox_id: "sbx1".into(), ms: 80 },
+            expect![[r#"{"seq":7,"at_ms":1234,"type":"sandbox.ready","sandbox_id":"sbx1","ms":80}"#]],
         );
+        check(EventBody::DatabaseCreating {}, expect![[r#"{"seq":7,"at_ms":1234,"type":"database.creating"}"#]]);
         check(
-            EventBody::DatabaseCreating {},
-            expect![[r#"{"seq":7,"at_ms":1234,"type":"database.creating"}"#]],
-        );
-        check(
-            EventBody::DatabaseReady {
-                ms: 12,
-                host: "127.0.0.1:5432".into(),
-                database: "db_x".into(),
-            },
+            EventBody::DatabaseReady { ms: 12, host: "127.0.0.1:5432".into(), database: "db_x".into() },
             expect![[
                 r#"{"seq":7,"at_ms":1234,"type":"database.ready","ms":12,"host":"127.0.0.1:5432","database":"db_x"}"#
             ]],
@@ -242,35 +217,23 @@ mod tests {
     #[test]
     fn running_events() {
         check(
-            EventBody::CodeUploaded {
-                path: "/home/user/main.py".into(),
-                bytes: 42,
-            },
-            expect![[
-                r#"{"seq":7,"at_ms":1234,"type":"code.uploaded","path":"/home/user/main.py","bytes":42}"#
-            ]],
+            EventBody::CodeUploaded { path: "/home/user/main.py".into(), bytes: 42 },
+            expect![[r#"{"seq":7,"at_ms":1234,"type":"code.uploaded","path":"/home/user/main.py","bytes":42}"#]],
         );
         check(
             EventBody::ProcessStarted { pid: 12 },
             expect![[r#"{"seq":7,"at_ms":1234,"type":"process.started","pid":12}"#]],
         );
         check(
-            EventBody::Stdout {
-                data: "(1000000,)\n".into(),
-            },
+            EventBody::Stdout { data: "(1000000,)\n".into() },
             expect![[r#"{"seq":7,"at_ms":1234,"type":"stdout","data":"(1000000,)\n"}"#]],
         );
         check(
-            EventBody::Stderr {
-                data: "Traceback \u{1b}[31m".into(),
-            },
+            EventBody::Stderr { data: "Traceback \u{1b}[31m".into() },
             expect![[r#"{"seq":7,"at_ms":1234,"type":"stderr","data":"Traceback \u001b[31m"}"#]],
         );
         check(
-            EventBody::ProcessExited {
-                exit_code: -9,
-                ms: 900,
-            },
+            EventBody::ProcessExited { exit_code: -9, ms: 900 },
             expect![[r#"{"seq":7,"at_ms":1234,"type":"process.exited","exit_code":-9,"ms":900}"#]],
         );
     }
@@ -333,10 +296,7 @@ mod tests {
         check(
             EventBody::TurnFinished {
                 outcome: Outcome::Succeeded,
-                timings: Timings {
-                    total_ms: 10,
-                    ..Timings::default()
-                },
+                timings: Timings { total_ms: 10, ..Timings::default() },
                 error: None,
             },
             expect![[
@@ -347,34 +307,16 @@ mod tests {
 
     #[test]
     fn unknown_event_type_is_an_error_not_a_panic() {
-        let err =
-            serde_json::from_str::<Event>(r#"{"seq":1,"at_ms":0,"type":"nope"}"#).unwrap_err();
+        let err = serde_json::from_str::<Event>(r#"{"seq":1,"at_ms":0,"type":"nope"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant"), "{err}");
     }
 
     #[test]
     fn enums_use_snake_case() {
         let all = serde_json::to_string(&(
-            [
-                TurnState::Accepted,
-                TurnState::Provisioning,
-                TurnState::Running,
-                TurnState::Reaping,
-                TurnState::Finished,
-            ],
-            [
-                Outcome::Succeeded,
-                Outcome::Failed,
-                Outcome::Cancelled,
-                Outcome::TimedOut,
-            ],
-            [
-                ReapState::Live,
-                ReapState::Reaping,
-                ReapState::Reaped,
-                ReapState::Kept,
-                ReapState::Failed,
-            ],
+            [TurnState::Accepted, TurnState::Provisioning, TurnState::Running, TurnState::Reaping, TurnState::Finished],
+            [Outcome::Succeeded, Outcome::Failed, Outcome::Cancelled, Outcome::TimedOut],
+            [ReapState::Live, ReapState::Reaping, ReapState::Reaped, ReapState::Kept, ReapState::Failed],
             [Resource::Sandbox, Resource::Database],
         ))
         .unwrap();

@@ -52,11 +52,7 @@ pub enum SpecError {
     #[error("{count} files; the limit is {max}")]
     TooManyFiles { count: usize, max: usize },
     #[error("file {path:?} is {bytes} bytes; the limit is {max}")]
-    FileTooLarge {
-        path: String,
-        bytes: usize,
-        max: usize,
-    },
+    FileTooLarge { path: String, bytes: usize, max: usize },
     #[error("code and files are {bytes} bytes in all; the limit is {max}")]
     TooLargeInAll { bytes: usize, max: usize },
     #[error("file path {path:?} is not allowed: {reason}")]
@@ -66,11 +62,7 @@ pub enum SpecError {
     #[error("environment variable name {name:?} is not allowed: {reason}")]
     BadEnvName { name: String, reason: &'static str },
     #[error("environment variable {name:?} is {bytes} bytes; the limit is {max}")]
-    EnvValueTooLarge {
-        name: String,
-        bytes: usize,
-        max: usize,
-    },
+    EnvValueTooLarge { name: String, bytes: usize, max: usize },
     #[error("timeout_s must be between {min} and {max}, got {got}")]
     TimeoutOutOfRange { got: u32, min: u32, max: u32 },
     #[error("template {0:?} is not allowed: use 1-64 of A-Z a-z 0-9 _ . -")]
@@ -123,68 +115,35 @@ pub struct TurnSpec {
 }
 
 impl TurnSpec {
-    pub fn from_request(
-        request: CreateTurnRequest,
-        limits: &Limits,
-    ) -> Result<TurnSpec, SpecError> {
-        let CreateTurnRequest {
-            code,
-            language,
-            files,
-            template,
-            timeout_s,
-            database,
-            env,
-        } = request;
+    pub fn from_request(request: CreateTurnRequest, limits: &Limits) -> Result<TurnSpec, SpecError> {
+        let CreateTurnRequest { code, language, files, template, timeout_s, database, env } = request;
         if code.trim().is_empty() {
             return Err(SpecError::EmptyCode);
         }
         if code.len() > limits.max_code_bytes {
-            return Err(SpecError::CodeTooLarge {
-                bytes: code.len(),
-                max: limits.max_code_bytes,
-            });
+            return Err(SpecError::CodeTooLarge { bytes: code.len(), max: limits.max_code_bytes });
         }
         if files.len() > limits.max_files {
-            return Err(SpecError::TooManyFiles {
-                count: files.len(),
-                max: limits.max_files,
-            });
+            return Err(SpecError::TooManyFiles { count: files.len(), max: limits.max_files });
         }
         let mut total = code.len();
         let mut checked = Vec::with_capacity(files.len());
         for (path, content) in files {
             check_file_path(&path)?;
             if path == language.code_path().trim_start_matches("/home/user/") {
-                return Err(SpecError::BadFilePath {
-                    path,
-                    reason: "it is where the turn's code goes",
-                });
+                return Err(SpecError::BadFilePath { path, reason: "it is where the turn's code goes" });
             }
             if content.len() > limits.max_file_bytes {
-                return Err(SpecError::FileTooLarge {
-                    path,
-                    bytes: content.len(),
-                    max: limits.max_file_bytes,
-                });
+                return Err(SpecError::FileTooLarge { path, bytes: content.len(), max: limits.max_file_bytes });
             }
             total += content.len();
-            checked.push(SandboxFile {
-                relative_path: path,
-                content,
-            });
+            checked.push(SandboxFile { relative_path: path, content });
         }
         if total > limits.max_total_bytes {
-            return Err(SpecError::TooLargeInAll {
-                bytes: total,
-                max: limits.max_total_bytes,
-            });
+            return Err(SpecError::TooLargeInAll { bytes: total, max: limits.max_total_bytes });
         }
         if env.len() > limits.max_env {
-            return Err(SpecError::TooManyEnv {
-                count: env.len(),
-                max: limits.max_env,
-            });
+            return Err(SpecError::TooManyEnv { count: env.len(), max: limits.max_env });
         }
         for (name, value) in &env {
             check_env_name(name)?;
@@ -206,21 +165,11 @@ impl TurnSpec {
         }
         let template = template.unwrap_or_else(|| language.default_template().to_owned());
         let template_ok = (1..=64).contains(&template.len())
-            && template
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            && template.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !template_ok {
             return Err(SpecError::BadTemplate(template));
         }
-        Ok(TurnSpec {
-            code,
-            language,
-            files: checked,
-            template,
-            timeout_s,
-            database,
-            env: env.into_iter().collect(),
-        })
+        Ok(TurnSpec { code, language, files: checked, template, timeout_s, database, env: env.into_iter().collect() })
     }
 
     /// How `GET /v1/turns/{id}` shows this spec: long code cut, env values hidden.
@@ -250,12 +199,7 @@ impl TurnSpec {
 }
 
 fn check_file_path(path: &str) -> Result<(), SpecError> {
-    let refuse = |reason| {
-        Err(SpecError::BadFilePath {
-            path: path.to_owned(),
-            reason,
-        })
-    };
+    let refuse = |reason| Err(SpecError::BadFilePath { path: path.to_owned(), reason });
     if path.is_empty() {
         return refuse("it is empty");
     }
@@ -268,26 +212,16 @@ fn check_file_path(path: &str) -> Result<(), SpecError> {
     if path.chars().any(|c| c.is_control() || c == '\\') {
         return refuse("it contains a control character or a backslash");
     }
-    if path
-        .split('/')
-        .any(|part| part.is_empty() || part == "." || part == "..")
-    {
+    if path.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
         return refuse("every part must be a plain name (no `..`, `.` or empty parts)");
     }
     Ok(())
 }
 
 fn check_env_name(name: &str) -> Result<(), SpecError> {
-    let refuse = |reason| {
-        Err(SpecError::BadEnvName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
+    let refuse = |reason| Err(SpecError::BadEnvName { name: name.to_owned(), reason });
     let mut bytes = name.bytes();
-    let first_ok = bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
     if !first_ok || name.len() > 128 || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return refuse("use a letter or _ then letters, digits or _ (at most 128)");
     }
@@ -307,18 +241,10 @@ mod tests {
 
     fn check(json: &str, expect: Expect) {
         let request: CreateTurnRequest = serde_json::from_str(json).unwrap();
-        let limits = Limits {
-            max_code_bytes: 16,
-            max_files: 2,
-            max_file_bytes: 8,
-            max_total_bytes: 20,
-            ..Limits::default()
-        };
+        let limits =
+            Limits { max_code_bytes: 16, max_files: 2, max_file_bytes: 8, max_total_bytes: 20, ..Limits::default() };
         let got = match TurnSpec::from_request(request, &limits) {
-            Ok(spec) => format!(
-                "ok {:?} {} {} {:?}",
-                spec.language, spec.template, spec.timeout_s, spec.files
-            ),
+            Ok(spec) => format!("ok {:?} {} {} {:?}", spec.language, spec.template, spec.timeout_s, spec.files),
             Err(err) => {
                 let api = err.to_api_error();
                 format!("{} {}", api.status(), api.message)
@@ -329,23 +255,15 @@ mod tests {
 
     #[test]
     fn defaults() {
-        check(
-            r#"{"code":"print(1)"}"#,
-            expect![[r#"ok Python python 30 []"#]],
-        );
-        check(
-            r#"{"code":"echo","language":"bash"}"#,
-            expect![[r#"ok Bash base 30 []"#]],
-        );
+        check(r#"{"code":"print(1)"}"#, expect![[r#"ok Python python 30 []"#]]);
+        check(r#"{"code":"echo","language":"bash"}"#, expect![[r#"ok Bash base 30 []"#]]);
     }
 
     #[test]
     fn files() {
         check(
             r#"{"code":"x","files":{"a/b.txt":"12"}}"#,
-            expect![[
-                r#"ok Python python 30 [SandboxFile { relative_path: "a/b.txt", content: "12" }]"#
-            ]],
+            expect![[r#"ok Python python 30 [SandboxFile { relative_path: "a/b.txt", content: "12" }]"#]],
         );
         check(
             r#"{"code":"x","files":{"../etc/passwd":""}}"#,
@@ -361,34 +279,19 @@ mod tests {
         );
         check(
             r#"{"code":"x","files":{"/etc/shadow":""}}"#,
-            expect![[
-                r#"400 file path "/etc/shadow" is not allowed: it must be relative to /home/user"#
-            ]],
+            expect![[r#"400 file path "/etc/shadow" is not allowed: it must be relative to /home/user"#]],
         );
-        check(
-            r#"{"code":"x","files":{"":""}}"#,
-            expect![[r#"400 file path "" is not allowed: it is empty"#]],
-        );
+        check(r#"{"code":"x","files":{"":""}}"#, expect![[r#"400 file path "" is not allowed: it is empty"#]]);
         check(
             r#"{"code":"x","files":{"a\u0000b":""}}"#,
-            expect![[
-                r#"400 file path "a\0b" is not allowed: it contains a control character or a backslash"#
-            ]],
+            expect![[r#"400 file path "a\0b" is not allowed: it contains a control character or a backslash"#]],
         );
         check(
             r#"{"code":"x","files":{"main.py":""}}"#,
-            expect![[
-                r#"400 file path "main.py" is not allowed: it is where the turn's code goes"#
-            ]],
+            expect![[r#"400 file path "main.py" is not allowed: it is where the turn's code goes"#]],
         );
-        check(
-            r#"{"code":"x","files":{"a":"123456789"}}"#,
-            expect![[r#"413 file "a" is 9 bytes; the limit is 8"#]],
-        );
-        check(
-            r#"{"code":"x","files":{"a":"1","b":"2","c":"3"}}"#,
-            expect![[r#"400 3 files; the limit is 2"#]],
-        );
+        check(r#"{"code":"x","files":{"a":"123456789"}}"#, expect![[r#"413 file "a" is 9 bytes; the limit is 8"#]]);
+        check(r#"{"code":"x","files":{"a":"1","b":"2","c":"3"}}"#, expect![[r#"400 3 files; the limit is 2"#]]);
         check(
             r#"{"code":"0123456789abcd","files":{"a":"12345678"}}"#,
             expect![[r#"413 code and files are 22 bytes in all; the limit is 20"#]],
@@ -398,18 +301,12 @@ mod tests {
     #[test]
     fn code() {
         check(r#"{"code":"   "}"#, expect![[r#"400 code is empty"#]]);
-        check(
-            r#"{"code":"0123456789abcdefX"}"#,
-            expect![[r#"413 code is 17 bytes; the limit is 16"#]],
-        );
+        check(r#"{"code":"0123456789abcdefX"}"#, expect![[r#"413 code is 17 bytes; the limit is 16"#]]);
     }
 
     #[test]
     fn env() {
-        check(
-            r#"{"code":"x","env":{"OK_1":"v"}}"#,
-            expect![[r#"ok Python python 30 []"#]],
-        );
+        check(r#"{"code":"x","env":{"OK_1":"v"}}"#, expect![[r#"ok Python python 30 []"#]]);
         check(
             r#"{"code":"x","env":{"PG_URL":"v"}}"#,
             expect![[r#"400 environment variable name "PG_URL" is not allowed: mayfly sets it"#]],
@@ -430,18 +327,9 @@ mod tests {
 
     #[test]
     fn timeout_and_template() {
-        check(
-            r#"{"code":"x","timeout_s":0}"#,
-            expect![[r#"400 timeout_s must be between 1 and 900, got 0"#]],
-        );
-        check(
-            r#"{"code":"x","timeout_s":901}"#,
-            expect![[r#"400 timeout_s must be between 1 and 900, got 901"#]],
-        );
-        check(
-            r#"{"code":"x","timeout_s":900,"template":"base"}"#,
-            expect![[r#"ok Python base 900 []"#]],
-        );
+        check(r#"{"code":"x","timeout_s":0}"#, expect![[r#"400 timeout_s must be between 1 and 900, got 0"#]]);
+        check(r#"{"code":"x","timeout_s":901}"#, expect![[r#"400 timeout_s must be between 1 and 900, got 901"#]]);
+        check(r#"{"code":"x","timeout_s":900,"template":"base"}"#, expect![[r#"ok Python base 900 []"#]]);
         check(
             r#"{"code":"x","template":"../x y"}"#,
             expect![[r#"400 template "../x y" is not allowed: use 1-64 of A-Z a-z 0-9 _ . -"#]],
@@ -452,9 +340,7 @@ mod tests {
     fn view_cuts_long_code_on_a_char_boundary_and_hides_env_values() {
         let mut request = CreateTurnRequest::new("é".repeat(3000), Language::Python);
         request.env.insert("SECRET".into(), "hunter2".into());
-        let view = TurnSpec::from_request(request, &Limits::default())
-            .unwrap()
-            .view();
+        let view = TurnSpec::from_request(request, &Limits::default()).unwrap().view();
         assert!(view.code_elided);
         assert_eq!(view.code.len(), 4096);
         assert_eq!(view.code_bytes, 6000);
