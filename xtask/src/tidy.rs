@@ -89,9 +89,10 @@ mod tests {
                 && (chunk.contains('/')
                     || [".rs", ".md", ".toml", ".html", ".mjs", ".css", ".json"].iter().any(|e| chunk.ends_with(e)));
             // Odd chunks are inside backticks.
+            // A leading `/` marks an HTTP route, not a file of the tree.
             // `target/` holds build output, which a fresh clone does not have yet.
             let generated = chunk.starts_with("target/");
-            if i % 2 == 1 && looks_like_path && !generated && !chunk.starts_with("/v1") && !chunk.contains('{') {
+            if i % 2 == 1 && looks_like_path && !generated && !chunk.starts_with('/') && !chunk.contains('{') {
                 paths.push(chunk.trim_end_matches('/').to_owned());
             }
         }

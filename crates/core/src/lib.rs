@@ -6,9 +6,19 @@
 //! definition of every type that crosses a wire.
 
 pub mod api;
+pub mod connect;
+pub mod e2b;
+pub mod e2b_client;
 pub mod error;
 pub mod event;
+pub mod http;
+pub mod instanode;
+pub mod provider;
+pub mod retry;
 pub mod spec;
+pub mod sweep;
+pub mod turn;
+pub mod utf8;
 
 pub use api::*;
 pub use error::{ApiError, ErrorBody, ErrorCode};

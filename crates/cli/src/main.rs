@@ -1,0 +1,164 @@
+//! `mayfly`: run a turn from the terminal (`run`), run the local stack (`stack`), sweep leaks
+//! (`reap`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mayfly_cli::providers::{self, EnvProviders};
+use mayfly_cli::run::{self, RunArgs};
+use mayfly_cli::stack::{self, LocalStack, StackOptions};
+use mayfly_core::provider::Clock;
+use mayfly_core::Language;
+
+#[derive(Debug, Parser)]
+#[command(name = "mayfly", version, about = "A hermetic runtime for every agent turn")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the local stack (Postgres, scratchdb, sandboxd) until Ctrl-C or SIGTERM.
+    Stack {
+        /// Keep Postgres data here between runs (default: a temporary directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Ready databases kept in scratchdb's warm pool.
+        #[arg(long, default_value_t = 2)]
+        pool: usize,
+    },
+    /// Run FILE as one turn: a fresh sandbox and database, output streamed, both reaped.
+    Run {
+        file: PathBuf,
+        /// The code's language (default: from the file's extension).
+        #[arg(long, value_enum)]
+        language: Option<LanguageArg>,
+        /// Run without a scratch database.
+        #[arg(long)]
+        no_db: bool,
+        /// Keep the database after the turn and print how to claim it.
+        #[arg(long, conflicts_with = "no_db")]
+        keep_db: bool,
+        /// Seconds the code may run (1-900, default 30).
+        #[arg(long)]
+        timeout: Option<u32>,
+    },
+    /// Sweep the providers once: reap mayfly resources past their deadline.
+    Reap {
+        /// Minutes past its deadline a resource may live before it is reaped.
+        #[arg(long, default_value_t = 1)]
+        grace_minutes: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LanguageArg {
+    Python,
+    Bash,
+    Node,
+}
+
+impl From<LanguageArg> for Language {
+    fn from(arg: LanguageArg) -> Language {
+        match arg {
+            LanguageArg::Python => Language::Python,
+            LanguageArg::Bash => Language::Bash,
+            LanguageArg::Node => Language::Node,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Stack { data_dir, pool } => {
+            runtime.block_on(stack_command(StackOptions { data_dir, pool, python_venv: None }))
+        }
+        Command::Run { file, language, no_db, keep_db, timeout } => {
+            let args = RunArgs {
+                file,
+                language: language.map(Into::into),
+                database: !no_db,
+                keep_database: keep_db,
+                timeout_s: timeout,
+            };
+            let status = runtime.block_on(run_command(args))?;
+            // Dropping the runtime first lets every server task and child process finish cleanly.
+            drop(runtime);
+            std::process::exit(status);
+        }
+        Command::Reap { grace_minutes } => runtime.block_on(reap_command(Duration::from_secs(grace_minutes * 60))),
+    }
+}
+
+async fn stack_command(options: StackOptions) -> anyhow::Result<()> {
+    let stack = LocalStack::start(options).await?;
+    let file = stack::write_endpoints(&stack.endpoints)?;
+    println!("mayfly stack is up:");
+    println!("  sandboxd (E2B protocol):       {}", stack.endpoints.sandboxd_url);
+    println!("  scratchdb (instanode protocol): {}", stack.endpoints.scratchdb_url);
+    println!("  endpoints and keys:            {} (owner-only)", file.display());
+    println!("`mayfly run FILE` uses it. Ctrl-C stops everything.");
+    wait_for_stop_signal().await?;
+    eprintln!("mayfly stack: stopping (sandboxes killed, databases dropped, Postgres stopped)…");
+    stack::remove_endpoints(&stack.endpoints);
+    stack.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = term.recv() => {},
+    }
+    Ok(())
+}
+
+async fn run_command(args: RunArgs) -> anyhow::Result<i32> {
+    let spec = run::spec_for(&args)?;
+    let env = EnvProviders::from_env();
+    let running = if env.is_complete() { None } else { stack::read_endpoints() };
+    let own_stack = if env.is_complete() || running.is_some() {
+        None
+    } else {
+        eprintln!("mayfly: no `mayfly stack` running; starting the local stack for this turn");
+        Some(LocalStack::start(StackOptions::default()).await?)
+    };
+    let local = running.as_ref().or(own_stack.as_ref().map(|s| &s.endpoints));
+    let providers = providers::build(&env, local)?;
+    let report = run::run(spec, args.keep_database, &providers).await;
+    if let Some(stack) = own_stack {
+        if args.keep_database {
+            eprintln!("mayfly: note: the local stack started for this turn stops now, and its database with it");
+        }
+        stack.shutdown().await;
+    }
+    Ok(run::exit_status(&report))
+}
+
+async fn reap_command(grace: Duration) -> anyhow::Result<()> {
+    let env = EnvProviders::from_env();
+    let running = stack::read_endpoints();
+    if !env.is_complete() && running.is_none() {
+        anyhow::bail!("nothing to sweep: no provider is configured and no `mayfly stack` is running");
+    }
+    let providers = providers::build(&env, running.as_ref())?;
+    let now = mayfly_cli::clock::SystemClock.now_ms();
+    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+    let report = mayfly_core::sweep::sweep(&providers, now, grace_ms).await;
+    println!(
+        "swept: {} sandboxes seen, {} reaped; {} databases seen, {} reaped",
+        report.sandboxes_seen, report.sandboxes_reaped, report.databases_seen, report.databases_reaped
+    );
+    for error in &report.errors {
+        println!("  error: {error}");
+    }
+    if !report.errors.is_empty() {
+        anyhow::bail!("the sweep met {} errors; run it again", report.errors.len());
+    }
+    Ok(())
+}

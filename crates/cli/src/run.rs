@@ -1,0 +1,209 @@
+//! `mayfly run FILE`: one turn from the terminal. Steps and their times go to stderr; the code's
+//! stdout and stderr go to ours, as they are produced.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use mayfly_core::turn::{
+    run_turn, Lease, LeasedResource, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink,
+};
+use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, ReapState, TurnSpec};
+
+use crate::clock::SystemClock;
+use crate::providers::NativeProviders;
+
+/// What `mayfly run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    pub file: PathBuf,
+    pub language: Option<Language>,
+    pub database: bool,
+    pub keep_database: bool,
+    pub timeout_s: Option<u32>,
+}
+
+/// The language of `file`, from its extension.
+pub fn language_of(file: &Path) -> Option<Language> {
+    match file.extension()?.to_str()? {
+        "py" => Some(Language::Python),
+        "sh" | "bash" => Some(Language::Bash),
+        "js" | "mjs" | "cjs" => Some(Language::Node),
+        _ => None,
+    }
+}
+
+/// Reads and validates the turn `args` describe, with the same limits as the edge API.
+pub fn spec_for(args: &RunArgs) -> anyhow::Result<TurnSpec> {
+    let code = std::fs::read_to_string(&args.file)
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", args.file.display()))?;
+    let Some(language) = args.language.or_else(|| language_of(&args.file)) else {
+        anyhow::bail!("cannot tell the language of {}: pass --language python|bash|node", args.file.display());
+    };
+    let mut request = CreateTurnRequest::new(code, language);
+    request.database = args.database;
+    request.timeout_s = args.timeout_s;
+    Ok(TurnSpec::from_request(request, &Limits::default())?)
+}
+
+/// Runs one turn, printing as it goes; Ctrl-C cancels it (and it still reaps).
+pub async fn run(spec: TurnSpec, keep_database: bool, providers: &NativeProviders) -> TurnReport {
+    let turn_id = TurnId::new(format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]))
+        .expect("a generated id is valid");
+    eprintln!(
+        "mayfly: turn {turn_id}: {} code, timeout {} s, {}",
+        spec.language.as_str(),
+        spec.timeout_s,
+        if spec.database { "with a scratch database" } else { "no database" }
+    );
+    let options = TurnOptions { keep_database, ..TurnOptions::default() };
+    let control = TurnControl::default();
+    let sink = TerminalSink::default();
+    let turn = run_turn(turn_id, spec, options, providers, &SystemClock, &sink, &control);
+    let cancel_on_signal = async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("mayfly: cancelling (the turn still reaps)…");
+            control.cancel();
+        }
+        std::future::pending::<()>().await;
+    };
+    let report = tokio::select! {
+        report = turn => report,
+        () = cancel_on_signal => unreachable!("the signal future never ends"),
+    };
+    sink.print_summary(&report);
+    report
+}
+
+/// The exit status `mayfly run` ends with: the code's own, or 1 when the turn failed otherwise.
+pub fn exit_status(report: &TurnReport) -> i32 {
+    match (report.outcome, report.exit_code) {
+        (Outcome::Succeeded, _) => 0,
+        (_, Some(code)) if code != 0 => code.clamp(1, 255),
+        _ => 1,
+    }
+}
+
+/// Prints events as steps; remembers leases to say how to claim a kept database.
+#[derive(Debug, Default)]
+struct TerminalSink {
+    database_token: RefCell<Option<String>>,
+}
+
+impl TurnSink for TerminalSink {
+    fn emit(&self, event: Event) -> Result<(), SinkError> {
+        let at = event.at_ms;
+        let step = |text: String| eprintln!("[{at:>6} ms] {text}");
+        match event.body {
+            EventBody::Stdout { data } => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(data.as_bytes()).and_then(|()| out.flush());
+            }
+            EventBody::Stderr { data } => {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(data.as_bytes()).and_then(|()| err.flush());
+            }
+            EventBody::TurnAccepted { .. } => step("turn accepted".into()),
+            EventBody::SandboxCreating { template } => step(format!("sandbox creating (template {template})")),
+            EventBody::SandboxReady { sandbox_id, ms } => step(format!("sandbox ready: {sandbox_id} in {ms} ms")),
+            EventBody::DatabaseCreating {} => step("database creating".into()),
+            EventBody::DatabaseReady { ms, host, database } => {
+                step(format!("database ready: {database} on {host} in {ms} ms (PG_URL and DATABASE_URL set)"));
+            }
+            EventBody::CodeUploaded { path, bytes } => step(format!("code uploaded: {path} ({bytes} bytes)")),
+            EventBody::ProcessStarted { pid } => step(format!("process started (pid {pid})")),
+            EventBody::ProcessExited { exit_code, ms } => {
+                step(format!("process exited with {exit_code} after {ms} ms"));
+            }
+            EventBody::SandboxReaped { ms } => step(format!("sandbox reaped in {ms} ms")),
+            EventBody::DatabaseReaped { ms } => step(format!("database reaped in {ms} ms")),
+            EventBody::DatabaseKept { claim } => {
+                step("database kept: it is not deleted with the turn".into());
+                eprintln!("             {}", claim.instructions);
+                eprintln!("             claim: {}", claim.claim_url);
+                if let Some(expires) = claim.expires_at {
+                    eprintln!("             expires: {expires} unless claimed");
+                }
+            }
+            EventBody::ReapFailed { resource, error, retry_at } => {
+                step(format!("reap of the {resource:?} failed: {error} (retry at {retry_at} ms)").to_lowercase());
+            }
+            EventBody::TurnFinished { outcome, error, .. } => {
+                let outcome = serde_json::to_value(outcome).unwrap_or_default();
+                let outcome = outcome.as_str().unwrap_or("finished");
+                match error {
+                    Some(error) => step(format!("turn finished: {outcome}: {error}")),
+                    None => step(format!("turn finished: {outcome}")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record_lease(&self, lease: Lease) -> LocalBoxFuture<'_, Result<(), SinkError>> {
+        // The CLI keeps no durable ledger: the providers' tags let `mayfly reap` find anything a
+        // killed `mayfly run` left behind.
+        if let LeasedResource::Database { token, .. } = lease.resource {
+            *self.database_token.borrow_mut() = Some(token);
+        }
+        async { Ok(()) }.boxed_local()
+    }
+}
+
+impl TerminalSink {
+    fn print_summary(&self, report: &TurnReport) {
+        let t = &report.timings;
+        let part = |name: &str, ms: Option<u64>| ms.map(|ms| format!("{name} {ms} ms")).unwrap_or_default();
+        let parts: Vec<String> = [
+            part("provision", t.provision_ms),
+            part("upload", t.upload_ms),
+            part("run", t.run_ms),
+            part("reap", t.reap_ms),
+        ]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+        eprintln!("mayfly: {} ms in all ({})", t.total_ms, parts.join(", "));
+        let state = |reap: &Option<mayfly_core::turn::ResourceReap>| match reap {
+            None => "none".to_owned(),
+            Some(r) => match (&r.state, &r.error) {
+                (ReapState::Failed, Some(error)) => format!("failed ({error}); `mayfly reap` retries it"),
+                (state, _) => {
+                    serde_json::to_value(state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+                }
+            },
+        };
+        eprintln!("mayfly: sandbox {}, database {}", state(&report.sandbox), state(&report.database));
+        if report.database.as_ref().is_some_and(|d| d.state == ReapState::Kept) {
+            if let Some(token) = self.database_token.borrow().as_ref() {
+                eprintln!(
+                    "mayfly: database token {token} (use it with the provider's API to get credentials or delete it)"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mayfly_core::provider::Clock;
+
+    use super::*;
+
+    #[test]
+    fn language_from_extension() {
+        assert_eq!(language_of(Path::new("a/seed_turn.py")), Some(Language::Python));
+        assert_eq!(language_of(Path::new("x.sh")), Some(Language::Bash));
+        assert_eq!(language_of(Path::new("x.mjs")), Some(Language::Node));
+        assert_eq!(language_of(Path::new("x.rb")), None);
+        assert_eq!(language_of(Path::new("noext")), None);
+    }
+
+    #[test]
+    fn clock_is_wall_time() {
+        let now = SystemClock.now_ms();
+        assert!(now > 1_700_000_000_000, "{now}");
+    }
+}

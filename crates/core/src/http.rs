@@ -1,0 +1,219 @@
+//! Core's own HTTP boundary: one small trait that every provider client in core talks through.
+//!
+//! Core performs no I/O, so it cannot own an HTTP client. The worker implements [`HttpClient`] on
+//! `worker::Fetch`, native code on reqwest, and tests use [`MemoryHttpClient`]. Futures are not
+//! `Send` (`LocalBoxFuture`) because `worker::Fetch` futures are not, and a response body is a byte
+//! stream so a process's output can be read while the process still runs.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::LocalBoxFuture;
+use futures::stream::{LocalBoxStream, StreamExt};
+use thiserror::Error;
+
+pub use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+/// Sends one request and answers with the status, the headers and a streaming body.
+///
+/// The future resolves when the status and headers have arrived; the body is read afterwards.
+pub trait HttpClient {
+    fn send(&self, request: HttpRequest) -> LocalBoxFuture<'_, Result<HttpResponse, HttpError>>;
+}
+
+impl<T: HttpClient + ?Sized> HttpClient for &T {
+    fn send(&self, request: HttpRequest) -> LocalBoxFuture<'_, Result<HttpResponse, HttpError>> {
+        (**self).send(request)
+    }
+}
+
+impl<T: HttpClient + ?Sized> HttpClient for std::rc::Rc<T> {
+    fn send(&self, request: HttpRequest) -> LocalBoxFuture<'_, Result<HttpResponse, HttpError>> {
+        (**self).send(request)
+    }
+}
+
+/// A request with its whole body in memory: every request mayfly sends is small.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpRequest {
+    /// A request without headers or body.
+    pub fn new(method: Method, url: impl Into<String>) -> HttpRequest {
+        HttpRequest { method, url: url.into(), headers: HeaderMap::new(), body: Bytes::new() }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> HttpRequest {
+        self.headers.append(name, value);
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> HttpRequest {
+        self.body = body.into();
+        self
+    }
+}
+
+/// The body of a response, chunk by chunk, as the network delivers it.
+pub type HttpBody = LocalBoxStream<'static, Result<Bytes, HttpError>>;
+
+/// A response whose body has not been read yet.
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: HttpBody,
+}
+
+impl fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResponse").field("status", &self.status).field("headers", &self.headers).finish()
+    }
+}
+
+impl HttpResponse {
+    /// A response whose body arrives as the given chunks, in order; an `Err` chunk breaks the body
+    /// off there, as a dropped connection would.
+    pub fn from_chunks(status: StatusCode, chunks: Vec<Result<Bytes, HttpError>>) -> HttpResponse {
+        HttpResponse { status, headers: HeaderMap::new(), body: futures::stream::iter(chunks).boxed_local() }
+    }
+
+    /// A response with its whole body in one chunk.
+    pub fn from_bytes(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+        HttpResponse::from_chunks(status, vec![Ok(body.into())])
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> HttpResponse {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Reads the whole body, refusing more than `max_bytes` so a misbehaving server cannot make
+    /// the caller buffer without bound.
+    pub async fn collect_body(self, max_bytes: usize) -> Result<Bytes, HttpError> {
+        let mut body = self.body;
+        let mut all = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            if all.len() + chunk.len() > max_bytes {
+                return Err(HttpError::BodyTooLarge { max_bytes });
+            }
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all.freeze())
+    }
+}
+
+/// Why a request got no (complete) answer. A status code, even 500, is an answer, not an error.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HttpError {
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("the request timed out")]
+    Timeout,
+    #[error("the request failed: {0}")]
+    Request(String),
+    #[error("the response body broke off: {0}")]
+    Body(String),
+    #[error("the response body is larger than {max_bytes} bytes")]
+    BodyTooLarge { max_bytes: usize },
+}
+
+/// How a [`MemoryHttpClient`] answers a request.
+pub type MemoryAnswer = Box<dyn Fn(&HttpRequest) -> Result<HttpResponse, HttpError>>;
+
+/// An [`HttpClient`] that answers from a function and remembers every request, for tests of the
+/// provider clients.
+pub struct MemoryHttpClient {
+    answer: MemoryAnswer,
+    requests: RefCell<Vec<HttpRequest>>,
+}
+
+impl fmt::Debug for MemoryHttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryHttpClient").field("requests", &self.requests.borrow().len()).finish()
+    }
+}
+
+impl MemoryHttpClient {
+    pub fn new(answer: impl Fn(&HttpRequest) -> Result<HttpResponse, HttpError> + 'static) -> MemoryHttpClient {
+        MemoryHttpClient { answer: Box::new(answer), requests: RefCell::new(Vec::new()) }
+    }
+
+    /// Every request sent so far, oldest first.
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.requests.borrow().clone()
+    }
+}
+
+impl HttpClient for MemoryHttpClient {
+    fn send(&self, request: HttpRequest) -> LocalBoxFuture<'_, Result<HttpResponse, HttpError>> {
+        let answer = (self.answer)(&request);
+        self.requests.borrow_mut().push(request);
+        Box::pin(async move { answer })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn client() -> MemoryHttpClient {
+        MemoryHttpClient::new(|request| match request.url.as_str() {
+            "http://x/chunks" => Ok(HttpResponse::from_chunks(
+                StatusCode::OK,
+                vec![Ok(Bytes::from_static(b"ab")), Ok(Bytes::from_static(b"cd"))],
+            )),
+            "http://x/broken" => Ok(HttpResponse::from_chunks(
+                StatusCode::OK,
+                vec![Ok(Bytes::from_static(b"ab")), Err(HttpError::Body("reset".into()))],
+            )),
+            "http://x/down" => Err(HttpError::Connect("refused".into())),
+            _ => Ok(HttpResponse::from_bytes(StatusCode::NOT_FOUND, "no")),
+        })
+    }
+
+    /// Everything [`MemoryHttpClient`] answers is ready at once, so no executor is needed.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        future.now_or_never().expect("a memory answer is ready at once")
+    }
+
+    #[test]
+    fn body_streams_chunk_by_chunk_and_requests_are_recorded() {
+        let client = client();
+        let request = HttpRequest::new(Method::POST, "http://x/chunks")
+            .with_header(HeaderName::from_static("x-api-key"), HeaderValue::from_static("k"))
+            .with_body("{}");
+        let response = block_on(client.send(request.clone())).unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+        let chunks: Vec<_> = block_on(response.body.collect::<Vec<_>>());
+        assert_eq!(chunks, vec![Ok(Bytes::from_static(b"ab")), Ok(Bytes::from_static(b"cd"))]);
+        assert_eq!(client.requests(), vec![request]);
+    }
+
+    #[test]
+    fn collect_body_joins_chunks_and_reports_breaks_and_limits() {
+        let client = client();
+        let send = |url: &str| block_on(client.send(HttpRequest::new(Method::GET, url)));
+        assert_eq!(block_on(send("http://x/chunks").unwrap().collect_body(4)).unwrap(), "abcd");
+        assert_eq!(
+            block_on(send("http://x/chunks").unwrap().collect_body(3)).unwrap_err().to_string(),
+            "the response body is larger than 3 bytes"
+        );
+        assert_eq!(
+            block_on(send("http://x/broken").unwrap().collect_body(10)).unwrap_err(),
+            HttpError::Body("reset".into())
+        );
+        assert_eq!(send("http://x/down").unwrap_err().to_string(), "could not connect: refused");
+        assert_eq!(send("http://x/other").unwrap().status, StatusCode::NOT_FOUND);
+    }
+}

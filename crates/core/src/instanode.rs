@@ -1,0 +1,410 @@
+//! The instanode client: [`DatabaseProvider`] over core's [`HttpClient`], following
+//! `../shared/reference/instanode-api.md`.
+//!
+//! With an account token (token mode) every call carries `Authorization: Bearer`, databases belong
+//! to the account and are deleted with `DELETE /api/v1/resources/{token}`. Without one (anonymous
+//! mode) `/db/new` still works, but instanode offers no way to delete or list what it made: the
+//! database expires at the provider and the turn reports how to claim it instead. Every error answer
+//! (`{"ok":false,"error":code,"message",…,"retry_after_seconds"}`) becomes a typed
+//! [`InstanodeError`] in one function, [`error_from_response`].
+
+use std::fmt;
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::api::ClaimInfo;
+use crate::http::{HttpClient, HttpRequest, HttpResponse, Method, StatusCode};
+use crate::provider::{
+    redact_credentials_in_text, Clock, Database, DatabaseInfo, DatabaseMode, DatabaseProvider, DatabaseRequest,
+    ProviderError,
+};
+use crate::retry::{error_body, header_name, header_value, join_url, percent_encode, send_with_retry, RetryPolicy};
+
+const PROVIDER: &str = "instanode";
+const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
+/// A listing that keeps handing out cursors is a broken server, not a big account.
+const MAX_LIST_PAGES: usize = 100;
+
+/// Where instanode is and whose account it works in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InstanodeConfig {
+    /// e.g. `https://api.instanode.dev`.
+    pub base_url: String,
+    /// A session JWT or personal access token: token mode when set, anonymous otherwise.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for InstanodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token is a credential: Debug output ends up in logs.
+        f.debug_struct("InstanodeConfig")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// A failure instanode reported, from its error envelope (or, lacking one, the status alone).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{code} ({status}): {message}")]
+pub struct InstanodeError {
+    pub status: u16,
+    /// instanode's stable code (`name_required`, `rate_limited`, `not_found`, …); `http_<status>`
+    /// when the body had none.
+    pub code: String,
+    pub message: String,
+    pub retry_after_seconds: Option<u64>,
+}
+
+impl InstanodeError {
+    /// Whether sending the same request later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        crate::retry::is_retryable_status(
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        )
+    }
+}
+
+impl From<InstanodeError> for ProviderError {
+    fn from(error: InstanodeError) -> ProviderError {
+        ProviderError::Status {
+            provider: PROVIDER,
+            status: error.status,
+            message: format!("{}: {}", error.code, error.message),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    retry_after_seconds: Option<u64>,
+}
+
+/// The one mapping from an answer to a typed error: `None` for 2xx, an error for every other
+/// status. Messages pass through [`redact_credentials_in_text`]: an error may echo a connection URL.
+pub fn error_from_response(status: StatusCode, body: &[u8]) -> Option<InstanodeError> {
+    if status.is_success() {
+        return None;
+    }
+    let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok();
+    let (code, message, retry_after_seconds) = match envelope {
+        Some(envelope) => (envelope.error, envelope.message, envelope.retry_after_seconds),
+        None => (None, None, None),
+    };
+    let code = code.filter(|code| !code.is_empty()).unwrap_or_else(|| format!("http_{}", status.as_u16()));
+    let message = message.filter(|message| !message.is_empty()).unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        match text.trim() {
+            "" => status.canonical_reason().unwrap_or("no reason given").to_lowercase(),
+            text if text.starts_with('{') => status.canonical_reason().unwrap_or("no reason given").to_lowercase(),
+            text => text.chars().take(200).collect(),
+        }
+    });
+    Some(InstanodeError {
+        status: status.as_u16(),
+        code,
+        message: redact_credentials_in_text(&message),
+        retry_after_seconds,
+    })
+}
+
+fn protocol(message: impl Into<String>) -> ProviderError {
+    ProviderError::Protocol { provider: PROVIDER, message: message.into() }
+}
+
+#[derive(Serialize)]
+struct NewDatabase<'a> {
+    name: &'a str,
+}
+
+/// `POST /db/new`'s answer, both shapes: anonymous (with `expires_at`, `claim_url`/`upgrade`,
+/// `upgrade_jwt`) and authenticated (without them). Unknown fields are ignored.
+#[derive(Deserialize)]
+struct NewDatabaseAnswer {
+    token: String,
+    #[serde(default)]
+    name: Option<String>,
+    connection_url: String,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    claim_url: Option<String>,
+    #[serde(default)]
+    upgrade: Option<String>,
+    #[serde(default)]
+    upgrade_jwt: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ResourceList {
+    #[serde(default, alias = "resources")]
+    items: Vec<ResourceItem>,
+    /// Only in the Go SDK's reading of the API; followed when present.
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ResourceItem {
+    token: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    resource_type: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeleteAnswer {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RotateAnswer {
+    connection_url: String,
+}
+
+/// The parts of a connection URL events may show: `host:port` and the database name. Never the
+/// user-info, which holds the password.
+pub fn connection_parts(connection_url: &str) -> Option<(String, String)> {
+    let rest = connection_url.split_once("://")?.1;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if host.is_empty() {
+        return None;
+    }
+    // Postgres's default port, so events always show `host:port`; a bracketed IPv6 host has colons
+    // of its own, so only a colon after the closing bracket is a port.
+    let has_port = host.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']'));
+    let host = if has_port { host.to_owned() } else { format!("{host}:5432") };
+    let database = tail.strip_prefix('/').unwrap_or("");
+    let database = &database[..database.find(['?', '#']).unwrap_or(database.len())];
+    if database.is_empty() {
+        return None;
+    }
+    Some((host, database.to_owned()))
+}
+
+/// The instanode client, generic over the HTTP client and the clock its retries wait on.
+pub struct InstanodeClient<H, C> {
+    http: H,
+    clock: C,
+    config: InstanodeConfig,
+    retry: RetryPolicy,
+}
+
+impl<H, C> fmt::Debug for InstanodeClient<H, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstanodeClient").field("config", &self.config).field("retry", &self.retry).finish()
+    }
+}
+
+impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
+    pub fn new(http: H, clock: C, config: InstanodeConfig) -> InstanodeClient<H, C> {
+        InstanodeClient { http, clock, config, retry: RetryPolicy::default() }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> InstanodeClient<H, C> {
+        self.retry = retry;
+        self
+    }
+
+    /// Token mode when a token is configured.
+    pub fn mode(&self) -> DatabaseMode {
+        if self.config.token.is_some() {
+            DatabaseMode::Token
+        } else {
+            DatabaseMode::Anonymous
+        }
+    }
+
+    /// Replaces the database's password; the old URL stops working. Returns the new connection URL
+    /// (which holds the password: it goes where the old one went and nowhere else). Token mode only.
+    pub async fn rotate_credentials(&self, token: &str) -> Result<String, ProviderError> {
+        self.require_token("rotate credentials")?;
+        let path = format!("api/v1/resources/{}/rotate-credentials", percent_encode(token));
+        let request = self.request(Method::POST, &path)?;
+        // Not idempotent: a lost answer means a password we never saw; a retry makes another one.
+        let response = self.send(&request, false).await?;
+        let body = self.expect_success(response).await?;
+        let answer: RotateAnswer =
+            serde_json::from_slice(&body).map_err(|_| protocol("rotate answer without connection_url"))?;
+        Ok(answer.connection_url)
+    }
+
+    fn require_token(&self, operation: &'static str) -> Result<(), ProviderError> {
+        match self.config.token {
+            Some(_) => Ok(()),
+            // instanode has no anonymous delete/list/rotate (API notes §0): an unclaimed database
+            // belongs to no account, and its token is not a credential for managing it.
+            None => Err(ProviderError::Unsupported { provider: PROVIDER, operation }),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> Result<HttpRequest, ProviderError> {
+        let mut request = HttpRequest::new(method, join_url(&self.config.base_url, path))
+            .with_header(header_name("accept"), "application/json".parse().expect("static header"));
+        if let Some(token) = &self.config.token {
+            request = request.with_header(
+                header_name("authorization"),
+                header_value(PROVIDER, "Authorization", &format!("Bearer {token}"))?,
+            );
+        }
+        Ok(request)
+    }
+
+    async fn send(&self, request: &HttpRequest, idempotent: bool) -> Result<HttpResponse, ProviderError> {
+        send_with_retry(&self.http, &self.clock, &self.retry, request, idempotent, PROVIDER).await
+    }
+
+    async fn expect_success(&self, response: HttpResponse) -> Result<Bytes, ProviderError> {
+        let status = response.status;
+        if status.is_success() {
+            return response
+                .collect_body(MAX_JSON_BODY)
+                .await
+                .map_err(|source| ProviderError::Http { provider: PROVIDER, source });
+        }
+        let body = error_body(response).await;
+        Err(error_from_response(status, &body)
+            .map(ProviderError::from)
+            .unwrap_or_else(|| protocol("unreachable status")))
+    }
+
+    async fn create_database(&self, request: DatabaseRequest) -> Result<Database, ProviderError> {
+        let body = serde_json::to_vec(&NewDatabase { name: &request.name }).unwrap_or_default();
+        let http_request = self
+            .request(Method::POST, "db/new")?
+            .with_header(header_name("content-type"), "application/json".parse().expect("static header"))
+            .with_header(
+                header_name("idempotency-key"),
+                header_value(PROVIDER, "Idempotency-Key", &request.idempotency_key)?,
+            )
+            .with_body(body);
+        // The Idempotency-Key makes a repeated create return the same database, so even a create
+        // whose answer was lost is safe to send again.
+        let response = self.send(&http_request, true).await?;
+        let body = self.expect_success(response).await?;
+        // The answer holds the password: a parse error must not quote it.
+        let answer: NewDatabaseAnswer =
+            serde_json::from_slice(&body).map_err(|_| protocol("the /db/new answer lacks token or connection_url"))?;
+        let (host, database) = connection_parts(&answer.connection_url)
+            .ok_or_else(|| protocol("the /db/new connection_url has no host or database name"))?;
+        let mode = self.mode();
+        let claim = match mode {
+            DatabaseMode::Anonymous => ClaimInfo {
+                claim_url: answer
+                    .claim_url
+                    .or(answer.upgrade)
+                    .unwrap_or_else(|| "https://instanode.dev/claim".to_owned()),
+                upgrade_jwt: answer.upgrade_jwt,
+                expires_at: answer.expires_at,
+                instructions: "open the claim URL to attach the database to an instanode account; \
+                               unclaimed, it expires at the time shown"
+                    .to_owned(),
+            },
+            DatabaseMode::Token => ClaimInfo {
+                claim_url: join_url(
+                    &self.config.base_url,
+                    &format!("api/v1/resources/{}", percent_encode(&answer.token)),
+                ),
+                upgrade_jwt: None,
+                expires_at: answer.expires_at,
+                instructions: format!(
+                    "the database already belongs to the account of the instanode token ({} tier); \
+                     it lives until deleted there",
+                    answer.tier.as_deref().unwrap_or("unknown")
+                ),
+            },
+        };
+        Ok(Database {
+            token: answer.token,
+            name: answer.name.unwrap_or(request.name),
+            connection_url: answer.connection_url,
+            host,
+            database,
+            mode,
+            claim,
+        })
+    }
+
+    async fn delete_database(&self, token: &str) -> Result<bool, ProviderError> {
+        self.require_token("delete an anonymous database")?;
+        let request = self.request(Method::DELETE, &format!("api/v1/resources/{}", percent_encode(token)))?;
+        let response = self.send(&request, true).await?;
+        if response.status == StatusCode::NOT_FOUND {
+            // Deleted before (or never ours): gone either way, which is what the caller wants.
+            return Ok(false);
+        }
+        let body = self.expect_success(response).await?;
+        // Newer instanode answers a repeated delete with 200 "already_deleted".
+        let answer = serde_json::from_slice::<DeleteAnswer>(&body).ok();
+        let already = answer.is_some_and(|answer| {
+            [answer.message, answer.status].iter().flatten().any(|text| text.to_ascii_lowercase().contains("already"))
+        });
+        Ok(!already)
+    }
+
+    async fn list_databases(&self) -> Result<Vec<DatabaseInfo>, ProviderError> {
+        if self.config.token.is_none() {
+            // The trait's contract: anonymous databases cannot be listed, so there is nothing to sweep.
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let path = match &cursor {
+                Some(cursor) => format!("api/v1/resources?cursor={}", percent_encode(cursor)),
+                None => "api/v1/resources".to_owned(),
+            };
+            let response = self.send(&self.request(Method::GET, &path)?, true).await?;
+            let body = self.expect_success(response).await?;
+            let list: ResourceList =
+                serde_json::from_slice(&body).map_err(|error| protocol(format!("resource list: {error}")))?;
+            for item in list.items {
+                let postgres = item.resource_type.as_deref().is_none_or(|kind| kind == "postgres");
+                let gone = matches!(item.status.as_deref(), Some("deleted" | "expired"));
+                if postgres && !gone {
+                    found.push(DatabaseInfo { token: item.token, name: item.name.unwrap_or_default() });
+                }
+            }
+            cursor = list.next_cursor.filter(|cursor| !cursor.is_empty());
+            if cursor.is_none() {
+                return Ok(found);
+            }
+        }
+        Err(protocol(format!("the resource listing did not end after {MAX_LIST_PAGES} pages")))
+    }
+}
+
+impl<H: HttpClient, C: Clock> DatabaseProvider for InstanodeClient<H, C> {
+    fn create(&self, request: DatabaseRequest) -> LocalBoxFuture<'_, Result<Database, ProviderError>> {
+        Box::pin(self.create_database(request))
+    }
+
+    fn delete<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<bool, ProviderError>> {
+        Box::pin(self.delete_database(token))
+    }
+
+    fn list(&self) -> LocalBoxFuture<'_, Result<Vec<DatabaseInfo>, ProviderError>> {
+        Box::pin(self.list_databases())
+    }
+}
+
+#[cfg(test)]
+mod tests;

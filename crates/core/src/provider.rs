@@ -1,0 +1,352 @@
+//! What the turn orchestrator asks of the world: a sandbox provider (E2B protocol), a database
+//! provider (instanode protocol) and a clock.
+//!
+//! The traits are shaped after what the E2B and instanode clients offer, so those clients implement
+//! them directly, and tests implement them in memory. Futures are not `Send` (`LocalBoxFuture`)
+//! because the worker's `fetch` futures are not. The tag helpers here ([`sandbox_metadata`],
+//! [`database_name`] and their parsers) are the one definition of how a resource says which turn it
+//! belongs to and when it may be swept.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use futures::stream::LocalBoxStream;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::api::{redact_url, ClaimInfo};
+use crate::http::HttpError;
+
+/// The metadata key and value every mayfly sandbox carries, so a sweep can find it.
+pub const MAYFLY_METADATA_KEY: &str = "mayfly";
+pub const MAYFLY_METADATA_VALUE: &str = "1";
+/// The prefix of every mayfly database name, so a sweep can find it.
+pub const MAYFLY_DATABASE_PREFIX: &str = "mayfly-";
+
+/// Time, passed in: core reads no clock of its own.
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Resolves once `ms` milliseconds have passed.
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'_, ()>;
+}
+
+impl<T: Clock + ?Sized> Clock for &T {
+    fn now_ms(&self) -> u64 {
+        (**self).now_ms()
+    }
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'_, ()> {
+        (**self).sleep(ms)
+    }
+}
+
+/// Creates, feeds, runs and kills sandboxes (E2B's lifecycle and `commands`/`files` modules).
+pub trait SandboxProvider {
+    fn create(&self, request: SandboxRequest) -> LocalBoxFuture<'_, Result<SandboxHandle, ProviderError>>;
+    /// Writes a file (parents created), replacing what was there.
+    fn upload<'a>(
+        &'a self,
+        sandbox: &'a SandboxHandle,
+        path: &'a str,
+        content: Bytes,
+    ) -> LocalBoxFuture<'a, Result<(), ProviderError>>;
+    /// Starts a process. The stream yields `Started` first and `Exited` last; a stream that ends
+    /// without `Exited`, or yields an error, means the output was cut off.
+    fn start<'a>(
+        &'a self,
+        sandbox: &'a SandboxHandle,
+        process: ProcessRequest,
+    ) -> LocalBoxFuture<'a, Result<ProcessEvents<'a>, ProviderError>>;
+    /// Kills the sandbox: `Ok(true)` if it was alive, `Ok(false)` if it was already gone. Both are
+    /// success, so a kill can be repeated safely.
+    fn kill<'a>(&'a self, sandbox_id: &'a str) -> LocalBoxFuture<'a, Result<bool, ProviderError>>;
+    /// The sandboxes whose metadata has `mayfly = "1"`.
+    fn list_tagged(&self) -> LocalBoxFuture<'_, Result<Vec<SandboxInfo>, ProviderError>>;
+}
+
+/// Creates and deletes scratch databases (instanode's `/db/new` and resources API).
+pub trait DatabaseProvider {
+    fn create(&self, request: DatabaseRequest) -> LocalBoxFuture<'_, Result<Database, ProviderError>>;
+    /// Deletes the database: `Ok(true)` if it existed, `Ok(false)` if it was already gone. Both are
+    /// success, so a delete can be repeated safely.
+    fn delete<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<bool, ProviderError>>;
+    /// The databases this caller can delete (token mode); empty in anonymous mode.
+    fn list(&self) -> LocalBoxFuture<'_, Result<Vec<DatabaseInfo>, ProviderError>>;
+}
+
+/// The sandbox provider and the database provider of one deployment.
+#[derive(Debug, Clone)]
+pub struct Providers<S, D> {
+    pub sandboxes: S,
+    pub databases: D,
+}
+
+/// What a turn asks of the sandbox provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRequest {
+    pub template: String,
+    /// After this many seconds the provider kills the sandbox on its own: the last backstop.
+    pub timeout_s: u32,
+    /// Environment for every process in the sandbox.
+    pub env: Vec<(String, String)>,
+    /// Tags, values in `[A-Za-z0-9_.-]`; see [`sandbox_metadata`].
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A sandbox that exists.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SandboxHandle {
+    pub sandbox_id: String,
+    /// The token for the sandbox's data plane (envd), when the provider issues one.
+    pub envd_access_token: Option<String>,
+    /// The domain the data plane is reached under, when it differs from the provider's default.
+    pub domain: Option<String>,
+}
+
+impl fmt::Debug for SandboxHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The access token is a credential: Debug output ends up in logs.
+        f.debug_struct("SandboxHandle")
+            .field("sandbox_id", &self.sandbox_id)
+            .field("envd_access_token", &self.envd_access_token.as_ref().map(|_| "***"))
+            .field("domain", &self.domain)
+            .finish()
+    }
+}
+
+/// A sandbox as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxInfo {
+    pub sandbox_id: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A process to start in a sandbox.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProcessRequest {
+    /// A shell command line.
+    pub command: String,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    /// The provider stops the process after this long; the orchestrator enforces it too.
+    pub timeout_ms: u64,
+}
+
+impl fmt::Debug for ProcessRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Env values hold the database URL with its password.
+        let env: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("ProcessRequest")
+            .field("command", &self.command)
+            .field("env", &env)
+            .field("cwd", &self.cwd)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// What a running process reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessEvent {
+    Started { pid: u32 },
+    Stdout(Bytes),
+    Stderr(Bytes),
+    Exited { exit_code: i32 },
+}
+
+/// A process's events, as they happen.
+pub type ProcessEvents<'a> = LocalBoxStream<'a, Result<ProcessEvent, ProviderError>>;
+
+/// What a turn asks of the database provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseRequest {
+    /// Unique per turn; see [`database_name`].
+    pub name: String,
+    /// Sent as `Idempotency-Key`, so a retried create returns the same database.
+    pub idempotency_key: String,
+}
+
+/// Whether the database provider lets mayfly delete what it creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseMode {
+    /// Created with an account token: deleted at the end of the turn.
+    Token,
+    /// Created anonymously: it cannot be deleted early and expires at the provider.
+    Anonymous,
+}
+
+/// A database that exists. `connection_url` holds the password: it goes into the sandbox's
+/// environment and nowhere else.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Database {
+    /// The provider's handle for deleting it. Not a credential for the database itself.
+    pub token: String,
+    pub name: String,
+    pub connection_url: String,
+    /// `host:port`, for events.
+    pub host: String,
+    /// The database's name inside Postgres, for events.
+    pub database: String,
+    pub mode: DatabaseMode,
+    /// How a user takes the database over when it is kept.
+    pub claim: ClaimInfo,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("token", &self.token)
+            .field("name", &self.name)
+            .field("connection_url", &redact_url(&self.connection_url))
+            .field("host", &self.host)
+            .field("database", &self.database)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// A database as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseInfo {
+    pub token: String,
+    pub name: String,
+}
+
+/// Why a provider call failed. Messages name the provider so a user knows whom to blame.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProviderError {
+    #[error("{provider} answered {status}: {message}")]
+    Status { provider: &'static str, status: u16, message: String },
+    #[error("{provider} could not be reached: {source}")]
+    Http { provider: &'static str, source: HttpError },
+    #[error("{provider} sent an answer mayfly does not understand: {message}")]
+    Protocol { provider: &'static str, message: String },
+    #[error("the process output stream ended before the process exited")]
+    StreamTruncated,
+    #[error("{provider} cannot {operation}")]
+    Unsupported { provider: &'static str, operation: &'static str },
+}
+
+/// The metadata a turn's sandbox carries: `{mayfly: "1", turn, deadline}` with the deadline in Unix
+/// seconds (design §5).
+pub fn sandbox_metadata(turn_id: &str, deadline_unix_s: u64) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MAYFLY_METADATA_KEY.to_owned(), MAYFLY_METADATA_VALUE.to_owned()),
+        ("turn".to_owned(), turn_id.to_owned()),
+        ("deadline".to_owned(), deadline_unix_s.to_string()),
+    ])
+}
+
+/// The deadline (Unix seconds) of a mayfly sandbox, or `None` when the metadata is not mayfly's.
+pub fn parse_sandbox_metadata(metadata: &BTreeMap<String, String>) -> Option<u64> {
+    if metadata.get(MAYFLY_METADATA_KEY).map(String::as_str) != Some(MAYFLY_METADATA_VALUE) {
+        return None;
+    }
+    metadata.get("deadline")?.parse().ok()
+}
+
+/// The name of a turn's database, `mayfly-<deadline unix s>-<turn id>`: instanode keeps no metadata,
+/// so the name is the tag. It fits instanode's `^[A-Za-z0-9][A-Za-z0-9 _-]*$`, 64 characters at
+/// most, for every turn id [`crate::turn::TurnId`] accepts.
+pub fn database_name(turn_id: &str, deadline_unix_s: u64) -> String {
+    format!("{MAYFLY_DATABASE_PREFIX}{deadline_unix_s}-{turn_id}")
+}
+
+/// The deadline (Unix seconds) in a mayfly database name, or `None` when the name is not mayfly's.
+pub fn parse_database_name(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix(MAYFLY_DATABASE_PREFIX)?;
+    let (deadline, turn_id) = rest.split_once('-')?;
+    if turn_id.is_empty() || deadline.is_empty() || !deadline.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    deadline.parse().ok()
+}
+
+/// Hides the user-info part (`user:password@`) of every URL in a free text, such as a provider's
+/// error message that echoes what it was given.
+pub fn redact_credentials_in_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = rest.find("://") {
+        let authority_start = found + 3;
+        out.push_str(&rest[..authority_start]);
+        let after = &rest[authority_start..];
+        let authority_len =
+            after.find(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\'')).unwrap_or(after.len());
+        let authority = &after[..authority_len];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[authority_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn tags_round_trip_and_refuse_strangers() {
+        let metadata = sandbox_metadata("t_1", 1_700_000_030);
+        assert_eq!(parse_sandbox_metadata(&metadata), Some(1_700_000_030));
+        assert!(metadata.values().all(|v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))));
+        let mut other = metadata;
+        other.insert("mayfly".into(), "2".into());
+        assert_eq!(parse_sandbox_metadata(&other), None);
+        assert_eq!(parse_sandbox_metadata(&BTreeMap::new()), None);
+
+        let name = database_name("t_1", 1_700_000_030);
+        assert_eq!(name, "mayfly-1700000030-t_1");
+        assert_eq!(parse_database_name(&name), Some(1_700_000_030));
+        for stranger in ["mayfly-", "mayfly-x-t", "mayfly-12-", "turn-3f2a", "mayfly--t"] {
+            assert_eq!(parse_database_name(stranger), None, "{stranger}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_text_are_redacted() {
+        let cases = [
+            ("could not drop postgres://u:hunter2@h:5432/d now", "could not drop postgres://***@h:5432/d now"),
+            ("a http://h/x and b://u:p@c", "a http://h/x and b://***@c"),
+            ("no url here", "no url here"),
+            ("trailing ://", "trailing ://"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact_credentials_in_text(input), want);
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_credentials() {
+        let database = Database {
+            token: "tok".into(),
+            name: "n".into(),
+            connection_url: "postgres://u:hunter2@h:5432/d".into(),
+            host: "h:5432".into(),
+            database: "d".into(),
+            mode: DatabaseMode::Token,
+            claim: ClaimInfo { claim_url: "c".into(), upgrade_jwt: None, expires_at: None, instructions: "i".into() },
+        };
+        let handle = SandboxHandle { sandbox_id: "s".into(), envd_access_token: Some("hunter2".into()), domain: None };
+        let process = ProcessRequest {
+            command: "true".into(),
+            env: vec![("PG_URL".into(), database.connection_url.clone())],
+            cwd: "/".into(),
+            timeout_ms: 1,
+        };
+        let all = format!("{database:?} {handle:?} {process:?}");
+        assert!(!all.contains("hunter2"), "{all}");
+        assert!(all.contains("PG_URL"), "{all}");
+    }
+}

@@ -1,0 +1,185 @@
+//! What the two provider clients (`e2b_client`, `instanode`) share: bounded retry with backoff on
+//! core's [`Clock`], percent-encoding (core has no `url` crate, so URLs are built by hand) and
+//! small header helpers.
+//!
+//! Retrying lives here once so both clients back off the same way: 429 and retryable 5xx answers
+//! are sent again after an exponential delay (or the server's `Retry-After`, capped), a bounded
+//! number of times, and the last answer is handed back for the caller to map to its typed error.
+
+use bytes::Bytes;
+
+use crate::http::{HeaderName, HeaderValue, HttpClient, HttpError, HttpRequest, HttpResponse, StatusCode};
+use crate::provider::{Clock, ProviderError};
+
+/// The most a provider's error body is read for its message: errors are small, and a misbehaving
+/// server must not make us buffer without bound.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// How often and how patiently a request is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; at least one is always made.
+    pub max_attempts: u32,
+    /// The delay before the first retry; it doubles for each further one.
+    pub base_delay_ms: u64,
+    /// No single delay is longer, whatever the backoff or `Retry-After` says, so a turn's deadline
+    /// is not spent waiting on one provider.
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 4, base_delay_ms: 250, max_delay_ms: 8_000 }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `retry` (1 for the first retry). A server's `Retry-After` is
+    /// honoured when it asks for longer than the backoff, up to the cap.
+    pub fn delay_ms(&self, retry: u32, retry_after_ms: Option<u64>) -> u64 {
+        let backoff = self.base_delay_ms.saturating_mul(1u64 << retry.saturating_sub(1).min(20));
+        backoff.max(retry_after_ms.unwrap_or(0)).min(self.max_delay_ms)
+    }
+}
+
+/// Whether an answer is worth sending again: rate limits and server trouble, but not the 5xx codes
+/// that say the server will never do it (501 not implemented, 505 version, 507 out of storage).
+pub fn is_retryable_status(status: StatusCode) -> bool {
+    let code = status.as_u16();
+    code == 429 || (status.is_server_error() && !matches!(code, 501 | 505 | 507))
+}
+
+/// `Retry-After` in seconds (the HTTP-date form needs a wall clock, which core does not read).
+pub fn retry_after_ms(response: &HttpResponse) -> Option<u64> {
+    let value = response.headers.get("retry-after")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(|s| s.saturating_mul(1000))
+}
+
+/// Sends `request` until it gets an answer that is not retryable or attempts run out, and returns
+/// that last answer. Transport errors are retried only when `idempotent`: a request that may have
+/// reached the server (a timeout, a broken body) must not be repeated when repeating it creates a
+/// second resource. A refused connection never reached it, so it is always retried.
+pub async fn send_with_retry<H: HttpClient, C: Clock>(
+    http: &H,
+    clock: &C,
+    policy: &RetryPolicy,
+    request: &HttpRequest,
+    idempotent: bool,
+    provider: &'static str,
+) -> Result<HttpResponse, ProviderError> {
+    let mut attempt = 1;
+    loop {
+        let last = attempt >= policy.max_attempts.max(1);
+        match http.send(request.clone()).await {
+            Ok(response) if last || !is_retryable_status(response.status) => return Ok(response),
+            Ok(response) => {
+                let delay = policy.delay_ms(attempt, retry_after_ms(&response));
+                // Drop the body unread: its connection is released and its text is not needed.
+                drop(response);
+                clock.sleep(delay).await;
+            }
+            Err(source) => {
+                let retryable = idempotent || matches!(source, HttpError::Connect(_));
+                if last || !retryable {
+                    return Err(ProviderError::Http { provider, source });
+                }
+                clock.sleep(policy.delay_ms(attempt, None)).await;
+            }
+        }
+        attempt += 1;
+    }
+}
+
+/// Reads an error answer's body (bounded); a body that breaks off is reported as empty, since the
+/// status alone still says what went wrong.
+pub async fn error_body(response: HttpResponse) -> Bytes {
+    response.collect_body(MAX_ERROR_BODY).await.unwrap_or_default()
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, like `encodeURIComponent`
+/// (which also keeps `!'()*`; encoding those too is always safe).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Joins a base URL and a path without doubling or losing the slash between them.
+pub fn join_url(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// A header value from text that came from configuration or a provider. Control characters are
+/// impossible in a valid header; such a value is a configuration error, reported as a protocol one
+/// rather than a panic.
+pub fn header_value(provider: &'static str, name: &str, value: &str) -> Result<HeaderValue, ProviderError> {
+    HeaderValue::from_str(value).map_err(|_| ProviderError::Protocol {
+        provider,
+        message: format!("the value for the {name} header is not valid in a header"),
+    })
+}
+
+/// A static header name; all of ours are lowercase ASCII.
+pub fn header_name(name: &'static str) -> HeaderName {
+    HeaderName::from_static(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{MemoryHttpClient, Method};
+    use crate::turn::fakes::{run_virtual, VirtualClock};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn backoff_doubles_honours_retry_after_and_is_capped() {
+        let policy = RetryPolicy { max_attempts: 5, base_delay_ms: 100, max_delay_ms: 1_000 };
+        let delays: Vec<u64> = (1..=6).map(|retry| policy.delay_ms(retry, None)).collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1_000, 1_000]);
+        assert_eq!(policy.delay_ms(1, Some(700)), 700);
+        assert_eq!(policy.delay_ms(1, Some(60_000)), 1_000);
+        assert_eq!(policy.delay_ms(u32::MAX, None), 1_000);
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        let retryable: Vec<u16> = [200, 400, 404, 409, 429, 500, 501, 502, 503, 504, 505, 507]
+            .into_iter()
+            .filter(|&code| is_retryable_status(StatusCode::from_u16(code).unwrap()))
+            .collect();
+        assert_eq!(retryable, vec![429, 500, 502, 503, 504]);
+    }
+
+    #[test]
+    fn percent_encoding_and_joining() {
+        assert_eq!(percent_encode("a-Z_0.~"), "a-Z_0.~");
+        assert_eq!(percent_encode("/tmp/a b&c=d%é"), "%2Ftmp%2Fa%20b%26c%3Dd%25%C3%A9");
+        assert_eq!(join_url("http://h:1/", "/x"), "http://h:1/x");
+        assert_eq!(join_url("http://h:1", "x"), "http://h:1/x");
+    }
+
+    #[test]
+    fn transport_errors_are_retried_only_when_safe() {
+        let clock = VirtualClock::new();
+        let policy = RetryPolicy { max_attempts: 3, base_delay_ms: 10, max_delay_ms: 100 };
+        let request = HttpRequest::new(Method::POST, "http://x/");
+        let timeout = MemoryHttpClient::new(|_| Err(HttpError::Timeout));
+        let error = run_virtual(&clock, send_with_retry(&timeout, &clock, &policy, &request, false, "p")).unwrap_err();
+        assert_eq!(error.to_string(), "p could not be reached: the request timed out");
+        assert_eq!(timeout.requests().len(), 1);
+        run_virtual(&clock, send_with_retry(&timeout, &clock, &policy, &request, true, "p")).unwrap_err();
+        assert_eq!(timeout.requests().len(), 4);
+        let refused = MemoryHttpClient::new(|_| Err(HttpError::Connect("refused".into())));
+        run_virtual(&clock, send_with_retry(&refused, &clock, &policy, &request, false, "p")).unwrap_err();
+        assert_eq!(refused.requests().len(), 3);
+        // Two backoffs of 10 and 20 ms for each of the two retried sends.
+        assert_eq!(clock.elapsed_ms(), 60);
+    }
+}

@@ -1,0 +1,109 @@
+//! sandboxd: an E2B-compatible sandbox host whose sandboxes are bubblewrap jails.
+//!
+//! One listener serves both of E2B's planes. The control plane (`POST /sandboxes`, list, kill,
+//! timeouts; `X-API-Key`) lives in `control`; envd's data plane (Connect RPCs for processes and
+//! the filesystem, `/files`) lives in `envd` and is reached either by `Host: 49983-<id>.<domain>`
+//! or by the `E2b-Sandbox-Id`/`E2b-Sandbox-Port` headers, exactly as E2B's proxy routes. The
+//! registry of live sandboxes, their timers and their processes is `sandbox`; how a process is
+//! put into a jail is `jail`, whose module doc holds the isolation design.
+//!
+//! The library opens no sockets: `main` binds and serves [`router`]; tests bind 127.0.0.1:0.
+
+// Handlers return a finished error `Response` as their `Err`; it is built once per failed request,
+// so boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
+
+mod control;
+mod envd;
+mod jail;
+mod sandbox;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use jail::{bwrap_baseline_command, is_root, JailLimits};
+pub use sandbox::Sandboxes;
+
+/// The envd version we claim: high enough that the SDKs use octet-stream uploads and the
+/// server-side default user, low enough to keep file metadata headers (0.6.2) out of play.
+pub const ENVD_VERSION: &str = "0.5.7";
+
+/// Everything sandboxd is told at start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The domain in `49983-<id>.<domain>` and in create's `domain` field.
+    pub domain: String,
+    /// Accepted `X-API-Key` values; empty means no key is required (local development only).
+    pub api_keys: Vec<String>,
+    pub max_sandboxes: usize,
+    pub max_timeout: Duration,
+    /// Where per-sandbox directories are made; each sandbox gets `<state_dir>/<id>`.
+    pub state_dir: PathBuf,
+    /// The read-only venv the `python` template mounts; `None` makes `python` the same as `base`.
+    pub python_venv: Option<PathBuf>,
+    pub limits: JailLimits,
+    /// When running as root, jailed processes run as host uid `jail_uid_base + n` (one per sandbox).
+    pub jail_uid_base: u32,
+}
+
+impl Config {
+    /// Defaults for a local host on `domain`, with a private state directory under the system temp dir.
+    pub fn new(domain: impl Into<String>) -> Config {
+        Config {
+            domain: domain.into(),
+            api_keys: Vec::new(),
+            max_sandboxes: 100,
+            max_timeout: Duration::from_secs(3600),
+            state_dir: std::env::temp_dir().join(format!("mayfly-sandboxd-{}", std::process::id())),
+            python_venv: None,
+            limits: JailLimits::default(),
+            jail_uid_base: 200_000,
+        }
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub(crate) config: Arc<Config>,
+    pub(crate) sandboxes: Arc<Sandboxes>,
+}
+
+impl AppState {
+    /// Prepares the state directory; fails if it cannot be created.
+    pub fn new(config: Config) -> std::io::Result<AppState> {
+        std::fs::create_dir_all(&config.state_dir)?;
+        let config = Arc::new(config);
+        Ok(AppState { sandboxes: Arc::new(Sandboxes::new(config.clone())), config })
+    }
+
+    /// The registry, for shutdown and for tests that look inside.
+    pub fn sandboxes(&self) -> &Arc<Sandboxes> {
+        &self.sandboxes
+    }
+
+    /// Kills every sandbox and removes the state directory; call before exit.
+    pub async fn shutdown(&self) {
+        self.sandboxes.kill_all().await;
+        let _ = std::fs::remove_dir(&self.config.state_dir);
+    }
+}
+
+/// The whole HTTP surface: control plane, and envd for requests that name a sandbox.
+pub fn router(state: AppState) -> axum::Router {
+    let envd = envd::router(state.clone());
+    control::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state((state, envd), envd::route_to_envd))
+        .layer(axum::middleware::from_fn(log_request))
+}
+
+/// One log line per request: method, path (never the query, which may carry a signature), status, time.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(%method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    res
+}

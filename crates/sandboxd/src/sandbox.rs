@@ -1,0 +1,471 @@
+//! The registry of live sandboxes, their lifetimes and their processes.
+//!
+//! A sandbox leaves the registry *before* it is torn down, so from the first moment of a kill
+//! (by `DELETE`, by its `endAt`, or by shutdown) every request sees it as gone. Teardown kills each
+//! process (one `SIGKILL` to its bwrap ends the whole pid namespace, see `jail`), waits until every
+//! one has been reaped, and only then unmounts and removes the directory.
+//!
+//! A process's output is fanned out to the subscribers attached at that moment (the `Start`
+//! stream, and any `Connect` streams), with back-pressure as envd does: a slow reader slows the
+//! process rather than losing bytes. Nothing is replayed; an exited process keeps its end event
+//! for 30 s so a late `Connect` still learns how it ended.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use mayfly_core::e2b::{DataEvent, EndEvent, ProcessConfig, ProcessEvent, StringMap, B64};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
+
+use crate::jail::{Jail, JailUser};
+use crate::Config;
+
+/// envd's output chunk size: each data event carries at most this many raw bytes.
+pub(crate) const CHUNK: usize = 32 * 1024;
+/// How long an exited process stays listed for `Connect`.
+const RETAIN_ENDED: Duration = Duration::from_secs(30);
+
+/// Failures of the sandbox layer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SandboxError {
+    #[error("jail setup failed: {0}")]
+    Jail(String),
+    #[error("failed to start process: {0}")]
+    Spawn(String),
+}
+
+/// The templates sandboxd knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Template {
+    Base,
+    Python,
+}
+
+impl Template {
+    /// `base`/`python`, optionally with a `:tag`.
+    pub(crate) fn parse(id: &str) -> Option<Template> {
+        match id.split(':').next().unwrap_or_default() {
+            "base" => Some(Template::Base),
+            "python" => Some(Template::Python),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Template::Base => "base",
+            Template::Python => "python",
+        }
+    }
+}
+
+/// One live sandbox.
+#[derive(Debug)]
+pub(crate) struct Sandbox {
+    pub(crate) id: String,
+    pub(crate) template: Template,
+    pub(crate) metadata: StringMap,
+    pub(crate) access_token: Option<String>,
+    pub(crate) started_at: SystemTime,
+    end_at: Mutex<SystemTime>,
+    /// Wakes the timer when `end_at` moves.
+    end_moved: tokio::sync::Notify,
+    jail: tokio::sync::Mutex<Jail>,
+    pub(crate) procs: Mutex<Vec<Arc<Proc>>>,
+    next_pid: AtomicU32,
+}
+
+impl Sandbox {
+    pub(crate) fn end_at(&self) -> SystemTime {
+        *self.end_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_end_at(&self, at: SystemTime) {
+        *self.end_at.lock().unwrap_or_else(|e| e.into_inner()) = at;
+        self.end_moved.notify_one();
+    }
+
+    /// A jailed command (a file-API helper), not registered as a process.
+    pub(crate) async fn helper(&self, user: JailUser, argv: &[String]) -> tokio::process::Command {
+        self.jail.lock().await.command(user, user.home(), argv, &[])
+    }
+
+    /// The process matching a selector, ended ones included while retained.
+    pub(crate) fn find(&self, sel: &mayfly_core::e2b::ProcessSelector) -> Option<Arc<Proc>> {
+        let procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
+        procs
+            .iter()
+            .find(|p| match sel {
+                mayfly_core::e2b::ProcessSelector::Pid(pid) => p.pid == *pid,
+                mayfly_core::e2b::ProcessSelector::Tag(t) => p.tag.as_deref() == Some(t.as_str()),
+            })
+            .cloned()
+    }
+
+    /// Starts a process in the jail. The subscriber is attached before any output is read.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        user: JailUser,
+        config: ProcessConfig,
+        tag: Option<String>,
+        stdin: bool,
+    ) -> Result<(Arc<Proc>, mpsc::Receiver<ProcessEvent>), SandboxError> {
+        let cwd = match config.cwd.as_deref() {
+            None | Some("") => user.home().to_owned(),
+            Some(c) if c.starts_with('/') => c.to_owned(),
+            Some(c) => format!("{}/{}", user.home(), c.trim_start_matches("~/").trim_start_matches('~')),
+        };
+        let mut argv = vec![config.cmd.clone()];
+        argv.extend(config.args.iter().cloned());
+        let envs: Vec<(String, String)> = config.envs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut cmd = self.jail.lock().await.command(user, &cwd, &argv, &envs);
+        cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| SandboxError::Spawn(e.to_string()))?;
+
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        let (sub_tx, sub_rx) = mpsc::channel(64);
+        let (kill_tx, mut kill_rx) = watch::channel(false);
+        let (end_tx, _) = watch::channel(None);
+        let proc = Arc::new(Proc {
+            pid,
+            tag,
+            config,
+            host_pid: child.id(),
+            subscribers: Mutex::new(vec![sub_tx]),
+            stdin: tokio::sync::Mutex::new(child.stdin.take()),
+            kill: kill_tx,
+            end: end_tx,
+        });
+        self.procs.lock().unwrap_or_else(|e| e.into_inner()).push(proc.clone());
+
+        let (out_tx, mut out_rx) = mpsc::channel::<DataEvent>(16);
+        if let Some(mut out) = child.stdout.take() {
+            let tx = out_tx.clone();
+            tokio::spawn(async move { pump(&mut out, tx, |b| DataEvent::Stdout(B64(b))).await });
+        }
+        if let Some(mut err) = child.stderr.take() {
+            let tx = out_tx.clone();
+            tokio::spawn(async move { pump(&mut err, tx, |b| DataEvent::Stderr(B64(b))).await });
+        }
+        drop(out_tx);
+
+        let waiter = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    status = child.wait() => return status,
+                    changed = kill_rx.changed() => {
+                        if changed.is_err() || *kill_rx.borrow() {
+                            let _ = child.start_kill();
+                            return child.wait().await;
+                        }
+                    }
+                }
+            }
+        });
+
+        let p = proc.clone();
+        let sandbox = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(data) = out_rx.recv().await {
+                p.publish(ProcessEvent::Data(data)).await;
+            }
+            let end = match waiter.await {
+                Ok(Ok(status)) => end_event(status),
+                Ok(Err(e)) => EndEvent {
+                    exit_code: -1,
+                    status: "unknown".into(),
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                },
+                Err(e) => EndEvent {
+                    exit_code: -1,
+                    status: "unknown".into(),
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                },
+            };
+            p.publish(ProcessEvent::End(end.clone())).await;
+            p.end.send_replace(Some(end));
+            p.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            *p.stdin.lock().await = None;
+            tokio::time::sleep(RETAIN_ENDED).await;
+            if let Some(sb) = sandbox.upgrade() {
+                sb.procs.lock().unwrap_or_else(|e| e.into_inner()).retain(|q| !Arc::ptr_eq(q, &p));
+            }
+        });
+        Ok((proc, sub_rx))
+    }
+}
+
+/// Reads a pipe in ≤ 32 KiB chunks until EOF.
+async fn pump<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    tx: mpsc::Sender<DataEvent>,
+    wrap: impl Fn(Vec<u8>) -> DataEvent,
+) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if tx.send(wrap(buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Go's `ProcessState` rendering, which envd sends verbatim.
+fn end_event(status: std::process::ExitStatus) -> EndEvent {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => EndEvent { exit_code: 0, exited: true, status: "exit status 0".into(), error: None },
+        (Some(c), _) => EndEvent {
+            exit_code: c,
+            exited: true,
+            status: format!("exit status {c}"),
+            error: Some(format!("exit status {c}")),
+        },
+        (None, Some(sig)) => {
+            let name = match sig {
+                9 => "killed".to_owned(),
+                15 => "terminated".to_owned(),
+                2 => "interrupt".to_owned(),
+                n => format!("signal {n}"),
+            };
+            let s = format!("signal: {name}");
+            EndEvent { exit_code: -1, exited: false, status: s.clone(), error: Some(s) }
+        }
+        (None, None) => EndEvent { exit_code: -1, exited: false, status: "unknown".into(), error: None },
+    }
+}
+
+/// One process of a sandbox.
+#[derive(Debug)]
+pub(crate) struct Proc {
+    pub(crate) pid: u32,
+    pub(crate) tag: Option<String>,
+    pub(crate) config: ProcessConfig,
+    host_pid: Option<u32>,
+    subscribers: Mutex<Vec<mpsc::Sender<ProcessEvent>>>,
+    pub(crate) stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
+    kill: watch::Sender<bool>,
+    pub(crate) end: watch::Sender<Option<EndEvent>>,
+}
+
+impl Proc {
+    async fn publish(&self, ev: ProcessEvent) {
+        let subs: Vec<_> = self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut gone = false;
+        for s in &subs {
+            gone |= s.send(ev.clone()).await.is_err();
+        }
+        if gone {
+            self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| !s.is_closed());
+        }
+    }
+
+    /// Attaches a new subscriber; `None` if the process has ended (then read `end`).
+    pub(crate) fn subscribe(&self) -> Option<mpsc::Receiver<ProcessEvent>> {
+        if self.end.borrow().is_some() {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(64);
+        self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        Some(rx)
+    }
+
+    /// SIGKILL to the jail's bwrap, which ends the process's whole pid namespace.
+    pub(crate) fn kill(&self) {
+        self.kill.send_replace(true);
+    }
+
+    /// SIGTERM through the external `kill`; bwrap ending takes its namespace with it.
+    pub(crate) async fn terminate(&self) {
+        if self.end.borrow().is_some() {
+            return;
+        }
+        if let Some(pid) = self.host_pid {
+            let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+        }
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.end.borrow().is_none()
+    }
+
+    /// Waits until the process has been reaped.
+    async fn wait_ended(&self) {
+        let mut rx = self.end.subscribe();
+        let _ = rx.wait_for(Option::is_some).await;
+    }
+}
+
+/// Why a sandbox could not be created.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CreateError {
+    #[error("you have reached the maximum number of concurrent E2B sandboxes ({0}). If you need more, please visit 'https://e2b.dev/docs/billing'")]
+    Capacity(usize),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+/// All live sandboxes.
+#[derive(Debug)]
+pub struct Sandboxes {
+    config: Arc<Config>,
+    map: Mutex<HashMap<String, Arc<Sandbox>>>,
+    /// Reserved slots, so concurrent creates cannot overshoot `max_sandboxes`.
+    reserved: Mutex<usize>,
+    next_uid: AtomicU32,
+}
+
+/// What create needs besides the config.
+#[derive(Debug)]
+pub(crate) struct CreateSpec {
+    pub(crate) template: Template,
+    pub(crate) timeout: Duration,
+    pub(crate) env_vars: StringMap,
+    pub(crate) metadata: StringMap,
+    pub(crate) secure: bool,
+}
+
+fn random_id(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+impl Sandboxes {
+    pub(crate) fn new(config: Arc<Config>) -> Sandboxes {
+        Sandboxes { config, map: Mutex::new(HashMap::new()), reserved: Mutex::new(0), next_uid: AtomicU32::new(0) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Sandbox>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Sandbox>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Live sandboxes, newest first.
+    pub(crate) fn all(&self) -> Vec<Arc<Sandbox>> {
+        let mut v: Vec<_> = self.lock().values().cloned().collect();
+        v.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| a.id.cmp(&b.id)));
+        v
+    }
+
+    /// How many sandboxes are live.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no sandbox is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) async fn create(self: &Arc<Self>, spec: CreateSpec) -> Result<Arc<Sandbox>, CreateError> {
+        {
+            let mut r = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+            if *r >= self.config.max_sandboxes {
+                return Err(CreateError::Capacity(self.config.max_sandboxes));
+            }
+            *r += 1;
+        }
+        let res = self.create_reserved(spec).await;
+        if res.is_err() {
+            *self.reserved.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        }
+        res
+    }
+
+    async fn create_reserved(self: &Arc<Self>, spec: CreateSpec) -> Result<Arc<Sandbox>, CreateError> {
+        let id = format!("i{}", random_id(19));
+        let host_uid = crate::jail::is_root()
+            .then(|| self.config.jail_uid_base + self.next_uid.fetch_add(1, Ordering::Relaxed) % 1_000_000);
+        let venv = match spec.template {
+            Template::Python => self.config.python_venv.clone(),
+            Template::Base => None,
+        };
+        let env: Vec<(String, String)> = spec.env_vars.into_iter().collect();
+        let jail = Jail::create(self.config.state_dir.join(&id), &id, host_uid, venv, self.config.limits, &env).await?;
+        let now = SystemTime::now();
+        let sandbox = Arc::new(Sandbox {
+            id: id.clone(),
+            template: spec.template,
+            metadata: spec.metadata,
+            access_token: spec.secure.then(|| random_id(32)),
+            started_at: now,
+            end_at: Mutex::new(now + spec.timeout),
+            end_moved: tokio::sync::Notify::new(),
+            jail: tokio::sync::Mutex::new(jail),
+            procs: Mutex::new(Vec::new()),
+            next_pid: AtomicU32::new(1),
+        });
+        self.lock().insert(id.clone(), sandbox.clone());
+        tracing::info!(sandbox = %id, template = spec.template.name(), "sandbox created");
+        let this = Arc::downgrade(self);
+        let sb = Arc::downgrade(&sandbox);
+        tokio::spawn(async move { expire(this, sb).await });
+        Ok(sandbox)
+    }
+
+    /// Removes and tears down a sandbox; `false` if it was not live.
+    pub(crate) async fn kill(&self, id: &str, why: &str) -> bool {
+        let Some(sandbox) = self.lock().remove(id) else {
+            return false;
+        };
+        *self.reserved.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        let started = Instant::now();
+        let procs: Vec<_> = sandbox.procs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for p in &procs {
+            p.kill();
+        }
+        for p in &procs {
+            p.wait_ended().await;
+        }
+        sandbox.jail.lock().await.destroy().await;
+        sandbox.end_moved.notify_one();
+        tracing::info!(sandbox = %id, reason = why, ms = started.elapsed().as_millis() as u64, "sandbox killed");
+        true
+    }
+
+    /// Kills every live sandbox (shutdown).
+    pub async fn kill_all(&self) {
+        let ids: Vec<String> = self.lock().keys().cloned().collect();
+        futures_util::future::join_all(ids.iter().map(|id| self.kill(id, "shutdown"))).await;
+    }
+}
+
+/// Kills the sandbox at its `endAt`, re-arming whenever the timeout moves.
+async fn expire(this: std::sync::Weak<Sandboxes>, sb: std::sync::Weak<Sandbox>) {
+    loop {
+        let Some(sandbox) = sb.upgrade() else { return };
+        let end = sandbox.end_at();
+        let wait = end.duration_since(SystemTime::now()).unwrap_or_default();
+        if wait.is_zero() {
+            let id = sandbox.id.clone();
+            drop(sandbox);
+            if let Some(all) = this.upgrade() {
+                all.kill(&id, "timeout").await;
+            }
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = sandbox.end_moved.notified() => {}
+        }
+        // A killed sandbox is no longer in the registry; stop watching it.
+        match this.upgrade() {
+            Some(all) if all.get(&sandbox.id).is_some() => {}
+            _ => return,
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Test harness: a sandboxd on 127.0.0.1:0 with its own state directory and jail uid range, plus
+//! small clients for the control plane, the Connect process stream and `/files`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mayfly_core::connect::Decoder;
+use mayfly_core::e2b::{EndEvent, EndStream, ProcessEvent, StreamMessage};
+use mayfly_sandboxd::{AppState, Config};
+
+pub const KEY: &str = "test-key";
+
+pub struct Server {
+    pub base: String,
+    pub state: AppState,
+    pub state_dir: PathBuf,
+    pub uid_base: u32,
+    pub http: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn venv() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/venv")
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Server::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new("localhost");
+        config.api_keys = vec![KEY.into()];
+        config.state_dir = dir.path().join("state");
+        config.python_venv = Some(venv());
+        // A uid range of our own, so leftover checks cannot see another test's jails.
+        config.jail_uid_base = 300_000 + rand::random_range(0..10_000u32) * 100;
+        tweak(&mut config);
+        let (state_dir, uid_base) = (config.state_dir.clone(), config.jail_uid_base);
+        let state = AppState::new(config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = mayfly_sandboxd::router(state.clone());
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Server { base, state, state_dir, uid_base, http: reqwest::Client::new(), task, _dir: dir }
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.base)).header("x-api-key", KEY)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base)).header("x-api-key", KEY)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.delete(format!("{}{path}", self.base)).header("x-api-key", KEY)
+    }
+
+    pub async fn create(&self, body: serde_json::Value) -> Sbx {
+        let res = self.post("/sandboxes").json(&body).send().await.unwrap();
+        assert_eq!(res.status(), 201, "{:?}", res.text().await);
+        let v: serde_json::Value = res.json().await.unwrap();
+        Sbx {
+            id: v["sandboxID"].as_str().unwrap().to_owned(),
+            token: v["envdAccessToken"].as_str().map(str::to_owned),
+            base: self.base.clone(),
+            http: self.http.clone(),
+        }
+    }
+
+    pub async fn kill(&self, id: &str) -> u16 {
+        self.delete(&format!("/sandboxes/{id}")).send().await.unwrap().status().as_u16()
+    }
+
+    /// Kills what is left and asserts nothing of this server remains on the host.
+    pub async fn finish(self) {
+        self.state.shutdown().await;
+        self.task.abort();
+        assert_no_leftovers(&self.state_dir, self.uid_base).await;
+    }
+}
+
+/// Host processes running as one of this server's jail uids.
+pub fn jailed_processes(uid_base: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let uid = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|u| u.parse::<u32>().ok());
+        let state = status.lines().find(|l| l.starts_with("State:")).unwrap_or_default().to_owned();
+        if let Some(uid) = uid {
+            if (uid_base..uid_base + 100).contains(&uid) && !state.contains('Z') {
+                let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                found.push(format!("{name} uid={uid} {}", String::from_utf8_lossy(&cmd).replace('\0', " ")));
+            }
+        }
+    }
+    found
+}
+
+/// Polls (with a deadline) until no process, mount or directory of the server is left.
+pub async fn assert_no_leftovers(state_dir: &std::path::Path, uid_base: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let procs = jailed_processes(uid_base);
+        let mounts: Vec<String> = std::fs::read_to_string("/proc/mounts")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(state_dir.to_str().unwrap()))
+            .map(str::to_owned)
+            .collect();
+        let dirs: Vec<String> = std::fs::read_dir(state_dir)
+            .map(|d| d.flatten().map(|e| e.path().display().to_string()).collect())
+            .unwrap_or_default();
+        if procs.is_empty() && mounts.is_empty() && dirs.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "leftovers: procs={procs:?} mounts={mounts:?} dirs={dirs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A created sandbox, addressed through the routing headers.
+#[derive(Clone)]
+pub struct Sbx {
+    pub id: String,
+    pub token: Option<String>,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// Everything a process stream said.
+#[derive(Debug, Default)]
+pub struct Run {
+    pub pid: Option<u32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub end: Option<EndEvent>,
+    pub end_stream: Option<EndStream>,
+    pub keepalives: usize,
+    pub max_chunk: usize,
+    pub first_event_start: bool,
+    /// Raw end-event JSON, to check what is omitted.
+    pub end_json: Option<String>,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    pub fn exit_code(&self) -> i32 {
+        self.end.as_ref().expect("no end event").exit_code
+    }
+}
+
+impl Sbx {
+    pub fn envd(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("E2b-Sandbox-Id", &self.id)
+            .header("E2b-Sandbox-Port", "49983");
+        if let Some(t) = &self.token {
+            r = r.header("X-Access-Token", t);
+        }
+        r
+    }
+
+    /// Runs a shell command through `process.Process/Start` and collects the stream.
+    pub async fn run(&self, script: &str) -> Run {
+        self.start(
+            serde_json::json!({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", script]}, "stdin": false}),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn start(&self, req: serde_json::Value, headers: &[(&str, &str)]) -> Run {
+        let body = mayfly_core::connect::encode(0, &serde_json::to_vec(&req).unwrap());
+        let mut r = self
+            .envd(reqwest::Method::POST, "/process.Process/Start")
+            .header("content-type", "application/connect+json")
+            .header("connect-protocol-version", "1")
+            .header("authorization", "Basic dXNlcjo=")
+            .body(body.to_vec());
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let res = r.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "application/connect+json");
+        read_stream(res).await
+    }
+
+    pub async fn write(&self, path: &str, data: &[u8]) -> reqwest::Response {
+        self.envd(reqwest::Method::POST, &format!("/files?path={path}"))
+            .header("content-type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn read(&self, path: &str) -> reqwest::Response {
+        self.envd(reqwest::Method::GET, &format!("/files?path={path}")).send().await.unwrap()
+    }
+
+    pub async fn rpc(&self, method: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let res = self
+            .envd(reqwest::Method::POST, method)
+            .header("content-type", "application/json")
+            .header("connect-protocol-version", "1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// Decodes a Connect stream chunk by chunk with core's decoder.
+pub async fn read_stream(mut res: reqwest::Response) -> Run {
+    let mut d = Decoder::default();
+    let mut run = Run::default();
+    let mut first = true;
+    while let Some(chunk) = res.chunk().await.unwrap() {
+        d.push(&chunk);
+        while let Some(f) = d.next_frame().unwrap() {
+            assert!(run.end_stream.is_none(), "a frame after end-stream");
+            if f.is_end_stream() {
+                run.end_stream = Some(serde_json::from_slice(&f.payload).unwrap());
+                continue;
+            }
+            let msg: StreamMessage = serde_json::from_slice(&f.payload).unwrap();
+            if first {
+                run.first_event_start = matches!(msg.event, ProcessEvent::Start(_));
+                first = false;
+            }
+            match msg.event {
+                ProcessEvent::Start(s) => run.pid = Some(s.pid),
+                ProcessEvent::Data(mayfly_core::e2b::DataEvent::Stdout(b)) => {
+                    run.max_chunk = run.max_chunk.max(b.0.len());
+                    run.stdout.extend(b.0);
+                }
+                ProcessEvent::Data(mayfly_core::e2b::DataEvent::Stderr(b)) => {
+                    run.max_chunk = run.max_chunk.max(b.0.len());
+                    run.stderr.extend(b.0);
+                }
+                ProcessEvent::Data(_) => {}
+                ProcessEvent::Keepalive(_) => run.keepalives += 1,
+                ProcessEvent::End(e) => {
+                    let raw: serde_json::Value = serde_json::from_slice(&f.payload).unwrap();
+                    run.end_json = Some(raw["event"]["end"].to_string());
+                    run.end = Some(e);
+                }
+            }
+        }
+    }
+    d.finish().unwrap();
+    assert!(run.end_stream.is_some(), "stream ended without an end-stream frame");
+    run
+}

@@ -1,0 +1,175 @@
+//! Escape attempts from inside a jail, cross-sandbox isolation, concurrency and cleanup, all
+//! checked against the host itself.
+
+mod common;
+
+use common::Server;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_attempts_fail() {
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    // Who and where we are.
+    let run = sb.run("id -u; id -un; hostname; echo $HOME; pwd").await;
+    assert_eq!(run.stdout(), format!("1000\nuser\n{}\n/home/user\n/home/user\n", sb.id));
+    // Host secrets and the project are absent, not merely unreadable.
+    let run = sb
+        .run("for p in /etc/shadow /root/.bashrc /work /etc/sudoers /home/user/../../work; do [ -e $p ] && echo present:$p; done; ls /root | wc -l; ls /home")
+        .await;
+    assert_eq!(run.stdout(), "0\nuser\n", "{}", run.stderr());
+    let here = env!("CARGO_MANIFEST_DIR");
+    assert_eq!(sb.run(&format!("[ -e {here} ] && echo visible")).await.stdout(), "");
+    // System directories are read-only, even to the jail's root.
+    let run = sb.run("touch /usr/bin/x 2>&1; echo > /etc/passwd 2>&1; echo rc=$?").await;
+    assert!(run.stdout().contains("Read-only file system"), "{}", run.stdout());
+    assert!(run.stdout().ends_with("rc=1\n"));
+    // Only the jail's own processes are visible; the host's pid 1 is not.
+    let run = sb.run("ls /proc | grep -E '^[0-9]+$' | wc -l; cat /proc/1/cmdline | tr '\\0' ' '").await;
+    let count: usize = run.stdout().lines().next().unwrap().trim().parse().unwrap();
+    assert!(count <= 6, "{}", run.stdout());
+    assert!(run.stdout().contains("bwrap"), "pid 1 is the jail's init: {}", run.stdout());
+    // Capabilities are gone: no mount, no chroot, no raising limits.
+    let run = sb.run("mount -t tmpfs t /tmp 2>/dev/null && echo mounted; ulimit -u 100000 2>/dev/null && echo raised; grep CapEff /proc/self/status").await;
+    assert_eq!(run.stdout(), "CapEff:\t0000000000000000\n");
+    // Limits are in force.
+    let run = sb.run("ulimit -u; ulimit -f; head -c 300000000 /dev/zero > /tmp/big; echo rc=$?").await;
+    let stdout = run.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "256");
+    assert_ne!(lines[1], "unlimited");
+    assert_ne!(lines[2], "rc=0", "writing past RLIMIT_FSIZE must fail");
+    // A symlink planted at the host's secrets does not make the file API read them.
+    sb.run("ln -s /etc/shadow /home/user/shadow; ln -s /proc/1/root/etc/shadow /home/user/root-shadow").await;
+    for p in ["/home/user/shadow", "/home/user/root-shadow"] {
+        let r = sb.read(p).await;
+        assert_ne!(r.status(), 200, "{p}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("root:"), "{p}: {body}");
+    }
+    let (st, v) = sb.rpc("/filesystem.Filesystem/Stat", json!({"path": "/home/user/shadow"})).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["entry"]["type"], "FILE_TYPE_SYMLINK");
+    // Writing through a planted link cannot reach the host either.
+    sb.run("ln -s /root /home/user/rootdir; ln -s /etc /home/user/etcdir").await;
+    assert_ne!(sb.write("/home/user/rootdir/pwned", b"x").await.status(), 200);
+    assert!(!std::path::Path::new("/root/pwned").exists());
+    assert_ne!(sb.write("/home/user/etcdir/pwned", b"x").await.status(), 200);
+    assert!(!std::path::Path::new("/etc/pwned").exists());
+    if mayfly_sandboxd::is_root() {
+        // On the host, the jail runs as an unprivileged uid of its own.
+        let procs = {
+            let bg = sb.clone();
+            let h = tokio::spawn(async move { bg.run("touch /tmp/up; sleep 5").await });
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while sb.rpc("/filesystem.Filesystem/Stat", json!({"path": "/tmp/up"})).await.0 != 200 {
+                assert!(std::time::Instant::now() < deadline);
+            }
+            let p = common::jailed_processes(s.uid_base);
+            h.abort();
+            p
+        };
+        assert!(procs.iter().any(|p| p.contains("sleep 5")), "{procs:?}");
+    }
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandboxes_cannot_see_each_other() {
+    let s = Server::start().await;
+    let a = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    let b = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    assert_eq!(a.write("/home/user/secret-a", b"a's").await.status(), 200);
+    assert_eq!(a.write("/tmp/tmp-a", b"a's").await.status(), 200);
+    let bg = a.clone();
+    let long = tokio::spawn(async move { bg.run("exec -a marker-of-a sleep 30").await });
+    let run = b.run("ls -a /home/user /tmp; ps -eo args; find / -xdev -name 'secret-*' 2>/dev/null").await;
+    assert!(!run.stdout().contains("secret-a"), "{}", run.stdout());
+    assert!(!run.stdout().contains("tmp-a"), "{}", run.stdout());
+    assert!(!run.stdout().contains("marker-of-a"), "{}", run.stdout());
+    assert_eq!(b.read("/home/user/secret-a").await.status(), 404);
+    // The state directory of other sandboxes is not mounted either.
+    let dir = s.state_dir.display().to_string();
+    assert_eq!(b.run(&format!("ls {dir} 2>/dev/null | wc -l")).await.stdout(), "0\n");
+    assert_eq!(s.kill(&a.id).await, 204);
+    assert_eq!(long.await.unwrap().end.unwrap().status, "signal: killed");
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_sandboxes() {
+    let s = Server::start().await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let base = s.base.clone();
+        let http = s.http.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(format!("{base}/sandboxes"))
+                .header("x-api-key", common::KEY)
+                .json(&json!({"templateID": "base", "timeout": 120, "envVars": {"N": i.to_string()}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+            let v: serde_json::Value = res.json().await.unwrap();
+            let sb = common::Sbx { id: v["sandboxID"].as_str().unwrap().into(), token: None, base, http };
+            let run = sb.run("echo n=$N; hostname").await;
+            assert_eq!(run.exit_code(), 0);
+            assert_eq!(run.stdout(), format!("n={i}\n{}\n", sb.id));
+            sb.id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    assert_eq!(s.state.sandboxes().len(), 20);
+    let kills = futures_util::future::join_all(ids.iter().map(|id| s.kill(id))).await;
+    assert!(kills.iter().all(|k| *k == 204));
+    common::assert_no_leftovers(&s.state_dir, s.uid_base).await;
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_leaves_nothing_behind() {
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "python", "timeout": 60})).await;
+    // A process tree that tries to outlive its parent: background, nohup, setsid, a double fork.
+    let bg = sb.clone();
+    let run = tokio::spawn(async move {
+        bg.run("nohup sleep 300 >/dev/null 2>&1 & setsid sleep 301 & (sleep 302 &) ; python3 -c 'import os,time; os.fork() or time.sleep(303); time.sleep(303)' & touch /tmp/ready; wait").await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sb.rpc("/filesystem.Filesystem/Stat", json!({"path": "/tmp/ready"})).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if mayfly_sandboxd::is_root() {
+        assert!(common::jailed_processes(s.uid_base).len() >= 5);
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        assert!(mounts.contains(s.state_dir.to_str().unwrap()), "the sandbox's tmpfs is mounted while it lives");
+    }
+    assert!(s.state_dir.join(&sb.id).exists());
+    assert_eq!(s.kill(&sb.id).await, 204);
+    // Kill returns after teardown, so nothing may remain even without waiting.
+    assert!(common::jailed_processes(s.uid_base).is_empty(), "{:?}", common::jailed_processes(s.uid_base));
+    assert!(!s.state_dir.join(&sb.id).exists());
+    assert!(!std::fs::read_to_string("/proc/mounts").unwrap().contains(s.state_dir.to_str().unwrap()));
+    assert!(run.await.unwrap().end.is_some());
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_template_imports_psycopg() {
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "python", "timeout": 60})).await;
+    let run = sb
+        .run("/usr/bin/python3 -c 'import psycopg; print(psycopg.__name__)'; python3 -c 'import psycopg' && echo ok2")
+        .await;
+    assert_eq!(run.stdout(), "psycopg\nok2\n", "{}", run.stderr());
+    assert_eq!(sb.run("touch /opt/venv/x 2>/dev/null || echo ro").await.stdout(), "ro\n");
+    let base = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    assert_ne!(base.run("python3 -c 'import psycopg'").await.exit_code(), 0);
+    s.finish().await;
+}

@@ -1,0 +1,227 @@
+//! The superuser side: a small pool of admin connections and the SQL that makes and unmakes a
+//! (role, database) pair.
+//!
+//! Passwords never travel as plain text: the SCRAM verifier is computed here, so the server's statement
+//! log (if someone turns it on) cannot leak a credential.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::{Client, NoTls};
+
+/// Why an admin operation failed. Never carries a password.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("invalid admin url: {0}")]
+    BadUrl(String),
+    #[error("postgres: {}", detail(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// tokio-postgres shows only "db error"; the server's message is what an operator needs.
+fn detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+impl AdminError {
+    fn sql_state(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            AdminError::Postgres(e) => e.code(),
+            AdminError::BadUrl(_) => None,
+        }
+    }
+}
+
+/// A bounded set of superuser connections, opened lazily and reused.
+#[derive(Debug, Clone)]
+pub(crate) struct AdminPool {
+    config: tokio_postgres::Config,
+    idle: Arc<Mutex<Vec<Client>>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A borrowed admin connection; it goes back to the pool on drop unless it broke.
+pub(crate) struct AdminConn {
+    client: Option<Client>,
+    idle: Arc<Mutex<Vec<Client>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for AdminConn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        // Only `None` after drop has begun.
+        self.client.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl std::ops::DerefMut for AdminConn {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for AdminConn {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            if !c.is_closed() {
+                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+            }
+        }
+    }
+}
+
+impl AdminPool {
+    pub(crate) fn new(url: &str, max: usize) -> Result<Self, AdminError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|_| AdminError::BadUrl("cannot parse".into()))?;
+        Ok(Self { config, idle: Arc::default(), permits: Arc::new(Semaphore::new(max.max(1))) })
+    }
+
+    /// Where the server listens, as clients outside should reach it.
+    pub(crate) fn host_port(&self) -> (String, u16) {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".into(),
+        };
+        (host, self.config.get_ports().first().copied().unwrap_or(5432))
+    }
+
+    pub(crate) async fn get(&self) -> Result<AdminConn, AdminError> {
+        let permit = self.permits.clone().acquire_owned().await.unwrap_or_else(|_| unreachable!("never closed"));
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut found = None;
+            while let Some(c) = idle.pop() {
+                if !c.is_closed() {
+                    found = Some(c);
+                    break;
+                }
+            }
+            found
+        };
+        let client = match reused {
+            Some(c) => c,
+            None => {
+                let (client, conn) = self.config.connect(NoTls).await?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "admin connection closed");
+                    }
+                });
+                client
+            }
+        };
+        Ok(AdminConn { client: Some(client), idle: self.idle.clone(), _permit: permit })
+    }
+}
+
+/// Quotes an identifier for SQL. Names here are generated, but quoting is what makes hyphens legal.
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A fresh random password: 32 alphanumerics, as URL-safe as it is strong.
+pub(crate) fn new_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+fn verifier(password: &str) -> String {
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
+}
+
+/// The database and role names of a resource token.
+pub(crate) fn names(token: &str) -> (String, String) {
+    (format!("db_{token}"), format!("usr_{token}"))
+}
+
+/// Creates the role (without login while `login` is `None`) and its database, closed to everyone else.
+pub(crate) async fn create_pair(
+    pool: &AdminPool,
+    token: &str,
+    login: Option<(&str, i32)>,
+    strategy: Option<&str>,
+) -> Result<(), AdminError> {
+    let (db, role) = names(token);
+    let c = pool.get().await?;
+    let role_sql = match login {
+        Some((pw, limit)) => {
+            format!("CREATE ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {limit}", ident(&role), literal(&verifier(pw)))
+        }
+        None => format!("CREATE ROLE {} NOLOGIN", ident(&role)),
+    };
+    c.batch_execute(&role_sql).await?;
+    let strategy = strategy.map(|s| format!(" STRATEGY = {s}")).unwrap_or_default();
+    let made = c.batch_execute(&format!("CREATE DATABASE {} OWNER {}{strategy}", ident(&db), ident(&role))).await;
+    if let Err(e) = made {
+        let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&role))).await;
+        return Err(e.into());
+    }
+    c.batch_execute(&format!(
+        "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT ALL PRIVILEGES ON DATABASE {db} TO {role}",
+        db = ident(&db),
+        role = ident(&role)
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Gives a (pooled) role a fresh password, login and its connection limit: its credentials from now on.
+pub(crate) async fn set_login(pool: &AdminPool, token: &str, password: &str, limit: i32) -> Result<(), AdminError> {
+    let (_, role) = names(token);
+    let c = pool.get().await?;
+    c.batch_execute(&format!(
+        "ALTER ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {limit}",
+        ident(&role),
+        literal(&verifier(password))
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Rotates the password and ends every session that used the old one.
+pub(crate) async fn rotate(pool: &AdminPool, token: &str, password: &str) -> Result<(), AdminError> {
+    let (_, role) = names(token);
+    let c = pool.get().await?;
+    c.batch_execute(&format!("ALTER ROLE {} PASSWORD {}", ident(&role), literal(&verifier(password)))).await?;
+    c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", &[&role]).await?;
+    Ok(())
+}
+
+/// Revoke, terminate, drop the database (retrying while sessions linger), then always drop the role.
+pub(crate) async fn teardown(pool: &AdminPool, token: &str) -> Result<(), AdminError> {
+    let (db, role) = names(token);
+    let c = pool.get().await?;
+    let exists = c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db]).await?.is_some();
+    let mut drop_result = Ok(());
+    if exists {
+        // Stop new logins before killing the current ones, or a client could slip back in between.
+        let _ = c.batch_execute(&format!("REVOKE CONNECT ON DATABASE {} FROM PUBLIC", ident(&db))).await;
+        let _ = c.batch_execute(&format!("ALTER ROLE {} NOLOGIN", ident(&role))).await;
+        let _ = c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&db]).await;
+        for attempt in 0..3 {
+            drop_result = c
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&db)))
+                .await
+                .map_err(AdminError::from);
+            match &drop_result {
+                Err(e) if attempt < 2 && e.sql_state() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                _ => break,
+            }
+        }
+    }
+    let role_result = c.batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&role))).await;
+    drop_result?;
+    role_result?;
+    Ok(())
+}

@@ -1,0 +1,454 @@
+//! The HTTP surface: instanode's routes, shapes, status codes and error envelope.
+//!
+//! Every client mistake is a 4xx with instanode's stable `error` code; a 503 (with
+//! `retry_after_seconds`) means Postgres itself failed. Nothing here answers 500.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::registry::Row;
+use crate::service::{sha256_hex, Caller, NewResource, Service, ServiceError, ANON_CONNECTIONS, ANON_STORAGE_MB};
+
+/// The envelope every error answer uses.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    error_code: Option<&'static str>,
+    agent_action: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), error_code: None, agent_action: None }
+    }
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Resource not found")
+    }
+    fn unauthorized(error_code: &'static str) -> Self {
+        Self {
+            error_code: Some(error_code),
+            agent_action: Some("send Authorization: Bearer <token> with a token this server was started with"),
+            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
+        }
+    }
+    fn unavailable(code: &'static str) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, "the postgres server is unavailable; retry shortly")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry = (self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(30);
+        let mut body = json!({"ok": false, "error": self.code, "message": self.message, "retry_after_seconds": retry});
+        if let Some(c) = self.error_code {
+            body["error_code"] = json!(c);
+        }
+        if let Some(a) = self.agent_action {
+            body["agent_action"] = json!(a);
+        }
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(r) = retry {
+            resp.headers_mut().insert("retry-after", HeaderValue::from(r));
+        }
+        resp
+    }
+}
+
+fn from_service(e: ServiceError, unavailable_code: &'static str) -> ApiError {
+    match e {
+        ServiceError::NotFound => ApiError::not_found(),
+        ServiceError::IdempotencyConflict => ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_conflict",
+            "this Idempotency-Key was used with a different body",
+        ),
+        ServiceError::InvalidClaim => ApiError::bad("invalid_token", "the claim token is unknown or expired"),
+        ServiceError::AlreadyClaimed => ApiError::new(StatusCode::CONFLICT, "already_claimed", "already claimed"),
+        ServiceError::Admin(err) => {
+            tracing::error!(error = %err, "postgres operation failed");
+            ApiError::unavailable(unavailable_code)
+        }
+        ServiceError::BadSchema => ApiError::unavailable(unavailable_code),
+    }
+}
+
+/// The routes, ready to serve. The request log line is added here so every route gets one.
+pub fn router(service: Service) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/db/new", post(db_new))
+        .route("/api/v1/resources", get(list))
+        .route("/api/v1/resources/{token}", delete(delete_resource).get(get_resource))
+        .route("/api/v1/resources/{token}/credentials", get(credentials))
+        .route("/api/v1/resources/{token}/rotate-credentials", post(rotate))
+        .route("/claim/preview", get(claim_preview))
+        .route("/claim", post(claim))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(service)
+}
+
+/// One line per request. The query string is left out: `?t=` carries a claim token.
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        ms = start.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+async fn healthz(State(svc): State<Service>) -> Response {
+    match svc.pool_ready().await {
+        Ok(n) => Json(json!({"ok": true, "service": "scratchdb", "pool_ready": n})).into_response(),
+        Err(e) => from_service(e, "service_unavailable").into_response(),
+    }
+}
+
+/// Strict optional auth: no header is anonymous, a header that is not a known token is 401.
+async fn caller(svc: &Service, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let Some(value) = headers.get("authorization") else { return Ok(Caller::Anonymous) };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("malformed_token"))?;
+    match svc.authenticate(token).await {
+        Ok(Some(owner)) => Ok(Caller::Owner(owner)),
+        Ok(None) => Err(ApiError::unauthorized("invalid_claims")),
+        Err(e) => Err(from_service(e, "service_unavailable")),
+    }
+}
+
+async fn owner(svc: &Service, headers: &HeaderMap) -> Result<String, ApiError> {
+    match caller(svc, headers).await? {
+        Caller::Owner(o) => Ok(o),
+        Caller::Anonymous => Err(ApiError::unauthorized("missing_credentials")),
+    }
+}
+
+fn check_token(token: &str) -> Result<(), ApiError> {
+    uuid::Uuid::parse_str(token).map(|_| ()).map_err(|_| ApiError::bad("invalid_id", "the id is not a uuid"))
+}
+
+pub(crate) fn valid_name(name: &str) -> bool {
+    let n = name.chars().count();
+    (1..=64).contains(&n)
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '-'))
+}
+
+fn valid_env(env: &str) -> bool {
+    (1..=32).contains(&env.len()) && env.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// JSON with object keys sorted at every level, so key order does not change an idempotency hash.
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> =
+                keys.iter().map(|k| format!("{}:{}", Value::String((*k).clone()), canonical(&m[k.as_str()]))).collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+/// `24h`, `90m`, `45s`: the shape instanode uses for `expires_in`.
+fn short_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[derive(Deserialize)]
+struct EnvQuery {
+    env: Option<String>,
+}
+
+async fn db_new(
+    State(svc): State<Service>,
+    Query(q): Query<EnvQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&svc, &headers).await?;
+    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_slice(&body).map_err(|_| ApiError::bad("invalid_body", "the body is not valid JSON"))?
+    };
+    let Value::Object(fields) = &value else {
+        return Err(ApiError::bad("invalid_body", "the body must be a JSON object"));
+    };
+    let name = match fields.get("name") {
+        None | Some(Value::Null) => return Err(ApiError::bad("name_required", "name is required")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err(ApiError::bad("name_required", "name is required"))
+        }
+        Some(Value::String(s)) if valid_name(s.trim()) => s.trim().to_string(),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "invalid_name",
+                "name must be 1-64 characters matching ^[A-Za-z0-9][A-Za-z0-9 _-]*$",
+            ))
+        }
+    };
+    let env_override_reason = q.env.is_none() && fields.get("env").is_none();
+    let env = match (q.env.as_deref(), fields.get("env")) {
+        (Some(e), _) => e.to_string(),
+        (None, None | Some(Value::Null)) => "development".to_string(),
+        (None, Some(Value::String(e))) => e.clone(),
+        (None, Some(_)) => String::new(),
+    };
+    if !valid_env(&env) {
+        return Err(ApiError::bad("invalid_env", "env must match ^[a-z0-9-]{1,32}$"));
+    }
+    let wants_dedicated = fields.get("dedicated").and_then(Value::as_bool) == Some(true);
+    let wants_parent = fields.get("parent_resource_id").is_some_and(|v| !v.is_null());
+    match who {
+        Caller::Anonymous if wants_dedicated || wants_parent => {
+            return Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "auth_required",
+                "dedicated and parent_resource_id need a bearer token",
+            ))
+        }
+        Caller::Owner(_) if wants_dedicated => {
+            return Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "upgrade_required",
+                "dedicated databases are not offered by this server",
+            ))
+        }
+        _ => {}
+    }
+    let known = ["name", "env", "dedicated", "parent_resource_id"];
+    let mut ignored: Vec<&String> = fields.keys().filter(|k| !known.contains(&k.as_str())).collect();
+    ignored.sort();
+    let idempotency = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| (0x20..0x7f).contains(&b)))
+                .ok_or_else(|| {
+                    ApiError::bad("invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII")
+                })?;
+            let hash = sha256_hex(&format!("{}|env={env}", canonical(&value)));
+            Some((key.to_string(), hash))
+        }
+    };
+    let explicit = idempotency.is_some();
+    let created = svc.create(&who, NewResource { name, env, idempotency }).await.map_err(|e| match e {
+        ServiceError::NotFound => ApiError::unavailable("provision_failed"),
+        other => from_service(other, "provision_failed"),
+    })?;
+    let row = created.row;
+    let mut body = json!({
+        "ok": true,
+        "id": row.id,
+        "token": row.token,
+        "name": row.name,
+        "connection_url": svc.connection_url(&row),
+        "tier": row.tier,
+        "env": row.env,
+    });
+    let mut upgrade_header = None;
+    if row.owner.is_none() {
+        let base = match &svc.config().public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1")),
+        };
+        let claim_token = row.claim_token.clone().unwrap_or_default();
+        let claim_url = format!("{base}/claim/preview?t={claim_token}");
+        let expires_in = short_duration(svc.config().anonymous_ttl);
+        body["limits"] =
+            json!({"storage_mb": ANON_STORAGE_MB, "connections": ANON_CONNECTIONS, "expires_in": expires_in});
+        body["note"] = json!(format!(
+            "Works for {expires_in}. Claim to keep: POST {base}/claim with {{\"token\": upgrade_jwt, \"email\": ...}}"
+        ));
+        body["upgrade"] = json!(claim_url);
+        body["upgrade_jwt"] = json!(claim_token);
+        body["claim_url"] = json!(claim_url);
+        body["expires_at"] = json!(row.expires_at);
+        upgrade_header = Some(claim_url);
+    } else {
+        body["dedicated"] = json!(false);
+        body["limits"] = json!({"storage_mb": row.storage_mb, "connections": row.connections});
+    }
+    if env_override_reason {
+        body["env_override_reason"] = json!("default_no_env_specified");
+    }
+    if !ignored.is_empty() {
+        body["ignored_fields"] = json!(ignored);
+    }
+    let mut resp = (StatusCode::CREATED, Json(body)).into_response();
+    let h = resp.headers_mut();
+    h.insert("x-idempotency-source", HeaderValue::from_static(if explicit { "explicit" } else { "miss" }));
+    if created.replay {
+        h.insert("x-idempotent-replay", HeaderValue::from_static("true"));
+    }
+    if let Some(u) = upgrade_header.and_then(|u| HeaderValue::from_str(&u).ok()) {
+        h.insert("x-instant-upgrade", u);
+    }
+    Ok(resp)
+}
+
+fn item(row: &Row, storage_bytes: i64) -> Value {
+    let mut v = json!({
+        "id": row.id,
+        "token": row.token,
+        "resource_type": "postgres",
+        "env": row.env,
+        "tier": row.tier,
+        "status": row.status,
+        "created_at": row.created_at,
+        "name": row.name,
+        "storage_bytes": storage_bytes,
+        "connections_limit": row.connections,
+        "storage_limit_bytes": i64::from(row.storage_mb) * 1024 * 1024,
+        "storage_exceeded": storage_bytes > i64::from(row.storage_mb) * 1024 * 1024,
+    });
+    if let Some(e) = &row.expires_at {
+        v["expires_at"] = json!(e);
+    }
+    v
+}
+
+async fn list(State(svc): State<Service>, Query(q): Query<EnvQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let owner = owner(&svc, &headers).await?;
+    let rows = svc.list(&owner, q.env.as_deref()).await.map_err(|e| from_service(e, "fetch_failed"))?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        items.push(item(r, svc.storage_bytes(&r.token).await));
+    }
+    Ok(Json(json!({"ok": true, "total": items.len(), "items": items})).into_response())
+}
+
+async fn get_resource(
+    State(svc): State<Service>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let owner = owner(&svc, &headers).await?;
+    check_token(&token)?;
+    let row = svc.get(&owner, &token).await.map_err(|e| from_service(e, "fetch_failed"))?;
+    let size = svc.storage_bytes(&row.token).await;
+    Ok(Json(json!({"ok": true, "item": item(&row, size)})).into_response())
+}
+
+async fn credentials(
+    State(svc): State<Service>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let owner = owner(&svc, &headers).await?;
+    check_token(&token)?;
+    let row = svc.get(&owner, &token).await.map_err(|e| from_service(e, "fetch_failed"))?;
+    Ok(Json(json!({
+        "ok": true, "id": row.id, "token": row.token, "resource_type": "postgres", "env": row.env,
+        "connection_url": svc.connection_url(&row),
+    }))
+    .into_response())
+}
+
+async fn rotate(
+    State(svc): State<Service>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let owner = owner(&svc, &headers).await?;
+    check_token(&token)?;
+    let row = svc.rotate(&owner, &token).await.map_err(|e| from_service(e, "rotate_failed"))?;
+    Ok(Json(json!({"ok": true, "connection_url": svc.connection_url(&row)})).into_response())
+}
+
+async fn delete_resource(
+    State(svc): State<Service>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let owner = owner(&svc, &headers).await?;
+    check_token(&token)?;
+    let fresh = svc.delete(&owner, &token).await.map_err(|e| from_service(e, "delete_failed"))?;
+    let message = if fresh { "Resource deleted" } else { "Resource already deleted" };
+    Ok(Json(json!({"ok": true, "message": message})).into_response())
+}
+
+#[derive(Deserialize)]
+struct ClaimQuery {
+    t: Option<String>,
+}
+
+async fn claim_preview(State(svc): State<Service>, Query(q): Query<ClaimQuery>) -> Result<Response, ApiError> {
+    let t = q.t.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::bad("missing_token", "t is required"))?;
+    let found = svc.claim_preview(&t).await.map_err(|e| from_service(e, "fetch_failed"))?;
+    let body = match found {
+        Some((row, expires_at)) => {
+            let size = svc.storage_bytes(&row.token).await;
+            let items = vec![item(&row, size)];
+            json!({"ok": true, "token_valid": true, "items": items, "resources": items, "expires_at": expires_at})
+        }
+        None => json!({"ok": true, "token_valid": false, "items": [], "resources": []}),
+    };
+    Ok(Json(body).into_response())
+}
+
+async fn claim(State(svc): State<Service>, body: Bytes) -> Result<Response, ApiError> {
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::bad("invalid_body", "the body is not valid JSON"))?;
+    let field = |k: &str| value.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let token =
+        field("token").or_else(|| field("jwt")).ok_or_else(|| ApiError::bad("missing_token", "token is required"))?;
+    let email = field("email").ok_or_else(|| ApiError::bad("missing_email", "email is required"))?;
+    let well_formed = email
+        .split_once('@')
+        .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace));
+    if !well_formed {
+        return Err(ApiError::bad("invalid_email_format", "email is not a valid address"));
+    }
+    let claimed = svc.claim(token, email).await.map_err(|e| from_service(e, "claim_failed"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "ok": true,
+            "team_id": claimed.team_id,
+            "user_id": claimed.user_id,
+            "message": "Account created. Your resource tokens have been transferred.",
+            "session_token": claimed.session_token,
+        })),
+    )
+        .into_response())
+}

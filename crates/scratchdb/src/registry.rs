@@ -1,0 +1,107 @@
+//! The durable registry: scratchdb's own schema in the admin database, so a restart loses nothing.
+//!
+//! Every pair is written down *before* it is created (`provisioning` resources, `filling` pool slots),
+//! so a crash at any point leaves a row that startup or the sweep can finish tearing down — nothing in
+//! the cluster is ever unknown to the registry.
+
+use crate::admin::{AdminError, AdminPool};
+
+/// One resource row, as the API needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub(crate) id: String,
+    pub(crate) token: String,
+    pub(crate) name: String,
+    pub(crate) env: String,
+    pub(crate) owner: Option<String>,
+    pub(crate) tier: String,
+    pub(crate) status: String,
+    pub(crate) password: String,
+    pub(crate) connections: i32,
+    pub(crate) storage_mb: i32,
+    pub(crate) created_at: String,
+    pub(crate) expires_at: Option<String>,
+    pub(crate) claim_token: Option<String>,
+}
+
+fn ts(col: &str) -> String {
+    format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+}
+
+/// The column list `Row::from_pg` reads, in order.
+pub(crate) fn columns() -> String {
+    format!(
+        "id, token, name, env, owner, tier, status, password, connections, storage_mb, {}, {}, claim_token",
+        ts("created_at"),
+        ts("expires_at")
+    )
+}
+
+impl Row {
+    pub(crate) fn from_pg(r: &tokio_postgres::Row) -> Self {
+        Self {
+            id: r.get(0),
+            token: r.get(1),
+            name: r.get(2),
+            env: r.get(3),
+            owner: r.get(4),
+            tier: r.get(5),
+            status: r.get(6),
+            password: r.get(7),
+            connections: r.get(8),
+            storage_mb: r.get(9),
+            created_at: r.get(10),
+            expires_at: r.get(11),
+            claim_token: r.get(12),
+        }
+    }
+}
+
+/// Creates the schema and tables if missing. Serialised by an advisory lock so that two instances
+/// starting at once do not race on `CREATE ... IF NOT EXISTS`.
+pub(crate) async fn migrate(pool: &AdminPool, schema: &str) -> Result<(), AdminError> {
+    let mut c = pool.get().await?;
+    let tx = c.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7330331)", &[]).await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+         CREATE TABLE IF NOT EXISTS {s}.resources (
+             id text PRIMARY KEY,
+             token text UNIQUE NOT NULL,
+             name text NOT NULL,
+             env text NOT NULL,
+             owner text,
+             tier text NOT NULL,
+             status text NOT NULL,
+             password text NOT NULL,
+             connections int NOT NULL,
+             storage_mb int NOT NULL,
+             created_at timestamptz NOT NULL DEFAULT now(),
+             expires_at timestamptz,
+             deleted_at timestamptz,
+             claim_token text UNIQUE,
+             claim_expires_at timestamptz,
+             claimed_at timestamptz);
+         CREATE INDEX IF NOT EXISTS resources_owner ON {s}.resources (owner, status);
+         CREATE TABLE IF NOT EXISTS {s}.idempotency (
+             owner text NOT NULL,
+             key text NOT NULL,
+             body_hash text NOT NULL,
+             token text NOT NULL,
+             created_at timestamptz NOT NULL DEFAULT now(),
+             PRIMARY KEY (owner, key));
+         CREATE TABLE IF NOT EXISTS {s}.pool (
+             token text PRIMARY KEY,
+             state text NOT NULL,
+             created_at timestamptz NOT NULL DEFAULT now());
+         CREATE TABLE IF NOT EXISTS {s}.sessions (
+             owner text PRIMARY KEY,
+             team_id text NOT NULL,
+             email text NOT NULL,
+             created_at timestamptz NOT NULL DEFAULT now());",
+        s = crate::admin::ident(schema)
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Test harness: one private Postgres cluster per test binary, a scratchdb per test in its own registry
+//! schema, and a minimal HTTP client.
+//!
+//! The cluster is a static that is never dropped; its watchdog stops it and removes its directory when
+//! the test process exits, however it exits.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub use mayfly_scratchdb::Config;
+use mayfly_scratchdb::{EmbeddedPostgres, Service};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const TOKEN_A: &str = "token-alpha";
+pub const TOKEN_B: &str = "token-bravo";
+
+static CLUSTER: OnceLock<EmbeddedPostgres> = OnceLock::new();
+
+pub fn cluster() -> &'static EmbeddedPostgres {
+    CLUSTER.get_or_init(|| EmbeddedPostgres::start_temporary().expect("start the test cluster"))
+}
+
+pub struct Server {
+    pub addr: std::net::SocketAddr,
+    pub service: Service,
+    pub schema: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub fn config(schema: &str, pool: usize) -> Config {
+    Config {
+        schema: schema.into(),
+        pool_size: pool,
+        tokens: vec![TOKEN_A.into(), TOKEN_B.into()],
+        sweep_interval: Duration::from_secs(3600),
+        ..Config::new(cluster().admin_url())
+    }
+}
+
+pub fn fresh_schema() -> String {
+    format!("t_{}", uuid::Uuid::new_v4().simple())
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Server {
+        let schema = config.schema.clone();
+        let service = Service::start(config).await.expect("start service");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = mayfly_scratchdb::router(service.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Server { addr, service, schema, task }
+    }
+
+    pub async fn stop(self) {
+        self.task.abort();
+        self.service.shutdown().await;
+    }
+
+    /// Sends one request; returns status, JSON body (Null if none) and the raw head.
+    pub async fn call(&self, method: &str, path: &str, bearer: Option<&str>, body: Option<&str>) -> Resp {
+        self.call_h(method, path, bearer, &[], body).await
+    }
+
+    pub async fn call_h(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        if let Some(b) = bearer {
+            req.push_str(&format!("Authorization: Bearer {b}\r\n"));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let body = body.unwrap_or("");
+        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+        let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let json = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            // Axum only chunks bodies of unknown length; JSON answers carry a length, but be safe.
+            let mut out = String::new();
+            let mut r = rest;
+            loop {
+                let (len, tail) = r.split_once("\r\n").unwrap();
+                let n = usize::from_str_radix(len.trim(), 16).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.push_str(&tail[..n]);
+                r = &tail[n + 2..];
+            }
+            serde_json::from_str(&out).unwrap_or(Value::Null)
+        } else {
+            serde_json::from_str(rest).unwrap_or(Value::Null)
+        };
+        Resp { status, json, head: head.to_ascii_lowercase() }
+    }
+
+    /// Creates a resource and returns the 201 body.
+    pub async fn create(&self, bearer: Option<&str>, name: &str) -> Value {
+        let r = self.call("POST", "/db/new", bearer, Some(&format!(r#"{{"name":"{name}"}}"#))).await;
+        assert_eq!(r.status, 201, "{:?}", r.json);
+        r.json
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub json: Value,
+    pub head: String,
+}
+
+/// A superuser connection to the shared cluster, for checking what really exists.
+pub async fn admin() -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(cluster().admin_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+pub async fn db_exists(admin: &tokio_postgres::Client, token: &str) -> bool {
+    admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&format!("db_{token}")]).await.unwrap().is_some()
+}
+
+pub async fn role_exists(admin: &tokio_postgres::Client, token: &str) -> bool {
+    admin.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&format!("usr_{token}")]).await.unwrap().is_some()
+}
+
+/// Connects with a resource's URL; the error text on failure.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+        Ok((c, conn)) => {
+            tokio::spawn(conn);
+            Ok(c)
+        }
+        Err(e) => Err(match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        }),
+    }
+}
+
+pub fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_else(|| panic!("{k} missing in {v}")).to_string()
+}
