@@ -101,6 +101,9 @@ async fn stack_command(options: StackOptions) -> anyhow::Result<()> {
     println!("  sandboxd (E2B protocol):       {}", stack.endpoints.sandboxd_url);
     println!("  scratchdb (instanode protocol): {}", stack.endpoints.scratchdb_url);
     println!("  endpoints and keys:            {} (owner-only)", file.display());
+    println!("For an E2B SDK or another client (the keys are in that file, never printed):");
+    println!("  E2B_API_URL={0} E2B_SANDBOX_URL={0} E2B_DOMAIN=localhost", stack.endpoints.sandboxd_url);
+    println!("  INSTANODE_URL={}", stack.endpoints.scratchdb_url);
     println!("`mayfly run FILE` uses it. Ctrl-C stops everything.");
     wait_for_stop_signal().await?;
     eprintln!("mayfly stack: stopping (sandboxes killed, databases dropped, Postgres stopped)…");

@@ -247,3 +247,38 @@ async fn sweep_reaps_what_a_crashed_turn_left_behind() {
     assert_eq!((again.sandboxes_reaped, again.databases_reaped), (0, 0), "a second sweep reaps nothing new");
     stack.shutdown().await;
 }
+
+/// On a fresh machine there is no stack running: `mayfly run` starts one for the turn and stops it.
+#[test]
+fn mayfly_run_without_a_stack_starts_one_for_the_turn() {
+    let state = tempfile::tempdir().unwrap();
+    let code = state.path().join("hello.sh");
+    std::fs::write(&code, "echo \"hello from $(hostname)\"; test -n \"$PG_URL\" && echo has-db\n").unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_mayfly"))
+        .arg("run")
+        .arg(&code)
+        .env("MAYFLY_STATE_DIR", state.path())
+        .env_remove("E2B_API_KEY")
+        .env_remove("INSTANODE_URL")
+        .env_remove("INSTANODE_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("starting the local stack for this turn"), "{stderr}");
+    assert!(stdout.starts_with("hello from ") && stdout.ends_with("has-db\n"), "{stdout}");
+    assert!(stderr.contains("sandbox reaped, database reaped"), "{stderr}");
+
+    let failing = state.path().join("fail.py");
+    std::fs::write(&failing, "import sys\nprint('bye', file=sys.stderr)\nsys.exit(4)\n").unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_mayfly"))
+        .args(["run", "--no-db"])
+        .arg(&failing)
+        .env("MAYFLY_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(4), "mayfly run exits with the code's status\n{stderr}");
+    assert!(stderr.contains("bye\n") && stderr.contains("turn finished: failed"), "{stderr}");
+}

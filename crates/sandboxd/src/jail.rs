@@ -21,7 +21,10 @@
 //! `RLIMIT_NPROC` (counted per real uid) is a per-sandbox process limit.
 //!
 //! Limits. `prlimit` sets process count, address space, file size and CPU time before `setpriv`
-//! and `bwrap` exec (both exec in place, so the jail inherits them), with core dumps off.
+//! and `bwrap` exec (both exec in place, so the jail inherits them), with core dumps off. When
+//! sandboxd is root and the cgroup hierarchy is writable, each sandbox also gets a memory cgroup
+//! (a hard cap on resident memory, which rlimits cannot express) and a pids cgroup; a tiny `sh`
+//! puts itself into them and then execs `prlimit`, so no process of the jail starts outside.
 //!
 //! Cleanup. sandboxd's child is the `bwrap` process itself (`prlimit` and `setpriv` exec).
 //! `--die-with-parent` plus the pid namespace make one `SIGKILL` of that child enough: bwrap's
@@ -45,6 +48,8 @@ pub struct JailLimits {
     pub address_space_bytes: u64,
     pub file_size_bytes: u64,
     pub cpu_seconds: u64,
+    /// Resident memory of the whole sandbox (memory cgroup, when available).
+    pub memory_bytes: u64,
 }
 
 impl Default for JailLimits {
@@ -55,6 +60,7 @@ impl Default for JailLimits {
             address_space_bytes: 4 << 30,
             file_size_bytes: 256 << 20,
             cpu_seconds: 3600,
+            memory_bytes: 1 << 30,
         }
     }
 }
@@ -152,6 +158,34 @@ pub(crate) struct Jail {
     venv: Option<PathBuf>,
     limits: JailLimits,
     base_env: Vec<(String, String)>,
+    cgroups: Vec<PathBuf>,
+}
+
+/// The cgroup v1 controllers a sandbox gets, with the limit file and value for each.
+fn cgroup_limits(limits: &JailLimits) -> [(&'static str, &'static str, u64); 2] {
+    [("memory", "memory.limit_in_bytes", limits.memory_bytes), ("pids", "pids.max", limits.max_processes)]
+}
+
+/// Makes the sandbox's cgroups under `/sys/fs/cgroup/<controller>/mayfly-sandboxd/<name>`; returns
+/// the ones that exist with their limit set. Hosts without writable cgroup v1 get none, and the
+/// rlimits still apply.
+fn create_cgroups(name: &str, limits: &JailLimits) -> Vec<PathBuf> {
+    let mut made = Vec::new();
+    for (controller, file, value) in cgroup_limits(limits) {
+        let root = Path::new("/sys/fs/cgroup").join(controller);
+        if !root.join("cgroup.procs").exists() {
+            continue;
+        }
+        let dir = root.join("mayfly-sandboxd").join(name);
+        let ok = std::fs::create_dir_all(&dir).is_ok() && std::fs::write(dir.join(file), value.to_string()).is_ok();
+        if ok {
+            made.push(dir);
+        } else {
+            tracing::warn!(controller, "cannot set up a cgroup for the sandbox; rlimits only");
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    made
 }
 
 async fn run_checked(cmd: &mut Command) -> Result<(), SandboxError> {
@@ -186,8 +220,10 @@ impl Jail {
             venv,
             limits,
             base_env: env_vars.to_vec(),
+            cgroups: Vec::new(),
         };
         if host_uid.is_some() {
+            jail.cgroups = create_cgroups(hostname, &limits);
             let opts = format!("size={},mode=0755,nosuid,nodev", limits.disk_bytes);
             if let Err(e) =
                 run_checked(Command::new("mount").args(["-t", "tmpfs", "-o", &opts, "tmpfs"]).arg(&jail.dir)).await
@@ -228,7 +264,20 @@ impl Jail {
     /// A command that runs `argv` inside the jail as `user` in `cwd`, with `envs` on top of the
     /// sandbox's environment.
     pub(crate) fn command(&self, user: JailUser, cwd: &str, argv: &[String], envs: &[(String, String)]) -> Command {
-        let mut cmd = Command::new("prlimit");
+        let mut cmd = if self.cgroups.is_empty() {
+            Command::new("prlimit")
+        } else {
+            // `$$` is the shell, which then becomes prlimit, setpriv and bwrap by exec: the whole
+            // jail is inside the cgroups from its first instruction.
+            let join: String = self
+                .cgroups
+                .iter()
+                .map(|dir| format!("echo $$ > '{}' || exit 125; ", dir.join("cgroup.procs").display()))
+                .collect();
+            let mut cmd = Command::new("/bin/sh");
+            cmd.args(["-c", &format!("{join}exec \"$@\""), "sh", "prlimit"]);
+            cmd
+        };
         let l = &self.limits;
         cmd.arg(format!("--nproc={}", l.max_processes))
             .arg(format!("--as={}", l.address_space_bytes))
@@ -331,6 +380,11 @@ impl Jail {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        for dir in std::mem::take(&mut self.cgroups) {
+            if let Err(e) = std::fs::remove_dir(&dir) {
+                tracing::warn!(cgroup = %dir.display(), error = %e, "removing the sandbox's cgroup failed");
             }
         }
         if self.mounted {

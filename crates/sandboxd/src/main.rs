@@ -11,7 +11,7 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     /// Address to listen on; loopback only.
-    #[arg(long, default_value = "127.0.0.1:3000")]
+    #[arg(long, default_value = "127.0.0.1:49982")]
     listen: SocketAddr,
     /// Domain of the per-sandbox hosts, `49983-<id>.<domain>`.
     #[arg(long, default_value = "localhost")]

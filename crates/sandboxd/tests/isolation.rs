@@ -145,8 +145,16 @@ async fn kill_leaves_nothing_behind() {
         assert!(std::time::Instant::now() < deadline);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let cgroups: Vec<std::path::PathBuf> = ["memory", "pids"]
+        .iter()
+        .map(|c| std::path::Path::new("/sys/fs/cgroup").join(c).join("mayfly-sandboxd").join(&sb.id))
+        .collect();
     if mayfly_sandboxd::is_root() {
         assert!(common::jailed_processes(s.uid_base).len() >= 5);
+        for cgroup in cgroups.iter().filter(|c| c.parent().unwrap().parent().unwrap().join("cgroup.procs").exists()) {
+            let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap();
+            assert!(procs.lines().count() >= 5, "the jail's processes are in {}: {procs:?}", cgroup.display());
+        }
         let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
         assert!(mounts.contains(s.state_dir.to_str().unwrap()), "the sandbox's tmpfs is mounted while it lives");
     }
@@ -156,7 +164,35 @@ async fn kill_leaves_nothing_behind() {
     assert!(common::jailed_processes(s.uid_base).is_empty(), "{:?}", common::jailed_processes(s.uid_base));
     assert!(!s.state_dir.join(&sb.id).exists());
     assert!(!std::fs::read_to_string("/proc/mounts").unwrap().contains(s.state_dir.to_str().unwrap()));
+    for cgroup in &cgroups {
+        assert!(!cgroup.exists(), "{} outlived its sandbox", cgroup.display());
+    }
     assert!(run.await.unwrap().end.is_some());
+    s.finish().await;
+}
+
+/// rlimits cannot cap resident memory (the address-space limit is generous so runtimes start);
+/// the sandbox's memory cgroup does. Needs root and cgroup v1, as in CI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bomb_is_stopped_by_the_memory_cgroup() {
+    let memory_root = std::path::Path::new("/sys/fs/cgroup/memory/cgroup.procs");
+    assert!(
+        !mayfly_sandboxd::is_root() || memory_root.exists(),
+        "running as root without a cgroup v1 memory hierarchy: the cap below cannot be checked here"
+    );
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "python", "timeout": 60})).await;
+    // 1.5 GiB touched page by page: within the 4 GiB address-space rlimit, above the 1 GiB cap.
+    let run = sb
+        .run("python3 -c 'b = bytearray(1536 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint(\"survived\")'; echo rc=$?")
+        .await;
+    if mayfly_sandboxd::is_root() {
+        assert!(!run.stdout().contains("survived"), "{}{}", run.stdout(), run.stderr());
+        assert!(run.stdout().contains("rc=137"), "killed by the OOM killer: {}{}", run.stdout(), run.stderr());
+    }
+    // The sandbox itself is fine afterwards.
+    assert_eq!(sb.run("echo still here").await.stdout(), "still here\n");
+    assert_eq!(s.kill(&sb.id).await, 204);
     s.finish().await;
 }
 

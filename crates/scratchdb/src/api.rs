@@ -357,14 +357,19 @@ async fn list(State(svc): State<Service>, Query(q): Query<EnvQuery>, headers: He
     Ok(Json(json!({"ok": true, "total": items.len(), "items": items})).into_response())
 }
 
+/// The caller's resource `token`, after checking who the caller is and what the token looks like.
+async fn owned_resource(svc: &Service, headers: &HeaderMap, token: &str) -> Result<Row, ApiError> {
+    let owner = owner(svc, headers).await?;
+    check_token(token)?;
+    svc.get(&owner, token).await.map_err(|e| from_service(e, "fetch_failed"))
+}
+
 async fn get_resource(
     State(svc): State<Service>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let owner = owner(&svc, &headers).await?;
-    check_token(&token)?;
-    let row = svc.get(&owner, &token).await.map_err(|e| from_service(e, "fetch_failed"))?;
+    let row = owned_resource(&svc, &headers, &token).await?;
     let size = svc.storage_bytes(&row.token).await;
     Ok(Json(json!({"ok": true, "item": item(&row, size)})).into_response())
 }
@@ -374,9 +379,7 @@ async fn credentials(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let owner = owner(&svc, &headers).await?;
-    check_token(&token)?;
-    let row = svc.get(&owner, &token).await.map_err(|e| from_service(e, "fetch_failed"))?;
+    let row = owned_resource(&svc, &headers, &token).await?;
     Ok(Json(json!({
         "ok": true, "id": row.id, "token": row.token, "resource_type": "postgres", "env": row.env,
         "connection_url": svc.connection_url(&row),
