@@ -4,3 +4,4 @@
 mod browser;
 mod health;
 mod support;
+mod turns;

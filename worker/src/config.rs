@@ -10,6 +10,9 @@ pub(crate) struct Config {
     pub(crate) e2b_api_url: String,
     pub(crate) e2b_domain: String,
     pub(crate) e2b_api_key: Option<String>,
+    /// Where envd answers when it is not at E2B's per-sandbox host: the local sandboxd serves it
+    /// on its API port (`E2B_ENVD_URL`; unset for real E2B).
+    pub(crate) e2b_envd_url: Option<String>,
     pub(crate) instanode_url: String,
     pub(crate) instanode_token: Option<String>,
 }
@@ -23,6 +26,7 @@ impl Config {
             e2b_api_url: var("E2B_API_URL", "http://127.0.0.1:49982"),
             e2b_domain: var("E2B_DOMAIN", "localhost"),
             e2b_api_key: secret("E2B_API_KEY"),
+            e2b_envd_url: env.var("E2B_ENVD_URL").ok().map(|v| v.to_string()).filter(|v| !v.is_empty()),
             instanode_url: var("INSTANODE_URL", "http://127.0.0.1:49983"),
             instanode_token: secret("INSTANODE_TOKEN"),
         }

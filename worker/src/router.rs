@@ -3,11 +3,22 @@
 
 use worker::{Env, Request, Response, Result, Router};
 
-use crate::{health, reply};
+use crate::{health, reply, turns};
 
 pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
     Router::new()
         .get("/v1/health", |_, ctx| health::get(&ctx.env))
+        .post_async("/v1/turns", |req, ctx| async move { turns::create(req, &ctx.env).await })
+        .get_async(
+            "/v1/turns/:id",
+            |req, ctx| async move { turns::forward(req, &ctx.env, ctx.param("id"), "detail").await },
+        )
+        .delete_async("/v1/turns/:id", |req, ctx| async move {
+            turns::forward(req, &ctx.env, ctx.param("id"), "cancel").await
+        })
+        .get_async("/v1/turns/:id/events", |req, ctx| async move {
+            turns::forward(req, &ctx.env, ctx.param("id"), "events").await
+        })
         .or_else_any_method("/v1/*rest", |req, _| reply::no_route(&req))
         .run(req, env)
         .await

@@ -55,12 +55,25 @@ impl Config {
             api_keys: Vec::new(),
             max_sandboxes: 100,
             max_timeout: Duration::from_secs(3600),
-            state_dir: std::env::temp_dir().join(format!("mayfly-sandboxd-{}", std::process::id())),
+            // Unique per instance, not per process: two sandboxd in one process (tests, or a CLI
+            // stack beside another) must never share, or remove, each other's directory.
+            state_dir: std::env::temp_dir().join(format!(
+                "mayfly-sandboxd-{}-{}",
+                std::process::id(),
+                instance_suffix()
+            )),
             python_venv: None,
             limits: JailLimits::default(),
             jail_uid_base: 200_000,
         }
     }
+}
+
+/// A short random suffix that tells two instances in one process apart.
+fn instance_suffix() -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{n:016x}")
 }
 
 /// Shared state of every handler.

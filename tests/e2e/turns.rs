@@ -1,0 +1,324 @@
+//! An agent runs turns through the edge API: it creates one with its API key, follows the events
+//! over a WebSocket (late viewers replay from any `seq`), reads the turn back, and finds both
+//! resources gone afterwards. Keys are tenants: no key is a 401, someone else's turn a 404.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use mayfly_cli::clock::SystemClock;
+use mayfly_cli::http::ReqwestHttpClient;
+use mayfly_cli::providers::{local_e2b, local_instanode};
+use mayfly_cli::stack::{LocalStack, StackOptions as LocalStackOptions};
+use mayfly_core::e2b_client::E2bClient;
+use mayfly_core::instanode::InstanodeClient;
+use mayfly_core::provider::{DatabaseProvider, SandboxProvider};
+use mayfly_core::{
+    CreateTurnResponse, ErrorBody, ErrorCode, Event, EventBody, Outcome, ReapState, TurnDetail, TurnState,
+};
+use mayfly_e2e::{Stack, StackOptions, Tools};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::Message;
+
+const ALICE_KEY: &str = "key-alice-0123456789";
+const BOB_KEY: &str = "key-bob-9876543210";
+
+/// The worker wired to a local stack (Postgres, scratchdb, sandboxd) that runs in this process.
+struct TurnStack {
+    stack: Stack,
+    local: Option<LocalStack>,
+    runtime: tokio::runtime::Runtime,
+    /// The local stack's data. Each stack needs its own: sandboxd's default state directory is per
+    /// process, and one stack shutting down would remove it under another's feet.
+    _data: tempfile::TempDir,
+}
+
+impl Drop for TurnStack {
+    fn drop(&mut self) {
+        self.stack.stop();
+        if let Some(local) = self.local.take() {
+            self.runtime.block_on(local.shutdown());
+        }
+    }
+}
+
+impl TurnStack {
+    fn start() -> TurnStack {
+        // The local stack's servers are tokio tasks: a multi-threaded runtime keeps serving them
+        // while the test thread makes blocking calls.
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let data = tempfile::Builder::new().prefix("mayfly-e2e-turns-").tempdir().unwrap();
+        let options = LocalStackOptions { data_dir: Some(data.path().to_path_buf()), ..LocalStackOptions::default() };
+        let local = runtime.block_on(LocalStack::start(options)).expect("the local stack starts");
+        let endpoints = &local.endpoints;
+        let vars = [
+            ("E2B_API_URL", endpoints.sandboxd_url.clone()),
+            ("E2B_ENVD_URL", endpoints.sandboxd_url.clone()),
+            ("E2B_DOMAIN", "localhost".to_owned()),
+            ("E2B_API_KEY", endpoints.sandboxd_api_key.clone()),
+            ("INSTANODE_URL", endpoints.scratchdb_url.clone()),
+            ("INSTANODE_TOKEN", endpoints.scratchdb_token.clone()),
+            ("MAYFLY_API_KEYS", format!("alice:{ALICE_KEY},bob:{BOB_KEY}")),
+        ];
+        let options = StackOptions {
+            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ..StackOptions::default()
+        };
+        let stack = Stack::start(&Tools::of_workspace(), options).expect("the worker starts");
+        TurnStack { stack, local: Some(local), runtime, _data: data }
+    }
+
+    fn local(&self) -> &LocalStack {
+        self.local.as_ref().expect("the local stack runs until drop")
+    }
+
+    /// A request to the API with `key` (none when `None`): (status, body), whatever the status.
+    fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, String) {
+        let mut request = ureq::request(method, &format!("{}{path}", self.stack.url));
+        if let Some(key) = key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        let result = match body {
+            Some(body) => request.set("Content-Type", "application/json").send_string(body),
+            None => request.call(),
+        };
+        match result {
+            Ok(resp) => (resp.status(), resp.into_string().expect("a text body")),
+            Err(ureq::Error::Status(status, resp)) => (status, resp.into_string().expect("a text body")),
+            Err(err) => panic!("{method} {path}: {err}"),
+        }
+    }
+
+    fn create(&self, key: &str, body: &str) -> CreateTurnResponse {
+        let (status, answer) = self.call("POST", "/v1/turns", Some(key), Some(body));
+        assert_eq!(status, 201, "{answer}");
+        serde_json::from_str(&answer).expect("a CreateTurnResponse")
+    }
+
+    /// Connects to a turn's event stream and reads it to its end (the turn's last event closes
+    /// it). Fails the test if the handshake is refused.
+    fn follow(&self, turn: &CreateTurnResponse, key: &str, after: u64) -> Vec<Event> {
+        self.follow_with(turn, key, after, |_| {})
+    }
+
+    /// [`TurnStack::follow`], calling `on_event` with each event as it arrives.
+    fn follow_with(
+        &self,
+        turn: &CreateTurnResponse,
+        key: &str,
+        after: u64,
+        mut on_event: impl FnMut(&Event),
+    ) -> Vec<Event> {
+        let (mut socket, _) = self.connect(turn, key, after).expect("the WebSocket handshake succeeds");
+        let mut events = Vec::new();
+        loop {
+            match socket.read() {
+                Ok(Message::Text(text)) => {
+                    let event: Event = serde_json::from_str(text.as_str()).expect("an event");
+                    on_event(&event);
+                    let last = event.body.is_terminal();
+                    events.push(event);
+                    if last {
+                        break;
+                    }
+                }
+                Ok(Message::Close(_)) => break,
+                Ok(_) => {}
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
+                Err(err) => panic!("reading events of {}: {err} (so far: {events:?})", turn.turn_id),
+            }
+        }
+        events
+    }
+
+    fn connect(
+        &self,
+        turn: &CreateTurnResponse,
+        key: &str,
+        after: u64,
+    ) -> Result<(tungstenite::WebSocket<TcpStream>, tungstenite::handshake::client::Response), String> {
+        let url = format!("ws://127.0.0.1:{}{}?after={after}", self.stack.port, turn.events_url);
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("Authorization", format!("Bearer {key}").parse().unwrap());
+        let stream = TcpStream::connect(("127.0.0.1", self.stack.port)).unwrap();
+        // A turn that stalls fails the test instead of hanging it.
+        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        tungstenite::client(request, stream).map_err(|err| match err {
+            tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => format!("status {}", resp.status()),
+            other => other.to_string(),
+        })
+    }
+
+    fn detail(&self, turn: &CreateTurnResponse, key: &str) -> TurnDetail {
+        let (status, body) = self.call("GET", &turn.status_url, Some(key), None);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("a TurnDetail")
+    }
+
+    /// Polls the turn until its resources are all reaped, or fails at the deadline.
+    fn wait_reaped(&self, turn: &CreateTurnResponse, key: &str) -> TurnDetail {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let detail = self.detail(turn, key);
+            if detail.state == TurnState::Finished && detail.resources.iter().all(|r| r.reap == ReapState::Reaped) {
+                return detail;
+            }
+            assert!(Instant::now() < deadline, "resources not reaped: {detail:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Asks sandboxd and scratchdb directly whether anything of the turn is left.
+    fn assert_nothing_left(&self, turn_id: &str) {
+        let endpoints = &self.local().endpoints;
+        let sandboxes = E2bClient::new(ReqwestHttpClient::default(), SystemClock, local_e2b(endpoints));
+        let databases = InstanodeClient::new(ReqwestHttpClient::default(), SystemClock, local_instanode(endpoints));
+        let (sandboxes, databases) = self.runtime.block_on(async {
+            let sandboxes = sandboxes.list_tagged().await.expect("sandboxd lists");
+            let databases = databases.list().await.expect("scratchdb lists");
+            (sandboxes, databases)
+        });
+        let left: Vec<_> = sandboxes.iter().filter(|s| s.metadata.values().any(|v| v.contains(turn_id))).collect();
+        assert!(left.is_empty(), "sandboxes of {turn_id} left: {left:?}");
+        let left: Vec<_> = databases.iter().filter(|d| d.name.contains(turn_id)).map(|d| &d.name).collect();
+        assert!(left.is_empty(), "databases of {turn_id} left: {left:?}");
+    }
+}
+
+fn stdout_of(events: &[Event]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Stdout { data } => Some(data.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcome_of(events: &[Event]) -> Option<Outcome> {
+    events.iter().find_map(|e| match &e.body {
+        EventBody::TurnFinished { outcome, .. } => Some(*outcome),
+        _ => None,
+    })
+}
+
+#[test]
+fn turns_run_stream_replay_and_leave_nothing_behind() {
+    let stack = TurnStack::start();
+
+    // print(1): the whole life of a turn, live from seq 1.
+    let posted = Instant::now();
+    let turn = stack.create(ALICE_KEY, r#"{"code":"print(1)","language":"python"}"#);
+    assert_eq!(turn.events_url, format!("/v1/turns/{}/events", turn.turn_id));
+    let mut first_stdout = None;
+    let events = stack.follow_with(&turn, ALICE_KEY, 0, |event| {
+        if matches!(event.body, EventBody::Stdout { .. }) && first_stdout.is_none() {
+            first_stdout = Some(posted.elapsed());
+        }
+    });
+    // Reported, not asserted: the number is for the issue's closing note, and timing asserts flake.
+    eprintln!("print(1): POST to first stdout byte over the WebSocket: {first_stdout:?}");
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>(), "no gaps, no duplicates: {events:?}");
+    assert_eq!(stdout_of(&events), "1\n", "{events:?}");
+    assert_eq!(outcome_of(&events), Some(Outcome::Succeeded), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e.body, EventBody::SandboxReaped { .. })), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e.body, EventBody::DatabaseReaped { .. })), "{events:?}");
+
+    // A late viewer replays exactly what came after the seq it names.
+    let after = 3;
+    let replay = stack.follow(&turn, ALICE_KEY, after);
+    assert_eq!(replay, events[after as usize..].to_vec());
+    assert_eq!(stack.follow(&turn, ALICE_KEY, 0), events, "a viewer after the end gets the whole log");
+
+    let detail = stack.wait_reaped(&turn, ALICE_KEY);
+    assert_eq!(detail.outcome, Some(Outcome::Succeeded));
+    assert_eq!(detail.exit_code, Some(0));
+    assert_eq!(detail.events, events.len() as u64);
+    assert_eq!(detail.resources.len(), 2, "{detail:?}");
+    stack.assert_nothing_left(&turn.turn_id);
+
+    // The seed turn: a million rows in the scratch database, counted.
+    let code = std::fs::read_to_string(Tools::of_workspace().root.join("examples/seed_turn.py")).unwrap();
+    let body = serde_json::json!({ "code": code, "language": "python" }).to_string();
+    let seed = stack.create(ALICE_KEY, &body);
+    let events = stack.follow(&seed, ALICE_KEY, 0);
+    assert_eq!(stdout_of(&events), "(1000000,)\n", "{events:?}");
+    assert_eq!(outcome_of(&events), Some(Outcome::Succeeded), "{events:?}");
+    stack.wait_reaped(&seed, ALICE_KEY);
+    stack.assert_nothing_left(&seed.turn_id);
+}
+
+#[test]
+fn keys_are_tenants_and_requests_are_checked() {
+    let stack = TurnStack::start();
+    let error_code = |body: &str| serde_json::from_str::<ErrorBody>(body).expect("the error shape").error.code;
+
+    let (status, body) = stack.call("POST", "/v1/turns", None, Some(r#"{"code":"print(1)"}"#));
+    assert_eq!((status, error_code(&body)), (401, ErrorCode::Unauthorized), "{body}");
+    let (status, body) = stack.call("POST", "/v1/turns", Some("not-a-key"), Some(r#"{"code":"print(1)"}"#));
+    assert_eq!((status, error_code(&body)), (401, ErrorCode::Unauthorized), "{body}");
+
+    let (status, body) = stack.call("POST", "/v1/turns", Some(ALICE_KEY), Some(r#"{"code":"x","timeout":5}"#));
+    assert_eq!((status, error_code(&body)), (400, ErrorCode::InvalidJson), "{body}");
+    assert!(body.contains("unknown field `timeout`"), "{body}");
+    let (status, body) = stack.call("POST", "/v1/turns", Some(ALICE_KEY), Some(r#"{"code":" "}"#));
+    assert_eq!((status, error_code(&body)), (400, ErrorCode::InvalidRequest), "{body}");
+    let big = serde_json::json!({ "code": "#".repeat(300 * 1024) }).to_string();
+    let (status, body) = stack.call("POST", "/v1/turns", Some(ALICE_KEY), Some(&big));
+    assert_eq!((status, error_code(&body)), (413, ErrorCode::PayloadTooLarge), "{body}");
+
+    let turn = stack.create(ALICE_KEY, r#"{"code":"print(2)","database":false}"#);
+    let events = stack.follow(&turn, ALICE_KEY, 0);
+    assert_eq!(stdout_of(&events), "2\n", "{events:?}");
+
+    // Bob sees nothing of Alice's turn: not its state, not its events, and cannot cancel it.
+    for (method, path) in [("GET", turn.status_url.as_str()), ("DELETE", turn.status_url.as_str())] {
+        let (status, body) = stack.call(method, path, Some(BOB_KEY), None);
+        assert_eq!((status, error_code(&body)), (404, ErrorCode::NotFound), "{method} {path}: {body}");
+    }
+    assert_eq!(stack.connect(&turn, BOB_KEY, 0).err().as_deref(), Some("status 404 Not Found"));
+    let (status, _) = stack.call("GET", &turn.status_url, None, None);
+    assert_eq!(status, 401);
+    let (status, body) = stack.call("GET", "/v1/turns/no-such-turn", Some(ALICE_KEY), None);
+    assert_eq!((status, error_code(&body)), (404, ErrorCode::NotFound), "{body}");
+
+    let detail = stack.wait_reaped(&turn, ALICE_KEY);
+    assert_eq!(detail.resources.len(), 1, "a turn without a database holds only a sandbox: {detail:?}");
+    stack.assert_nothing_left(&turn.turn_id);
+}
+
+#[test]
+fn cancel_timeout_and_failure_end_turns_and_reap() {
+    let stack = TurnStack::start();
+
+    // Cancelled while it runs: the process is killed and both resources are reaped.
+    let code = "import time\nprint('started', flush=True)\ntime.sleep(60)\n";
+    let turn = stack.create(ALICE_KEY, &serde_json::json!({ "code": code }).to_string());
+    let mut cancelled = false;
+    let events = stack.follow_with(&turn, ALICE_KEY, 0, |event| {
+        if matches!(&event.body, EventBody::Stdout { data } if data.contains("started")) && !cancelled {
+            let (status, body) = stack.call("DELETE", &turn.status_url, Some(ALICE_KEY), None);
+            assert_eq!(status, 202, "{body}");
+            cancelled = true;
+        }
+    });
+    assert!(cancelled, "the turn never printed: {events:?}");
+    assert_eq!(outcome_of(&events), Some(Outcome::Cancelled), "{events:?}");
+    stack.wait_reaped(&turn, ALICE_KEY);
+    stack.assert_nothing_left(&turn.turn_id);
+
+    // Non-zero exit: a failed turn with its exit code.
+    let turn = stack.create(ALICE_KEY, r#"{"code":"import sys; sys.exit(3)","database":false}"#);
+    let events = stack.follow(&turn, ALICE_KEY, 0);
+    assert_eq!(outcome_of(&events), Some(Outcome::Failed), "{events:?}");
+    let detail = stack.wait_reaped(&turn, ALICE_KEY);
+    assert_eq!(detail.exit_code, Some(3), "{detail:?}");
+    assert_eq!(detail.error.as_deref(), Some("the code exited with status 3"));
+
+    // Past its timeout: stopped at the deadline and reaped.
+    let turn = stack.create(ALICE_KEY, r#"{"code":"import time; time.sleep(60)","timeout_s":2}"#);
+    let events = stack.follow(&turn, ALICE_KEY, 0);
+    assert_eq!(outcome_of(&events), Some(Outcome::TimedOut), "{events:?}");
+    stack.wait_reaped(&turn, ALICE_KEY);
+    stack.assert_nothing_left(&turn.turn_id);
+}

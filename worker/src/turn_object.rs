@@ -1,0 +1,501 @@
+//! The `Turn` Durable Object: one per turn. It keeps the turn's spec, its leases and its event log
+//! in its own storage, runs core's orchestrator, and fans every event out to the WebSockets it
+//! accepted (hibernation API).
+//!
+//! The turn runs inside the object's **alarm** handler, armed for "now" by `POST /start`: an
+//! alarm is an invocation of its own (up to 15 minutes of wall time, the longest turn allowed), so
+//! the turn does not depend on the request that created it, and a `fetch` that returned would
+//! leave a spawned future at the mercy of the object's eviction. Before the turn starts, the alarm
+//! is re-armed for the deadline: if the process dies mid-turn, that alarm finds a turn that
+//! started but is not running in this instance and reaps its leases (re-arming while a reap
+//! fails).
+//!
+//! Storage keys: `meta` (tenant, request, creation time), `started`, `lease:sandbox`,
+//! `lease:database`, and `ev:<seq, 12 digits>` per event. Values are JSON text.
+
+use std::cell::RefCell;
+
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use mayfly_core::e2b_client::{E2bClient, E2bConfig};
+use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
+use mayfly_core::provider::{redact_credentials_in_text, Clock, DatabaseProvider, Providers, SandboxProvider};
+use mayfly_core::turn::{run_turn, Lease, LeasedResource, SinkError, TurnControl, TurnId, TurnOptions, TurnSink};
+use mayfly_core::{
+    ApiError, CreateTurnRequest, ErrorCode, Event, EventBody, Limits, Outcome, ReapState, Resource, ResourceView,
+    Timings, TurnDetail, TurnSpec, TurnState,
+};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::{
+    durable_object, DurableObject, Env, ListOptions, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
+
+use crate::clock::WorkerClock;
+use crate::config::Config;
+use crate::fetch_client::FetchClient;
+use crate::reply;
+
+/// The header through which the router tells the object whose request it is forwarding.
+pub(crate) const TENANT_HEADER: &str = "x-mayfly-tenant";
+
+/// How long after a turn's deadline the safety alarm fires: the turn's own reap normally ends
+/// well within it.
+const DEADLINE_SLACK_MS: u64 = 10_000;
+/// How soon a failed reap is tried again.
+const REAP_RETRY_MS: u64 = 5_000;
+
+/// What `POST /v1/turns` hands the object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StartTurn {
+    pub(crate) tenant: String,
+    pub(crate) turn_id: String,
+    pub(crate) created_unix_ms: u64,
+    pub(crate) request: CreateTurnRequest,
+}
+
+/// One resource's lease and how far its teardown got. Holds the database token: never shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LeaseRecord {
+    lease: Lease,
+    reap: ReapState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl LeaseRecord {
+    fn resource(&self) -> Resource {
+        match self.lease.resource {
+            LeasedResource::Sandbox { .. } => Resource::Sandbox,
+            LeasedResource::Database { .. } => Resource::Database,
+        }
+    }
+
+    fn view(&self) -> ResourceView {
+        let id = match &self.lease.resource {
+            LeasedResource::Sandbox { sandbox_id } => sandbox_id.clone(),
+            LeasedResource::Database { name, .. } => name.clone(),
+        };
+        ResourceView {
+            resource: self.resource(),
+            id: Some(id),
+            reap: self.reap,
+            deadline_unix_ms: self.lease.reap_by_unix_ms,
+            error: self.error.clone(),
+        }
+    }
+}
+
+fn lease_key(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Sandbox => "lease:sandbox",
+        Resource::Database => "lease:database",
+    }
+}
+
+fn event_key(seq: u64) -> String {
+    format!("ev:{seq:012}")
+}
+
+/// The turn as it runs in this instance: its log so far (for gap-free replay to new viewers)
+/// and the handle that cancels it.
+#[derive(Debug, Default)]
+struct Live {
+    log: Vec<Event>,
+    control: TurnControl,
+    running: bool,
+}
+
+type WorkerProviders = Providers<E2bClient<FetchClient, WorkerClock>, InstanodeClient<FetchClient, WorkerClock>>;
+
+/// The providers of this deployment, over the runtime's `fetch`.
+fn providers(config: &Config) -> WorkerProviders {
+    let mut e2b = E2bConfig::new(config.e2b_api_key.clone().unwrap_or_default());
+    e2b.api_url = config.e2b_api_url.clone();
+    e2b.domain = config.e2b_domain.clone();
+    e2b.envd_url = config.e2b_envd_url.clone();
+    let instanode = InstanodeConfig { base_url: config.instanode_url.clone(), token: config.instanode_token.clone() };
+    Providers {
+        sandboxes: E2bClient::new(FetchClient, WorkerClock, e2b),
+        databases: InstanodeClient::new(FetchClient, WorkerClock, instanode),
+    }
+}
+
+// `#[durable_object]` exports the type to JavaScript, which needs it `pub`.
+#[allow(unreachable_pub)]
+#[durable_object]
+#[derive(Debug)]
+pub struct Turn {
+    state: State,
+    env: Env,
+    live: RefCell<Option<Live>>,
+}
+
+impl DurableObject for Turn {
+    fn new(state: State, env: Env) -> Self {
+        Turn { state, env, live: RefCell::new(None) }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let path = req.path();
+        let result = match (req.method(), path.as_str()) {
+            (worker::Method::Post, "/start") => self.start(req).await,
+            (worker::Method::Get, "/detail") => self.detail(&req).await,
+            (worker::Method::Get, "/events") => self.events(&req).await,
+            (worker::Method::Post, "/cancel") => self.cancel(&req).await,
+            _ => Err(ApiError::new(ErrorCode::NotFound, "no such turn operation")),
+        };
+        match result {
+            Ok(response) => Ok(response),
+            Err(err) => reply::error(&err),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let Some(meta) = self.meta().await? else {
+            return Response::ok("no turn");
+        };
+        let started = self.state.storage().get::<String>("started").await?.is_some();
+        if !started {
+            self.state.storage().put("started", "1").await?;
+            self.run(&meta).await?;
+        }
+        self.reap_leftovers(&meta).await?;
+        Response::ok("ok")
+    }
+
+    async fn websocket_message(&self, _ws: WebSocket, _message: WebSocketIncomingMessage) -> Result<()> {
+        // Viewers only listen; whatever they send is ignored.
+        Ok(())
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
+        let _ = ws.close(Some(1000), Some("bye"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Turn {
+    async fn meta(&self) -> Result<Option<StartTurn>> {
+        let Some(json) = self.state.storage().get::<String>("meta").await? else { return Ok(None) };
+        Ok(Some(serde_json::from_str(&json)?))
+    }
+
+    /// The turn's meta if it belongs to the tenant the router vouches for; others' turns and turns
+    /// that do not exist look the same.
+    async fn owned_meta(&self, req: &Request) -> std::result::Result<StartTurn, ApiError> {
+        let tenant = req.headers().get(TENANT_HEADER).ok().flatten().unwrap_or_default();
+        match self.meta().await {
+            Ok(Some(meta)) if !tenant.is_empty() && meta.tenant == tenant => Ok(meta),
+            Ok(_) => Err(ApiError::new(ErrorCode::NotFound, "no such turn")),
+            Err(err) => Err(internal(&err)),
+        }
+    }
+
+    async fn start(&self, mut req: Request) -> std::result::Result<Response, ApiError> {
+        let start: StartTurn = req.json().await.map_err(|err| internal(&err))?;
+        if self.meta().await.map_err(|err| internal(&err))?.is_some() {
+            return Err(ApiError::new(ErrorCode::Conflict, "the turn exists already"));
+        }
+        let json = serde_json::to_string(&start).map_err(|err| internal(&err.into()))?;
+        let storage = self.state.storage();
+        storage.put("meta", json).await.map_err(|err| internal(&err))?;
+        // The log starts here, in this instance, so a viewer that connects before the alarm fires
+        // is already in the fan-out.
+        *self.live.borrow_mut() = Some(Live::default());
+        storage.set_alarm(0).await.map_err(|err| internal(&err))?;
+        Response::empty().map(|r| r.with_status(201)).map_err(|err| internal(&err))
+    }
+
+    /// Runs the turn to its end in this invocation and records how each resource ended.
+    async fn run(&self, meta: &StartTurn) -> Result<()> {
+        let config = Config::from_env(&self.env);
+        let clock = WorkerClock;
+        let spec = match TurnSpec::from_request(meta.request.clone(), &Limits::default()) {
+            Ok(spec) => spec,
+            // The router validated the request; a refusal here means the limits changed since.
+            Err(err) => return Err(worker::Error::RustError(format!("stored request refused: {err}"))),
+        };
+        let turn_id = TurnId::new(meta.turn_id.clone()).map_err(|err| worker::Error::RustError(err.to_string()))?;
+        // Should this process die mid-turn, this alarm reaps what the turn leaves behind.
+        let deadline = clock.now_ms() + u64::from(spec.timeout_s) * 1000;
+        self.state.storage().set_alarm(ms_as_alarm(deadline + DEADLINE_SLACK_MS)).await?;
+
+        let control = {
+            let mut live = self.live.borrow_mut();
+            let live = live.get_or_insert_with(Live::default);
+            live.running = true;
+            live.control.clone()
+        };
+        let providers = providers(&config);
+        let sink = ObjectSink { turn: self };
+        let report = run_turn(turn_id, spec, TurnOptions::default(), &providers, &clock, &sink, &control).await;
+        if let Some(live) = self.live.borrow_mut().as_mut() {
+            live.running = false;
+        }
+
+        for (resource, reap) in [(Resource::Sandbox, &report.sandbox), (Resource::Database, &report.database)] {
+            let Some(reap) = reap else { continue };
+            if let Some(mut record) = self.lease(resource).await? {
+                record.reap = reap.state;
+                record.error = reap.error.clone();
+                self.put_lease(&record).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn lease(&self, resource: Resource) -> Result<Option<LeaseRecord>> {
+        let Some(json) = self.state.storage().get::<String>(lease_key(resource)).await? else { return Ok(None) };
+        Ok(Some(serde_json::from_str(&json)?))
+    }
+
+    async fn put_lease(&self, record: &LeaseRecord) -> Result<()> {
+        self.state.storage().put(lease_key(record.resource()), serde_json::to_string(record)?).await
+    }
+
+    /// Reaps every resource whose turn is not running here any more and that is not gone yet. A
+    /// turn that started but neither runs nor finished was lost with its process: its log is closed
+    /// with a `turn.finished` that says so. Idempotent; re-arms the alarm while a reap fails.
+    async fn reap_leftovers(&self, meta: &StartTurn) -> Result<()> {
+        if self.live.borrow().as_ref().is_some_and(|live| live.running) {
+            return Ok(());
+        }
+        let config = Config::from_env(&self.env);
+        let providers = providers(&config);
+        let clock = WorkerClock;
+        let mut events = self.stored_events(0).await?;
+        let lost = !events.last().is_some_and(|e| e.body.is_terminal());
+        let mut failing = false;
+        for resource in [Resource::Sandbox, Resource::Database] {
+            let Some(mut record) = self.lease(resource).await? else { continue };
+            if !matches!(record.reap, ReapState::Live | ReapState::Reaping | ReapState::Failed) {
+                continue;
+            }
+            let started = clock.now_ms();
+            let result = match &record.lease.resource {
+                LeasedResource::Sandbox { sandbox_id } => providers.sandboxes.kill(sandbox_id).await,
+                LeasedResource::Database { token, .. } => providers.databases.delete(token).await,
+            };
+            match result {
+                // `false` is "already gone": as good as reaped.
+                Ok(_) => {
+                    record.reap = ReapState::Reaped;
+                    record.error = None;
+                    if lost {
+                        let ms = clock.now_ms() - started;
+                        let body = match resource {
+                            Resource::Sandbox => EventBody::SandboxReaped { ms },
+                            Resource::Database => EventBody::DatabaseReaped { ms },
+                        };
+                        events.push(self.append(meta, &events, body));
+                    }
+                }
+                Err(err) => {
+                    failing = true;
+                    record.reap = ReapState::Failed;
+                    record.error = Some(redact_credentials_in_text(&err.to_string()));
+                }
+            }
+            self.put_lease(&record).await?;
+        }
+        if lost && !failing {
+            let error = "the turn was lost when the worker restarted; its resources were reaped".to_owned();
+            let timings =
+                Timings { total_ms: clock.now_ms().saturating_sub(meta.created_unix_ms), ..Timings::default() };
+            let body = EventBody::TurnFinished { outcome: Outcome::Failed, timings, error: Some(error) };
+            events.push(self.append(meta, &events, body));
+        }
+        if failing {
+            self.state.storage().set_alarm(ms_as_alarm(clock.now_ms() + REAP_RETRY_MS)).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends an event the orchestrator did not emit (a lost turn's ending) and fans it out.
+    fn append(&self, meta: &StartTurn, log: &[Event], body: EventBody) -> Event {
+        let seq = log.last().map_or(1, |e| e.seq + 1);
+        let at_ms = WorkerClock.now_ms().saturating_sub(meta.created_unix_ms);
+        let event = Event { seq, at_ms, body };
+        self.publish(&event);
+        event
+    }
+
+    /// Writes `event` to the log and sends it to every viewer. The write is issued before the
+    /// send, and the runtime's output gate holds the send until the write is durable.
+    fn publish(&self, event: &Event) {
+        let Ok(json) = serde_json::to_string(event) else { return };
+        // Issued synchronously so writes land in `seq` order; the promise settles on its own.
+        let _ = self.state.storage().as_raw().put(&event_key(event.seq), JsValue::from_str(&json));
+        for ws in self.state.get_websockets() {
+            let _ = ws.send_with_str(&json);
+            if event.body.is_terminal() {
+                let _ = ws.close(Some(1000), Some("turn finished"));
+            }
+        }
+    }
+
+    /// Events with `seq > after` from storage, in order.
+    async fn stored_events(&self, after: u64) -> Result<Vec<Event>> {
+        let start = event_key(after + 1);
+        let map = self.state.storage().list_with_options(ListOptions::new().prefix("ev:").start(&start)).await?;
+        let mut events = Vec::new();
+        for value in map.values() {
+            let value = value?;
+            if let Some(json) = value.as_string() {
+                events.push(serde_json::from_str::<Event>(&json)?);
+            }
+        }
+        Ok(events)
+    }
+
+    /// Everything logged so far with `seq > after`: storage merged with what this instance holds
+    /// in memory (writes in flight are not listed yet), without duplicates.
+    fn merge(&self, mut stored: Vec<Event>, after: u64) -> Vec<Event> {
+        if let Some(live) = self.live.borrow().as_ref() {
+            let last = stored.last().map_or(after, |e| e.seq);
+            stored.extend(live.log.iter().filter(|e| e.seq > last).cloned());
+        }
+        stored
+    }
+
+    async fn events(&self, req: &Request) -> std::result::Result<Response, ApiError> {
+        self.owned_meta(req).await?;
+        let upgrade = req.headers().get("Upgrade").ok().flatten().unwrap_or_default();
+        if !upgrade.eq_ignore_ascii_case("websocket") {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the event stream is a WebSocket: send `Upgrade: websocket`",
+            ));
+        }
+        let after = after_param(req)?;
+        let stored = self.stored_events(after).await.map_err(|err| internal(&err))?;
+        // From here to the return nothing awaits: the replay and joining the fan-out happen in one
+        // step, so no event is sent twice or missed in between.
+        let events = self.merge(stored, after);
+        let pair = WebSocketPair::new().map_err(|err| internal(&err))?;
+        let finished = events.last().is_some_and(|e| e.body.is_terminal());
+        if !finished {
+            self.state.accept_web_socket(&pair.server);
+        } else {
+            pair.server.accept().map_err(|err| internal(&err))?;
+        }
+        for event in &events {
+            if let Ok(json) = serde_json::to_string(event) {
+                let _ = pair.server.send_with_str(json);
+            }
+        }
+        if finished {
+            let _ = pair.server.close(Some(1000), Some("turn finished"));
+        }
+        Response::from_websocket(pair.client).map_err(|err| internal(&err))
+    }
+
+    async fn detail(&self, req: &Request) -> std::result::Result<Response, ApiError> {
+        let meta = self.owned_meta(req).await?;
+        let stored = self.stored_events(0).await.map_err(|err| internal(&err))?;
+        let events = self.merge(stored, 0);
+        let mut resources = Vec::new();
+        for resource in [Resource::Sandbox, Resource::Database] {
+            if let Some(record) = self.lease(resource).await.map_err(|err| internal(&err))? {
+                resources.push(record.view());
+            }
+        }
+        let spec = TurnSpec::from_request(meta.request.clone(), &Limits::default())
+            .map_err(|err| ApiError::new(ErrorCode::Internal, err.to_string()))?;
+        let mut detail = TurnDetail {
+            turn_id: meta.turn_id.clone(),
+            created_unix_ms: meta.created_unix_ms,
+            state: TurnState::Accepted,
+            outcome: None,
+            error: None,
+            exit_code: None,
+            spec: spec.view(),
+            timings: Timings::default(),
+            resources,
+            events: events.len() as u64,
+        };
+        for event in &events {
+            match &event.body {
+                EventBody::SandboxCreating { .. } | EventBody::DatabaseCreating {} => {
+                    detail.state = TurnState::Provisioning;
+                }
+                EventBody::ProcessStarted { .. } => detail.state = TurnState::Running,
+                EventBody::ProcessExited { exit_code, .. } => {
+                    detail.exit_code = Some(*exit_code);
+                    detail.state = TurnState::Reaping;
+                }
+                EventBody::SandboxReaped { .. } | EventBody::DatabaseReaped { .. } | EventBody::ReapFailed { .. } => {
+                    detail.state = TurnState::Reaping;
+                }
+                EventBody::TurnFinished { outcome, timings, error } => {
+                    detail.state = TurnState::Finished;
+                    detail.outcome = Some(*outcome);
+                    detail.timings = timings.clone();
+                    detail.error = error.clone();
+                }
+                _ => {}
+            }
+        }
+        Response::from_json(&detail).map_err(|err| internal(&err))
+    }
+
+    async fn cancel(&self, req: &Request) -> std::result::Result<Response, ApiError> {
+        self.owned_meta(req).await?;
+        if let Some(live) = self.live.borrow().as_ref() {
+            live.control.cancel();
+        }
+        Response::empty().map(|r| r.with_status(202)).map_err(|err| internal(&err))
+    }
+}
+
+/// The sink the orchestrator reports to: the object's log, its viewers and its lease records.
+struct ObjectSink<'a> {
+    turn: &'a Turn,
+}
+
+impl TurnSink for ObjectSink<'_> {
+    fn emit(&self, event: Event) -> std::result::Result<(), SinkError> {
+        self.turn.publish(&event);
+        if let Some(live) = self.turn.live.borrow_mut().as_mut() {
+            live.log.push(event);
+        }
+        Ok(())
+    }
+
+    fn record_lease(&self, lease: Lease) -> LocalBoxFuture<'_, std::result::Result<(), SinkError>> {
+        async move {
+            let record = LeaseRecord { lease, reap: ReapState::Live, error: None };
+            self.turn
+                .put_lease(&record)
+                .await
+                .map_err(|_| SinkError::LeaseNotRecorded("storage refused the write".into()))
+        }
+        .boxed_local()
+    }
+}
+
+fn after_param(req: &Request) -> std::result::Result<u64, ApiError> {
+    let url = req.url().map_err(|err| internal(&err))?;
+    match url.query_pairs().find(|(name, _)| name == "after") {
+        None => Ok(0),
+        Some((_, value)) => value
+            .parse()
+            .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "`after` must be a whole number (an event's seq)")),
+    }
+}
+
+fn ms_as_alarm(unix_ms: u64) -> worker::ScheduledTime {
+    worker::ScheduledTime::new(worker::js_sys::Date::new(&JsValue::from_f64(unix_ms as f64)))
+}
+
+/// A fault of our own: logged here, answered without details.
+fn internal(err: &worker::Error) -> ApiError {
+    worker::console_error!("turn object: {err}");
+    ApiError::new(ErrorCode::Internal, "the turn's state could not be read or written")
+}

@@ -1,0 +1,115 @@
+//! The turn routes of the edge API: create a turn, read it, follow its events, cancel it. Each
+//! turn lives in a `Turn` Durable Object ([`crate::turn_object`]); these handlers authenticate,
+//! validate and forward.
+
+use mayfly_core::turn::TurnId;
+use mayfly_core::{ApiError, CreateTurnRequest, CreateTurnResponse, ErrorCode, Limits, TurnSpec};
+use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result, Stub};
+
+use crate::auth::{self, Tenant};
+use crate::reply;
+use crate::turn_object::{StartTurn, TENANT_HEADER};
+
+/// The Durable Object binding of the turns (`wrangler.toml`).
+const TURN_BINDING: &str = "TURN";
+
+/// The largest request body taken: the code and files at their limit plus room for the env and
+/// the JSON around them. Bigger bodies are refused before they are parsed.
+fn max_body_bytes(limits: &Limits) -> usize {
+    limits.max_total_bytes + limits.max_env * limits.max_env_value_bytes + 64 * 1024
+}
+
+/// `POST /v1/turns`.
+pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
+    let tenant = match auth::tenant(&req, env) {
+        Ok(tenant) => tenant,
+        Err(err) => return reply::error(&err),
+    };
+    let limits = Limits::default();
+    let body = req.bytes().await?;
+    let max = max_body_bytes(&limits);
+    if body.len() > max {
+        let message = format!("the body is {} bytes; the limit is {max}", body.len());
+        return reply::error(&ApiError::new(ErrorCode::PayloadTooLarge, message));
+    }
+    let request: CreateTurnRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            return reply::error(&ApiError::new(ErrorCode::InvalidJson, format!("invalid turn request: {err}")))
+        }
+    };
+    if let Err(err) = TurnSpec::from_request(request.clone(), &limits) {
+        return reply::error(&err.to_api_error());
+    }
+
+    let namespace = env.durable_object(TURN_BINDING)?;
+    let turn_id = new_turn_id(&namespace)?;
+    let start = StartTurn {
+        tenant: tenant.0.clone(),
+        turn_id: turn_id.clone(),
+        created_unix_ms: Date::now().as_millis(),
+        request,
+    };
+    let mut init = RequestInit::new();
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(serde_json::to_string(&start)?.into()));
+    let answer = stub(env, &turn_id)?.fetch_with_request(Request::new_with_init("https://turn/start", &init)?).await?;
+    if answer.status_code() != 201 {
+        return Ok(answer);
+    }
+    let created = CreateTurnResponse {
+        events_url: format!("/v1/turns/{turn_id}/events"),
+        status_url: format!("/v1/turns/{turn_id}"),
+        turn_id,
+    };
+    Ok(Response::from_json(&created)?.with_status(201))
+}
+
+/// `GET /v1/turns/{id}`, `GET /v1/turns/{id}/events`, `DELETE /v1/turns/{id}`: checked and handed
+/// to the turn's object as `operation`, with the tenant it is for.
+pub(crate) async fn forward(req: Request, env: &Env, id: Option<&String>, operation: &str) -> Result<Response> {
+    let tenant = match auth::tenant(&req, env) {
+        Ok(tenant) => tenant,
+        Err(err) => return reply::error(&err),
+    };
+    // An id that cannot be a turn's is answered like an unknown one, without waking an object.
+    let Some(turn_id) = id.and_then(|id| TurnId::new(id.clone()).ok()) else {
+        return reply::error(&ApiError::new(ErrorCode::NotFound, "no such turn"));
+    };
+    let inner = internal_request(&req, operation, &tenant)?;
+    stub(env, turn_id.as_str())?.fetch_with_request(inner).await
+}
+
+/// The request the object sees: the client's headers (for `Upgrade`) and query, the operation as
+/// the path, and the tenant set by us — a client's own `x-mayfly-tenant` is overwritten.
+fn internal_request(req: &Request, operation: &str, tenant: &Tenant) -> Result<Request> {
+    let url = req.url()?;
+    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        if !name.eq_ignore_ascii_case("authorization") {
+            headers.append(&name, &value)?;
+        }
+    }
+    headers.set(TENANT_HEADER, &tenant.0)?;
+    let (path, method) = match operation {
+        "cancel" => ("/cancel", Method::Post),
+        "events" => ("/events", Method::Get),
+        _ => ("/detail", Method::Get),
+    };
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    Request::new_with_init(&format!("https://turn{path}{query}"), &init)
+}
+
+fn stub(env: &Env, turn_id: &str) -> Result<Stub> {
+    env.durable_object(TURN_BINDING)?.id_from_name(turn_id)?.get_stub()
+}
+
+/// A fresh turn id, `t_` and 32 hex digits taken from a new unique object id (the runtime's
+/// source of randomness that needs no extra binding).
+fn new_turn_id(namespace: &worker::ObjectNamespace) -> Result<String> {
+    let unique = namespace.unique_id()?.to_string();
+    Ok(format!("t_{}", &unique[..32.min(unique.len())]))
+}
