@@ -34,6 +34,13 @@ fn unknown_api_route_is_a_json_404_and_app_routes_serve_the_app() {
     assert_eq!(error.error.code, ErrorCode::NotFound);
     assert!(error.error.message.contains("/v1/no-such-thing"), "{body}");
 
+    // The API describes itself (the worker's unit tests check it matches the route table).
+    let (status, body) = get(&format!("{}/v1/openapi.json", stack.url));
+    assert_eq!(status, 200, "{body}");
+    let document: serde_json::Value = serde_json::from_str(&body).expect("the OpenAPI document is JSON");
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(document["paths"]["/v1/turns/{id}/events"]["get"].is_object(), "{body}");
+
     for path in ["/", "/turns", "/turns/t_0123456789abcdef"] {
         let (status, body) = get(&format!("{}{path}", stack.url));
         assert_eq!(status, 200, "{path}");

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use mayfly_cli::clock::SystemClock;
 use mayfly_cli::http::ReqwestHttpClient;
-use mayfly_cli::providers::{local_e2b, local_instanode};
+use mayfly_cli::providers::{local_e2b, local_instanode, worker_vars};
 use mayfly_cli::stack::{LocalStack, StackOptions as LocalStackOptions};
 use mayfly_core::e2b_client::E2bClient;
 use mayfly_core::instanode::InstanodeClient;
 use mayfly_core::provider::{DatabaseProvider, SandboxProvider};
 use mayfly_core::{
-    CreateTurnResponse, ErrorBody, ErrorCode, Event, EventBody, Outcome, ReapState, TurnDetail, TurnState,
+    CreateTurnResponse, ErrorBody, ErrorCode, Event, EventBody, KeepResponse, Outcome, ReapState, ReaperStatus,
+    Resource, TurnDetail, TurnList, TurnState,
 };
 use mayfly_e2e::{Stack, StackOptions, Tools};
 use tungstenite::client::IntoClientRequest;
@@ -50,15 +51,8 @@ impl TurnStack {
         let options = LocalStackOptions { data_dir: Some(data.path().to_path_buf()), ..LocalStackOptions::default() };
         let local = runtime.block_on(LocalStack::start(options)).expect("the local stack starts");
         let endpoints = &local.endpoints;
-        let vars = [
-            ("E2B_API_URL", endpoints.sandboxd_url.clone()),
-            ("E2B_ENVD_URL", endpoints.sandboxd_url.clone()),
-            ("E2B_DOMAIN", "localhost".to_owned()),
-            ("E2B_API_KEY", endpoints.sandboxd_api_key.clone()),
-            ("INSTANODE_URL", endpoints.scratchdb_url.clone()),
-            ("INSTANODE_TOKEN", endpoints.scratchdb_token.clone()),
-            ("MAYFLY_API_KEYS", format!("alice:{ALICE_KEY},bob:{BOB_KEY}")),
-        ];
+        let mut vars = worker_vars(endpoints);
+        vars.push(("MAYFLY_API_KEYS", format!("alice:{ALICE_KEY},bob:{BOB_KEY}")));
         let options = StackOptions {
             vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             ..StackOptions::default()
@@ -148,6 +142,33 @@ impl TurnStack {
         })
     }
 
+    /// Reads a turn's event stream as Server-Sent Events to its end, with `after` in the query and
+    /// `last_event_id` as the header when given. Checks each frame's `id` is its event's seq.
+    fn follow_sse(&self, turn: &CreateTurnResponse, key: &str, after: u64, last_event_id: Option<u64>) -> Vec<Event> {
+        let url = format!("{}{}?after={after}", self.stack.url, turn.events_url);
+        let mut request = ureq::get(&url)
+            .timeout(Duration::from_secs(120))
+            .set("Authorization", &format!("Bearer {key}"))
+            .set("Accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.set("Last-Event-ID", &id.to_string());
+        }
+        let response = request.call().expect("the event stream opens");
+        assert_eq!(response.content_type(), "text/event-stream");
+        // The stream ends after `turn.finished`, so reading to the end returns.
+        let text = response.into_string().expect("a text stream");
+        let mut events = Vec::new();
+        for frame in text.split("\n\n").filter(|frame| !frame.trim().is_empty()) {
+            let field = |name: &str| {
+                frame.lines().find_map(|line| line.strip_prefix(name)).unwrap_or_else(|| panic!("{name} in {frame:?}"))
+            };
+            let event: Event = serde_json::from_str(field("data: ")).expect("an event");
+            assert_eq!(field("id: "), event.seq.to_string(), "{frame:?}");
+            events.push(event);
+        }
+        events
+    }
+
     fn detail(&self, turn: &CreateTurnResponse, key: &str) -> TurnDetail {
         let (status, body) = self.call("GET", &turn.status_url, Some(key), None);
         assert_eq!(status, 200, "{body}");
@@ -229,6 +250,10 @@ fn turns_run_stream_replay_and_leave_nothing_behind() {
     let replay = stack.follow(&turn, ALICE_KEY, after);
     assert_eq!(replay, events[after as usize..].to_vec());
     assert_eq!(stack.follow(&turn, ALICE_KEY, 0), events, "a viewer after the end gets the whole log");
+    // The same log as Server-Sent Events; `Last-Event-ID` counts like `after`.
+    assert_eq!(stack.follow_sse(&turn, ALICE_KEY, after, None), events[after as usize..].to_vec());
+    assert_eq!(stack.follow_sse(&turn, ALICE_KEY, 0, Some(5)), events[5..].to_vec());
+    assert_eq!(stack.follow_sse(&turn, ALICE_KEY, 0, None), events);
 
     let detail = stack.wait_reaped(&turn, ALICE_KEY);
     assert_eq!(detail.outcome, Some(Outcome::Succeeded));
@@ -268,8 +293,11 @@ fn keys_are_tenants_and_requests_are_checked() {
     assert_eq!((status, error_code(&body)), (413, ErrorCode::PayloadTooLarge), "{body}");
 
     let turn = stack.create(ALICE_KEY, r#"{"code":"print(2)","database":false}"#);
-    let events = stack.follow(&turn, ALICE_KEY, 0);
+    // Followed live as Server-Sent Events from the start, then replayed over the WebSocket.
+    let events = stack.follow_sse(&turn, ALICE_KEY, 0, None);
     assert_eq!(stdout_of(&events), "2\n", "{events:?}");
+    assert_eq!(outcome_of(&events), Some(Outcome::Succeeded), "{events:?}");
+    assert_eq!(stack.follow(&turn, ALICE_KEY, 0), events);
 
     // Bob sees nothing of Alice's turn: not its state, not its events, and cannot cancel it.
     for (method, path) in [("GET", turn.status_url.as_str()), ("DELETE", turn.status_url.as_str())] {
@@ -285,6 +313,96 @@ fn keys_are_tenants_and_requests_are_checked() {
     let detail = stack.wait_reaped(&turn, ALICE_KEY);
     assert_eq!(detail.resources.len(), 1, "a turn without a database holds only a sandbox: {detail:?}");
     stack.assert_nothing_left(&turn.turn_id);
+    let (status, body) = stack.call("POST", &format!("{}/keep", turn.status_url), Some(ALICE_KEY), None);
+    assert_eq!((status, error_code(&body)), (409, ErrorCode::Conflict), "nothing to keep: {body}");
+}
+
+#[test]
+fn keep_saves_the_database_and_says_how_to_claim_it() {
+    let stack = TurnStack::start();
+    let code = "import time\nprint('started', flush=True)\ntime.sleep(3)\nprint('done')\n";
+    let turn = stack.create(ALICE_KEY, &serde_json::json!({ "code": code }).to_string());
+    let keep_path = format!("{}/keep", turn.status_url);
+    let mut kept = None;
+    let events = stack.follow_with(&turn, ALICE_KEY, 0, |event| {
+        if matches!(&event.body, EventBody::Stdout { data } if data.contains("started")) && kept.is_none() {
+            let (status, _) = stack.call("POST", &keep_path, Some(BOB_KEY), None);
+            assert_eq!(status, 404, "another tenant cannot keep it");
+            let (status, body) = stack.call("POST", &keep_path, Some(ALICE_KEY), None);
+            assert_eq!(status, 200, "{body}");
+            kept = Some(serde_json::from_str::<KeepResponse>(&body).expect("a KeepResponse"));
+        }
+    });
+    let kept = kept.unwrap_or_else(|| panic!("the turn never printed: {events:?}"));
+    assert!(kept.connection_url.starts_with("postgres"), "{kept:?}");
+    assert!(!kept.claim.instructions.is_empty(), "{kept:?}");
+    assert_eq!(outcome_of(&events), Some(Outcome::Succeeded), "{events:?}");
+    assert!(events.iter().any(|e| matches!(&e.body, EventBody::DatabaseKept { claim } if *claim == kept.claim)));
+    assert!(!events.iter().any(|e| matches!(e.body, EventBody::DatabaseReaped { .. })), "{events:?}");
+    // The connection URL is in the keep answer only: never in an event.
+    let log = serde_json::to_string(&events).unwrap();
+    assert!(!log.contains(&kept.connection_url), "{log}");
+
+    // The sandbox is reaped, the database is kept and still at scratchdb.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let detail = loop {
+        let detail = stack.detail(&turn, ALICE_KEY);
+        let sandbox_reaped =
+            detail.resources.iter().any(|r| r.resource == Resource::Sandbox && r.reap == ReapState::Reaped);
+        if detail.state == TurnState::Finished && sandbox_reaped {
+            break detail;
+        }
+        assert!(Instant::now() < deadline, "sandbox not reaped: {detail:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let database = detail.resources.iter().find(|r| r.resource == Resource::Database).expect("a database");
+    assert_eq!(database.reap, ReapState::Kept, "{detail:?}");
+    let databases =
+        InstanodeClient::new(ReqwestHttpClient::default(), SystemClock, local_instanode(&stack.local().endpoints));
+    let listed = stack.runtime.block_on(databases.list()).expect("scratchdb lists");
+    assert!(listed.iter().any(|d| d.name.contains(&turn.turn_id)), "the kept database is gone: {listed:?}");
+
+    // Asked again after the turn: the same answer, from the object's storage.
+    let (status, body) = stack.call("POST", &keep_path, Some(ALICE_KEY), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<KeepResponse>(&body).unwrap(), kept);
+
+    // The tenant's ledger lists the turn with how each resource ended; another tenant's is empty.
+    let (status, body) = stack.call("GET", "/v1/turns", Some(ALICE_KEY), None);
+    assert_eq!(status, 200, "{body}");
+    let list: TurnList = serde_json::from_str(&body).expect("a TurnList");
+    let summary = list.turns.iter().find(|t| t.turn_id == turn.turn_id).unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(summary.outcome, Some(Outcome::Succeeded), "{body}");
+    assert_eq!(summary.resources, detail.resources, "{body}");
+    assert!(!body.contains(&kept.connection_url), "{body}");
+    let (status, body) = stack.call("GET", "/v1/turns", Some(BOB_KEY), None);
+    assert_eq!((status, serde_json::from_str::<TurnList>(&body).unwrap().turns.len()), (200, 0), "{body}");
+    assert_eq!(stack.call("GET", "/v1/turns", None, None).0, 401);
+
+    // The cron's sweep (triggered as wrangler's `--test-scheduled` allows) finds the kept database,
+    // leaves it (its deadline is ahead), and the reaper shows the report.
+    let (status, body) = stack.call("GET", "/v1/reaper", Some(ALICE_KEY), None);
+    assert_eq!(status, 200, "{body}");
+    let before: ReaperStatus = serde_json::from_str(&body).expect("a ReaperStatus");
+    assert_eq!((before.alive, before.overdue.len(), before.failed.len()), (0, 0, 0), "{body}");
+    let (status, body) = stack.call("GET", "/__scheduled?cron=*/5+*+*+*+*", None, None);
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sweep = loop {
+        let (status, body) = stack.call("GET", "/v1/reaper", Some(ALICE_KEY), None);
+        assert_eq!(status, 200, "{body}");
+        let status: ReaperStatus = serde_json::from_str(&body).expect("a ReaperStatus");
+        if let Some(sweep) = status.last_sweep {
+            break sweep;
+        }
+        assert!(Instant::now() < deadline, "no sweep reported: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(sweep.errors.is_empty(), "{sweep:?}");
+    assert!(sweep.databases_seen >= 1, "{sweep:?}");
+    assert_eq!(sweep.databases_reaped, 0, "{sweep:?}");
+    let listed = stack.runtime.block_on(databases.list()).expect("scratchdb lists");
+    assert!(listed.iter().any(|d| d.name.contains(&turn.turn_id)), "the sweep took the kept database: {listed:?}");
 }
 
 #[test]

@@ -8,14 +8,26 @@ mod clock;
 mod config;
 mod fetch_client;
 mod health;
+mod ledger;
+mod openapi;
+mod reaper;
 mod reply;
 mod router;
 mod turn_object;
 mod turns;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     router::handle(req, env).await
+}
+
+/// The cron trigger (`[triggers] crons` in `wrangler.toml`): the reaper's sweep. A failure is
+/// logged; the next run sweeps again.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    if let Err(err) = reaper::scheduled(&env).await {
+        worker::console_error!("reaper: the sweep report was not stored: {err}");
+    }
 }

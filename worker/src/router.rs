@@ -1,14 +1,18 @@
 //! The route table of the edge API. The platform serves the web app's assets itself; only
-//! `/v1/*` reaches the worker (`run_worker_first` in `wrangler.toml`).
+//! `/v1/*` (and wrangler dev's cron trigger, `/__scheduled`) reaches the worker (`run_worker_first`
+//! in `wrangler.toml`).
 
 use worker::{Env, Request, Response, Result, Router};
 
-use crate::{health, reply, turns};
+use crate::{health, openapi, reaper, reply, turns};
 
 pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
     Router::new()
         .get("/v1/health", |_, ctx| health::get(&ctx.env))
+        .get("/v1/openapi.json", |_, _| openapi::get())
         .post_async("/v1/turns", |req, ctx| async move { turns::create(req, &ctx.env).await })
+        .get_async("/v1/turns", |req, ctx| async move { turns::list(req, &ctx.env).await })
+        .get_async("/v1/reaper", |req, ctx| async move { reaper::get(req, &ctx.env).await })
         .get_async(
             "/v1/turns/:id",
             |req, ctx| async move { turns::forward(req, &ctx.env, ctx.param("id"), "detail").await },
@@ -18,6 +22,9 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
         })
         .get_async("/v1/turns/:id/events", |req, ctx| async move {
             turns::forward(req, &ctx.env, ctx.param("id"), "events").await
+        })
+        .post_async("/v1/turns/:id/keep", |req, ctx| async move {
+            turns::forward(req, &ctx.env, ctx.param("id"), "keep").await
         })
         .or_else_any_method("/v1/*rest", |req, _| reply::no_route(&req))
         .run(req, env)

@@ -14,16 +14,22 @@
 //! `lease:database`, and `ev:<seq, 12 digits>` per event. Values are JSON text.
 
 use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
 
+use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::future::LocalBoxFuture;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use mayfly_core::e2b_client::{E2bClient, E2bConfig};
 use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
-use mayfly_core::provider::{redact_credentials_in_text, Clock, DatabaseProvider, Providers, SandboxProvider};
+use mayfly_core::provider::{
+    redact_credentials_in_text, Clock, Database, DatabaseInfo, DatabaseProvider, DatabaseRequest, ProviderError,
+    Providers, SandboxProvider,
+};
 use mayfly_core::turn::{run_turn, Lease, LeasedResource, SinkError, TurnControl, TurnId, TurnOptions, TurnSink};
 use mayfly_core::{
-    ApiError, CreateTurnRequest, ErrorCode, Event, EventBody, Limits, Outcome, ReapState, Resource, ResourceView,
-    Timings, TurnDetail, TurnSpec, TurnState,
+    ApiError, CreateTurnRequest, ErrorCode, Event, EventBody, KeepResponse, Limits, Outcome, ReapState, Resource,
+    ResourceView, Timings, TurnDetail, TurnSpec, TurnState,
 };
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -98,19 +104,59 @@ fn event_key(seq: u64) -> String {
     format!("ev:{seq:012}")
 }
 
-/// The turn as it runs in this instance: its log so far (for gap-free replay to new viewers)
-/// and the handle that cancels it.
+/// The turn as it runs in this instance: its log so far (for gap-free replay to new viewers),
+/// the handle that cancels it, and the Server-Sent-Events viewers. SSE viewers are plain response
+/// streams, not hibernatable WebSockets: they live exactly as long as this instance runs the turn.
 #[derive(Debug, Default)]
 struct Live {
     log: Vec<Event>,
     control: TurnControl,
     running: bool,
+    streams: Vec<UnboundedSender<Vec<u8>>>,
+    /// The turn's database once created, for `POST /keep` only. Holds its connection URL.
+    database: Rc<RefCell<Option<KeepResponse>>>,
 }
 
-type WorkerProviders = Providers<E2bClient<FetchClient, WorkerClock>, InstanodeClient<FetchClient, WorkerClock>>;
+/// Where a kept database's [`KeepResponse`] is stored, so that `/keep` can be answered again after
+/// the turn. Written only when keeping is asked for: the connection URL is at rest nowhere else.
+const KEPT_KEY: &str = "keep:database";
 
-/// The providers of this deployment, over the runtime's `fetch`.
-fn providers(config: &Config) -> WorkerProviders {
+/// Wait for the database to exist this long at most when keeping is asked for early.
+const KEEP_WAIT: Duration = Duration::from_secs(60);
+
+/// The database provider as a turn of this object uses it: it also remembers the database it
+/// created (in memory), which `/keep` answers with.
+pub(crate) struct RememberingDatabases<D> {
+    inner: D,
+    created: Rc<RefCell<Option<KeepResponse>>>,
+}
+
+impl<D: DatabaseProvider> DatabaseProvider for RememberingDatabases<D> {
+    fn create(&self, request: DatabaseRequest) -> LocalBoxFuture<'_, std::result::Result<Database, ProviderError>> {
+        async move {
+            let database = self.inner.create(request).await?;
+            *self.created.borrow_mut() =
+                Some(KeepResponse { claim: database.claim.clone(), connection_url: database.connection_url.clone() });
+            Ok(database)
+        }
+        .boxed_local()
+    }
+
+    fn delete<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, std::result::Result<bool, ProviderError>> {
+        self.inner.delete(token)
+    }
+
+    fn list(&self) -> LocalBoxFuture<'_, std::result::Result<Vec<DatabaseInfo>, ProviderError>> {
+        self.inner.list()
+    }
+}
+
+type WorkerProviders =
+    Providers<E2bClient<FetchClient, WorkerClock>, RememberingDatabases<InstanodeClient<FetchClient, WorkerClock>>>;
+
+/// The providers of this deployment, over the runtime's `fetch`; a database created through them
+/// is remembered in `created`.
+pub(crate) fn providers(config: &Config, created: Rc<RefCell<Option<KeepResponse>>>) -> WorkerProviders {
     let mut e2b = E2bConfig::new(config.e2b_api_key.clone().unwrap_or_default());
     e2b.api_url = config.e2b_api_url.clone();
     e2b.domain = config.e2b_domain.clone();
@@ -118,7 +164,7 @@ fn providers(config: &Config) -> WorkerProviders {
     let instanode = InstanodeConfig { base_url: config.instanode_url.clone(), token: config.instanode_token.clone() };
     Providers {
         sandboxes: E2bClient::new(FetchClient, WorkerClock, e2b),
-        databases: InstanodeClient::new(FetchClient, WorkerClock, instanode),
+        databases: RememberingDatabases { inner: InstanodeClient::new(FetchClient, WorkerClock, instanode), created },
     }
 }
 
@@ -144,6 +190,7 @@ impl DurableObject for Turn {
             (worker::Method::Get, "/detail") => self.detail(&req).await,
             (worker::Method::Get, "/events") => self.events(&req).await,
             (worker::Method::Post, "/cancel") => self.cancel(&req).await,
+            (worker::Method::Post, "/keep") => self.keep(&req).await,
             _ => Err(ApiError::new(ErrorCode::NotFound, "no such turn operation")),
         };
         match result {
@@ -226,13 +273,13 @@ impl Turn {
         let deadline = clock.now_ms() + u64::from(spec.timeout_s) * 1000;
         self.state.storage().set_alarm(ms_as_alarm(deadline + DEADLINE_SLACK_MS)).await?;
 
-        let control = {
+        let (control, created) = {
             let mut live = self.live.borrow_mut();
             let live = live.get_or_insert_with(Live::default);
             live.running = true;
-            live.control.clone()
+            (live.control.clone(), live.database.clone())
         };
-        let providers = providers(&config);
+        let providers = providers(&config, created);
         let sink = ObjectSink { turn: self };
         let report = run_turn(turn_id, spec, TurnOptions::default(), &providers, &clock, &sink, &control).await;
         if let Some(live) = self.live.borrow_mut().as_mut() {
@@ -267,7 +314,7 @@ impl Turn {
             return Ok(());
         }
         let config = Config::from_env(&self.env);
-        let providers = providers(&config);
+        let providers = providers(&config, Rc::default());
         let clock = WorkerClock;
         let mut events = self.stored_events(0).await?;
         let lost = !events.last().is_some_and(|e| e.body.is_terminal());
@@ -338,6 +385,14 @@ impl Turn {
                 let _ = ws.close(Some(1000), Some("turn finished"));
             }
         }
+        if let Some(live) = self.live.borrow_mut().as_mut() {
+            // A viewer that went away has dropped its receiver: its sender is forgotten here.
+            live.streams.retain(|stream| stream.unbounded_send(sse_frame(event.seq, &json)).is_ok());
+            if event.body.is_terminal() {
+                // Dropping the senders ends the response bodies: the stream ends with the turn.
+                live.streams.clear();
+            }
+        }
     }
 
     /// Events with `seq > after` from storage, in order.
@@ -366,11 +421,15 @@ impl Turn {
 
     async fn events(&self, req: &Request) -> std::result::Result<Response, ApiError> {
         self.owned_meta(req).await?;
-        let upgrade = req.headers().get("Upgrade").ok().flatten().unwrap_or_default();
-        if !upgrade.eq_ignore_ascii_case("websocket") {
+        let header = |name: &str| req.headers().get(name).ok().flatten().unwrap_or_default();
+        if header("Accept").contains("text/event-stream") {
+            return self.event_source(req).await;
+        }
+        if !header("Upgrade").eq_ignore_ascii_case("websocket") {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
-                "the event stream is a WebSocket: send `Upgrade: websocket`",
+                "the event stream is a WebSocket (send `Upgrade: websocket`) or Server-Sent Events \
+                 (send `Accept: text/event-stream`)",
             ));
         }
         let after = after_param(req)?;
@@ -394,6 +453,36 @@ impl Turn {
             let _ = pair.server.close(Some(1000), Some("turn finished"));
         }
         Response::from_websocket(pair.client).map_err(|err| internal(&err))
+    }
+
+    /// The event stream as Server-Sent Events: the replay, then live events, ending after
+    /// `turn.finished`. `Last-Event-ID` (an `EventSource` reconnecting) counts like `after`.
+    async fn event_source(&self, req: &Request) -> std::result::Result<Response, ApiError> {
+        let after = after_param(req)?.max(last_event_id(req)?);
+        let stored = self.stored_events(after).await.map_err(|err| internal(&err))?;
+        // As for WebSockets, nothing awaits between reading the log and joining the fan-out.
+        let events = self.merge(stored, after);
+        let (sender, receiver) = unbounded::<Vec<u8>>();
+        for event in &events {
+            if let Ok(json) = serde_json::to_string(event) {
+                let _ = sender.unbounded_send(sse_frame(event.seq, &json));
+            }
+        }
+        let finished = events.last().is_some_and(|e| e.body.is_terminal());
+        if !finished {
+            // This instance holds the turn from `/start` until it ends. A turn unfinished and not
+            // held here was lost with its process: the alarm closes its log, and the viewer gets
+            // what there is now.
+            if let Some(live) = self.live.borrow_mut().as_mut() {
+                live.streams.push(sender);
+            }
+        }
+        let headers = worker::Headers::new();
+        let set = |name: &str, value: &str| headers.set(name, value).map_err(|err| internal(&err));
+        set("Content-Type", "text/event-stream")?;
+        set("Cache-Control", "no-cache")?;
+        let body = receiver.map(Ok::<Vec<u8>, worker::Error>);
+        Response::from_stream(body).map(|r| r.with_headers(headers)).map_err(|err| internal(&err))
     }
 
     async fn detail(&self, req: &Request) -> std::result::Result<Response, ApiError> {
@@ -454,6 +543,63 @@ impl Turn {
     }
 }
 
+impl Turn {
+    /// `POST /keep`: asks the running turn to keep its database and, once the database exists,
+    /// answers how to claim it. After the turn, a kept database's answer is given again; a reaped
+    /// one is a conflict.
+    async fn keep(&self, req: &Request) -> std::result::Result<Response, ApiError> {
+        let meta = self.owned_meta(req).await?;
+        if !meta.request.database {
+            return Err(ApiError::new(ErrorCode::Conflict, "the turn has no database"));
+        }
+        let storage = self.state.storage();
+        let give = |kept: &KeepResponse| Response::from_json(kept).map_err(|err| internal(&err));
+        if let Some(json) = storage.get::<String>(KEPT_KEY).await.map_err(|err| internal(&err))? {
+            let kept: KeepResponse = serde_json::from_str(&json).map_err(|err| internal(&err.into()))?;
+            return give(&kept);
+        }
+        let too_late = || ApiError::new(ErrorCode::Conflict, "the turn's database is being reaped or is gone already");
+        let waited_from = WorkerClock.now_ms();
+        loop {
+            let found = {
+                let live = self.live.borrow();
+                let Some(live) = live.as_ref().filter(|live| live.running) else { return Err(too_late()) };
+                // Once the turn is past its run, its database may be deleted any moment: keeping is
+                // refused rather than promised and then broken.
+                if live.control.is_cancelled() || reaping_started(&live.log, meta.created_unix_ms) {
+                    return Err(too_late());
+                }
+                live.control.keep_database();
+                let database = live.database.borrow().clone();
+                database
+            };
+            if let Some(kept) = found {
+                let json = serde_json::to_string(&kept).map_err(|err| internal(&err.into()))?;
+                storage.put(KEPT_KEY, json).await.map_err(|err| internal(&err))?;
+                return give(&kept);
+            }
+            if WorkerClock.now_ms().saturating_sub(waited_from) > KEEP_WAIT.as_millis() as u64 {
+                return Err(ApiError::new(ErrorCode::Conflict, "the turn's database was not created in time"));
+            }
+            worker::Delay::from(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Whether the turn whose log is `log` has ended its run (its process exited, a reap began, or
+/// its deadline passed): from then on its database may be reaped at any moment.
+fn reaping_started(log: &[Event], created_unix_ms: u64) -> bool {
+    log.iter().any(|event| match &event.body {
+        EventBody::ProcessExited { .. }
+        | EventBody::SandboxReaped { .. }
+        | EventBody::DatabaseReaped { .. }
+        | EventBody::ReapFailed { .. }
+        | EventBody::TurnFinished { .. } => true,
+        EventBody::TurnAccepted { deadline_ms, .. } => created_unix_ms + deadline_ms <= WorkerClock.now_ms(),
+        _ => false,
+    })
+}
+
 /// The sink the orchestrator reports to: the object's log, its viewers and its lease records.
 struct ObjectSink<'a> {
     turn: &'a Turn,
@@ -488,6 +634,21 @@ fn after_param(req: &Request) -> std::result::Result<u64, ApiError> {
             .parse()
             .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "`after` must be a whole number (an event's seq)")),
     }
+}
+
+/// `Last-Event-ID`, 0 when absent.
+fn last_event_id(req: &Request) -> std::result::Result<u64, ApiError> {
+    match req.headers().get("Last-Event-ID").ok().flatten() {
+        None => Ok(0),
+        Some(value) => value.trim().parse().map_err(|_| {
+            ApiError::new(ErrorCode::InvalidRequest, "`Last-Event-ID` must be a whole number (an event's seq)")
+        }),
+    }
+}
+
+/// One event as a Server-Sent Events frame: its seq as the id, its JSON as the data.
+fn sse_frame(seq: u64, json: &str) -> Vec<u8> {
+    format!("id: {seq}\ndata: {json}\n\n").into_bytes()
 }
 
 fn ms_as_alarm(unix_ms: u64) -> worker::ScheduledTime {

@@ -1,12 +1,16 @@
-//! The turn routes of the edge API: create a turn, read it, follow its events, cancel it. Each
-//! turn lives in a `Turn` Durable Object ([`crate::turn_object`]); these handlers authenticate,
-//! validate and forward.
+//! The turn routes of the edge API: create a turn, read it, follow its events, cancel it, keep
+//! its database. Each turn lives in a `Turn` Durable Object ([`crate::turn_object`]); these
+//! handlers authenticate, validate and forward.
 
 use mayfly_core::turn::TurnId;
-use mayfly_core::{ApiError, CreateTurnRequest, CreateTurnResponse, ErrorCode, Limits, TurnSpec};
+use mayfly_core::{
+    ApiError, CreateTurnRequest, CreateTurnResponse, ErrorCode, Limits, TurnDetail, TurnList, TurnSpec, TurnState,
+    TurnSummary,
+};
 use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result, Stub};
 
 use crate::auth::{self, Tenant};
+use crate::ledger::{self, Entry};
 use crate::reply;
 use crate::turn_object::{StartTurn, TENANT_HEADER};
 
@@ -44,12 +48,14 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
 
     let namespace = env.durable_object(TURN_BINDING)?;
     let turn_id = new_turn_id(&namespace)?;
-    let start = StartTurn {
-        tenant: tenant.0.clone(),
-        turn_id: turn_id.clone(),
-        created_unix_ms: Date::now().as_millis(),
-        request,
-    };
+    let created_unix_ms = Date::now().as_millis();
+    // In the ledger before it starts: a turn that runs is always listed.
+    let entry = Entry { turn_id: turn_id.clone(), created_unix_ms };
+    if let Err(err) = ledger::record(env, &tenant.0, &entry).await {
+        worker::console_error!("turns: ledger: {err}");
+        return reply::error(&ApiError::new(ErrorCode::Internal, "the turn could not be recorded"));
+    }
+    let start = StartTurn { tenant: tenant.0.clone(), turn_id: turn_id.clone(), created_unix_ms, request };
     let mut init = RequestInit::new();
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
@@ -66,7 +72,8 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
     Ok(Response::from_json(&created)?.with_status(201))
 }
 
-/// `GET /v1/turns/{id}`, `GET /v1/turns/{id}/events`, `DELETE /v1/turns/{id}`: checked and handed
+/// `GET /v1/turns/{id}`, `GET /v1/turns/{id}/events`, `DELETE /v1/turns/{id}`,
+/// `POST /v1/turns/{id}/keep`: checked and handed
 /// to the turn's object as `operation`, with the tenant it is for.
 pub(crate) async fn forward(req: Request, env: &Env, id: Option<&String>, operation: &str) -> Result<Response> {
     let tenant = match auth::tenant(&req, env) {
@@ -96,11 +103,54 @@ fn internal_request(req: &Request, operation: &str, tenant: &Tenant) -> Result<R
     let (path, method) = match operation {
         "cancel" => ("/cancel", Method::Post),
         "events" => ("/events", Method::Get),
+        "keep" => ("/keep", Method::Post),
         _ => ("/detail", Method::Get),
     };
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);
     Request::new_with_init(&format!("https://turn{path}{query}"), &init)
+}
+
+/// `GET /v1/turns`: the tenant's recent turns, newest first, as their objects describe them now.
+pub(crate) async fn list(req: Request, env: &Env) -> Result<Response> {
+    let tenant = match auth::tenant(&req, env) {
+        Ok(tenant) => tenant,
+        Err(err) => return reply::error(&err),
+    };
+    let turns = recent_details(env, &tenant)
+        .await?
+        .into_iter()
+        .map(|detail| TurnSummary {
+            duration_ms: (detail.state == TurnState::Finished).then_some(detail.timings.total_ms),
+            turn_id: detail.turn_id,
+            created_unix_ms: detail.created_unix_ms,
+            language: detail.spec.language,
+            state: detail.state,
+            outcome: detail.outcome,
+            resources: detail.resources,
+        })
+        .collect();
+    Response::from_json(&TurnList { turns })
+}
+
+/// The details of the tenant's recent turns, newest first, read from their objects concurrently.
+/// A turn whose object does not answer is left out rather than failing the whole list.
+pub(crate) async fn recent_details(env: &Env, tenant: &Tenant) -> Result<Vec<TurnDetail>> {
+    let ids = ledger::recent(env, &tenant.0).await?;
+    let details = futures::future::join_all(ids.iter().map(|id| async move {
+        let headers = Headers::new();
+        headers.set(TENANT_HEADER, &tenant.0)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get).with_headers(headers);
+        let mut answer =
+            stub(env, id)?.fetch_with_request(Request::new_with_init("https://turn/detail", &init)?).await?;
+        if answer.status_code() != 200 {
+            return Ok(None);
+        }
+        answer.json::<TurnDetail>().await.map(Some)
+    }))
+    .await;
+    Ok(details.into_iter().filter_map(|detail: Result<Option<TurnDetail>>| detail.ok().flatten()).collect())
 }
 
 fn stub(env: &Env, turn_id: &str) -> Result<Stub> {

@@ -1,10 +1,13 @@
-//! `cargo xtask dev`: set up, build, run the stack on 127.0.0.1 and print its URL; Ctrl-C (or
-//! SIGTERM) stops every process it started.
+//! `cargo xtask dev`: set up, build, then run the whole stack on 127.0.0.1 — Postgres, scratchdb
+//! and sandboxd in this process (`mayfly stack`'s code), and `wrangler dev` wired to them — and
+//! print its URL with a curl example. Ctrl-C (or SIGTERM) stops every process it started.
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use mayfly_cli::providers::worker_vars;
+use mayfly_cli::stack::{LocalStack, StackOptions as LocalStackOptions};
 use mayfly_e2e::{Stack, StackOptions};
 
 use crate::{build, flags, setup};
@@ -16,24 +19,60 @@ pub(crate) fn run(root: &Path, flags: &flags::Dev) -> anyhow::Result<()> {
     ctrlc::set_handler(move || {
         let _ = stop_tx.send(());
     })?;
+
+    // The providers' servers are tokio tasks; a runtime of their own keeps them serving while this
+    // thread waits for Ctrl-C.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let local_options =
+        LocalStackOptions { data_dir: Some(root.join("target/dev/stack")), pool: 2, ..LocalStackOptions::default() };
+    let local = runtime.block_on(LocalStack::start(local_options))?;
+    let api_key = std::env::var("MAYFLY_API_KEY")
+        .ok()
+        .filter(|key| !key.is_empty())
+        .unwrap_or_else(|| format!("dev_{}", uuid::Uuid::new_v4().simple()));
+    let mut vars: Vec<(String, String)> =
+        worker_vars(&local.endpoints).into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+    vars.push(("MAYFLY_API_KEYS".to_owned(), format!("local:{api_key}")));
     let options = StackOptions {
         port: Some(flags.port),
         // Durable Object state survives restarts of `cargo xtask dev`.
         state_dir: Some(root.join("target/dev/wrangler-state")),
-        ..StackOptions::default()
+        vars,
     };
-    let mut stack = Stack::start(&toolchain.tools(), options)?;
-    println!("ready: {}", stack.url);
-    println!("  health:  curl -s {}/v1/health", stack.url);
-    println!("  logs:    {}", stack.wrangler_log.display());
-    println!("Ctrl-C stops everything.");
-    loop {
-        if stop_rx.recv_timeout(Duration::from_millis(500)).is_ok() {
-            break;
+    let started = Stack::start(&toolchain.tools(), options);
+    let mut stack = match started {
+        Ok(stack) => stack,
+        Err(err) => {
+            runtime.block_on(local.shutdown());
+            return Err(err);
         }
-        stack.check_alive()?;
-    }
-    eprintln!("stopping…");
+    };
+    let url = &stack.url;
+    println!("ready: {url}");
+    println!();
+    println!("  the playground:   {url}/");
+    println!("  your API key:     {api_key}   (set MAYFLY_API_KEY to choose it)");
+    println!("  sandboxd:         {}", local.endpoints.sandboxd_url);
+    println!("  scratchdb:        {}", local.endpoints.scratchdb_url);
+    println!("  worker log:       {}", stack.wrangler_log.display());
+    println!();
+    println!("  # create a turn, then follow its events as Server-Sent Events:");
+    println!("  curl -s -X POST {url}/v1/turns -H 'Authorization: Bearer {api_key}' \\");
+    println!("       -H 'Content-Type: application/json' -d '{{\"code\": \"print(1)\"}}'");
+    println!("  curl -N {url}/v1/turns/<turn_id>/events -H 'Authorization: Bearer {api_key}' \\");
+    println!("       -H 'Accept: text/event-stream'");
+    println!();
+    println!("Ctrl-C stops everything.");
+    let result = loop {
+        if stop_rx.recv_timeout(Duration::from_millis(500)).is_ok() {
+            break Ok(());
+        }
+        if let Err(err) = stack.check_alive() {
+            break Err(err);
+        }
+    };
+    eprintln!("stopping: worker, sandboxes, scratch databases, Postgres…");
     stack.stop();
-    Ok(())
+    runtime.block_on(local.shutdown());
+    result
 }

@@ -62,6 +62,19 @@ pub fn local_instanode(endpoints: &StackEndpoints) -> InstanodeConfig {
     InstanodeConfig { base_url: endpoints.scratchdb_url.clone(), token: Some(endpoints.scratchdb_token.clone()) }
 }
 
+/// The worker's provider settings (`[vars]` and secrets of `worker/wrangler.toml`) for a local
+/// stack, as `wrangler dev --var NAME:VALUE` pairs. The keys are the stack's own local keys.
+pub fn worker_vars(endpoints: &StackEndpoints) -> Vec<(&'static str, String)> {
+    vec![
+        ("E2B_API_URL", endpoints.sandboxd_url.clone()),
+        ("E2B_ENVD_URL", endpoints.sandboxd_url.clone()),
+        ("E2B_DOMAIN", "localhost".to_owned()),
+        ("E2B_API_KEY", endpoints.sandboxd_api_key.clone()),
+        ("INSTANODE_URL", endpoints.scratchdb_url.clone()),
+        ("INSTANODE_TOKEN", endpoints.scratchdb_token.clone()),
+    ]
+}
+
 /// Clients for the configured providers, with the local stack filling in what the environment
 /// does not name.
 pub fn build(env: &EnvProviders, local: Option<&StackEndpoints>) -> anyhow::Result<NativeProviders> {

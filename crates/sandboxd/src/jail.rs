@@ -357,13 +357,16 @@ impl Jail {
             .map(|n| format!("/opt/venv/lib/{n}/site-packages"))
     }
 
-    /// Whether any host process still runs as this sandbox's uid.
+    /// Whether any host process still runs as this sandbox's uid. Zombies do not count: they run
+    /// no code and hold no file or mount, and their parent may reap them only much later.
     fn has_processes(uid: u32) -> bool {
         let Ok(dir) = std::fs::read_dir("/proc") else { return false };
         let want = uid.to_string();
         dir.flatten().any(|e| {
             std::fs::read_to_string(e.path().join("status")).is_ok_and(|s| {
-                s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some(&want)
+                let field =
+                    |name: &str| s.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1));
+                field("Uid:") == Some(&want) && !matches!(field("State:"), Some("Z" | "X"))
             })
         })
     }

@@ -1,0 +1,51 @@
+//! The reaper: `GET /v1/reaper` (the tenant's leases that are alive, overdue or failed, and the
+//! last sweep) and the cron trigger that runs core's [`sweep`] over the providers.
+
+use mayfly_core::sweep::sweep;
+use mayfly_core::{LeaseView, ReapState, ReaperStatus};
+use worker::{Date, Env, Request, Response, Result};
+
+use crate::config::Config;
+use crate::turn_object::providers;
+use crate::{auth, ledger, reply, turns};
+
+/// What a sweep leaves a resource past its deadline before reaping it: the turn's own reap and
+/// its object's alarm come first (core's default grace is 60 s).
+const SWEEP_GRACE_MS: u64 = 60_000;
+
+/// `GET /v1/reaper`.
+pub(crate) async fn get(req: Request, env: &Env) -> Result<Response> {
+    let tenant = match auth::tenant(&req, env) {
+        Ok(tenant) => tenant,
+        Err(err) => return reply::error(&err),
+    };
+    let now = Date::now().as_millis();
+    let mut status = ReaperStatus::default();
+    for detail in turns::recent_details(env, &tenant).await? {
+        for resource in detail.resources {
+            let view = LeaseView {
+                turn_id: detail.turn_id.clone(),
+                resource: resource.resource,
+                id: resource.id,
+                reap: resource.reap,
+                deadline_unix_ms: resource.deadline_unix_ms,
+            };
+            match view.reap {
+                ReapState::Reaped | ReapState::Kept => {}
+                ReapState::Failed => status.failed.push(view),
+                ReapState::Live | ReapState::Reaping if view.deadline_unix_ms < now => status.overdue.push(view),
+                ReapState::Live | ReapState::Reaping => status.alive += 1,
+            }
+        }
+    }
+    status.last_sweep = ledger::last_sweep(env).await?;
+    Response::from_json(&status)
+}
+
+/// The cron trigger: sweeps the providers and stores the report for `GET /v1/reaper`.
+pub(crate) async fn scheduled(env: &Env) -> Result<()> {
+    let config = Config::from_env(env);
+    let providers = providers(&config, Default::default());
+    let report = sweep(&providers, Date::now().as_millis(), SWEEP_GRACE_MS).await;
+    ledger::store_sweep(env, &report).await
+}
