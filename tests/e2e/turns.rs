@@ -26,6 +26,8 @@ const BOB_KEY: &str = "key-bob-9876543210";
 /// The worker wired to a local stack (Postgres, scratchdb, sandboxd) that runs in this process.
 struct TurnStack {
     stack: Stack,
+    /// How the worker was started, so a test can start it again on the same state and port.
+    options: StackOptions,
     local: Option<LocalStack>,
     runtime: tokio::runtime::Runtime,
     /// The local stack's data. Each stack needs its own: sandboxd's default state directory is per
@@ -55,10 +57,11 @@ impl TurnStack {
         vars.push(("MAYFLY_API_KEYS", format!("alice:{ALICE_KEY},bob:{BOB_KEY}")));
         let options = StackOptions {
             vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            ..StackOptions::default()
+            port: Some(mayfly_e2e::stack::free_port().unwrap()),
+            state_dir: Some(data.path().join("worker-state")),
         };
-        let stack = Stack::start(&Tools::of_workspace(), options).expect("the worker starts");
-        TurnStack { stack, local: Some(local), runtime, _data: data }
+        let stack = Stack::start(&Tools::of_workspace(), options.clone()).expect("the worker starts");
+        TurnStack { stack, options, local: Some(local), runtime, _data: data }
     }
 
     fn local(&self) -> &LocalStack {
@@ -175,9 +178,19 @@ impl TurnStack {
         serde_json::from_str(&body).expect("a TurnDetail")
     }
 
+    /// Kills the worker's processes with SIGKILL and starts it again on the same state and port.
+    fn crash_and_restart(&mut self) {
+        self.stack.kill_hard();
+        self.stack = Stack::start(&Tools::of_workspace(), self.options.clone()).expect("the worker starts again");
+    }
+
     /// Polls the turn until its resources are all reaped, or fails at the deadline.
     fn wait_reaped(&self, turn: &CreateTurnResponse, key: &str) -> TurnDetail {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_reaped_within(turn, key, Duration::from_secs(30))
+    }
+
+    fn wait_reaped_within(&self, turn: &CreateTurnResponse, key: &str, patience: Duration) -> TurnDetail {
+        let deadline = Instant::now() + patience;
         loop {
             let detail = self.detail(turn, key);
             if detail.state == TurnState::Finished && detail.resources.iter().all(|r| r.reap == ReapState::Reaped) {
@@ -202,6 +215,20 @@ impl TurnStack {
         assert!(left.is_empty(), "sandboxes of {turn_id} left: {left:?}");
         let left: Vec<_> = databases.iter().filter(|d| d.name.contains(turn_id)).map(|d| &d.name).collect();
         assert!(left.is_empty(), "databases of {turn_id} left: {left:?}");
+        // Postgres itself agrees with scratchdb's registry: every scratch database it holds is one
+        // the registry lists (a kept one, say), so nothing was dropped from the books but not the disk.
+        let in_postgres = self.runtime.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(self.local().postgres_admin_url(), tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            let rows = client.query("SELECT count(*) FROM pg_database WHERE datname LIKE 'db\\_%'", &[]).await.unwrap();
+            rows[0].get::<_, i64>(0)
+        });
+        assert_eq!(
+            in_postgres as usize,
+            databases.len(),
+            "pg_database holds scratch databases the registry does not list"
+        );
     }
 }
 
@@ -439,4 +466,44 @@ fn cancel_timeout_and_failure_end_turns_and_reap() {
     assert_eq!(outcome_of(&events), Some(Outcome::TimedOut), "{events:?}");
     stack.wait_reaped(&turn, ALICE_KEY);
     stack.assert_nothing_left(&turn.turn_id);
+}
+
+/// The edge process dies mid-turn (SIGKILL of wrangler and workerd); started again on the same
+/// state, the turn's alarm finds the leases it recorded and reaps both resources, and the turn
+/// says so.
+#[test]
+fn a_turn_is_reaped_after_the_worker_is_killed_mid_run() {
+    let mut stack = TurnStack::start();
+    let code = r#"{"code":"import time\nprint('up', flush=True)\ntime.sleep(120)","timeout_s":3}"#;
+    let turn = stack.create(ALICE_KEY, code);
+    let running_by = Instant::now() + Duration::from_secs(30);
+    loop {
+        let detail = stack.detail(&turn, ALICE_KEY);
+        if detail.state == TurnState::Running && detail.resources.len() == 2 {
+            break;
+        }
+        assert!(Instant::now() < running_by, "the turn never got running: {detail:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    stack.crash_and_restart();
+
+    // The deadline is 3 s away and the safety alarm fires 10 s after it; give it a generous minute.
+    let killed_at = Instant::now();
+    let detail = stack.wait_reaped_within(&turn, ALICE_KEY, Duration::from_secs(60));
+    eprintln!(
+        "kill -9 mid-turn: both resources reaped {:?} after the kill; outcome {:?}: {:?}",
+        killed_at.elapsed(),
+        detail.outcome,
+        detail.error
+    );
+    assert_eq!(detail.state, TurnState::Finished);
+    assert_ne!(detail.outcome, Some(Outcome::Succeeded), "{detail:?}");
+    assert!(detail.error.is_some(), "the user is told what happened: {detail:?}");
+    stack.assert_nothing_left(&turn.turn_id);
+    let (status, list) = stack.call("GET", "/v1/turns", Some(ALICE_KEY), None);
+    assert_eq!(status, 200, "{list}");
+    let list: mayfly_core::TurnList = serde_json::from_str(&list).unwrap();
+    let entry = list.turns.iter().find(|t| t.turn_id == turn.turn_id).expect("the ledger lists the turn");
+    assert!(entry.resources.iter().all(|r| r.reap == ReapState::Reaped), "{entry:?}");
 }

@@ -51,6 +51,13 @@ impl Service {
         }
     }
 
+    /// Kills the whole process group at once, as a crash would: no TERM, no chance to clean up.
+    pub fn kill_hard(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.child.wait();
+    }
+
     /// Stops the whole process group: TERM, a moment to exit, then KILL for whatever is left.
     pub fn stop(&mut self) {
         let group = format!("-{}", self.child.id());

@@ -86,6 +86,11 @@ impl Stack {
     pub fn stop(&mut self) {
         self.wrangler.stop();
     }
+
+    /// SIGKILLs wrangler and workerd together, as a crash of the edge process would.
+    pub fn kill_hard(&mut self) {
+        self.wrangler.kill_hard();
+    }
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
