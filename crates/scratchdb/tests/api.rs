@@ -400,14 +400,15 @@ async fn restart_keeps_live_resources_and_the_sweep_reaps_expired_ones() {
 
     let second =
         Server::start(common::Config { sweep_interval: Duration::from_millis(200), ..config(&schema, 0) }).await;
-    eventually("the expired database to be reaped", || async { !db_exists(&admin, &anon_token).await }).await;
+    // The sweep drops the database and role, then marks the row: wait for the whole of it.
+    let status_query = format!("SELECT status FROM {schema}.resources WHERE token = $1");
+    eventually("the expired resource to be reaped and marked", || async {
+        let status: String = admin.query_one(&status_query, &[&anon_token]).await.unwrap().get(0);
+        status == "expired"
+    })
+    .await;
+    assert!(!db_exists(&admin, &anon_token).await);
     assert!(!role_exists(&admin, &anon_token).await);
-    let status: String = admin
-        .query_one(&format!("SELECT status FROM {schema}.resources WHERE token = $1"), &[&anon_token])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(status, "expired");
     // The owned one survived the restart, with its credentials.
     let got = second.call("GET", &format!("/api/v1/resources/{owned_token}"), Some(TOKEN_A), None).await;
     assert_eq!(got.status, 200);

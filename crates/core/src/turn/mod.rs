@@ -486,6 +486,13 @@ where
         ending
     }
 
+    /// Whether a broken-off process stream is the provider stopping the process at the turn's
+    /// deadline. The provider's timer starts after this turn's (it counts from when it got the
+    /// request), so its stop always comes at or after the deadline by this turn's clock.
+    fn is_provider_deadline(&self) -> bool {
+        self.clock.now_ms() >= self.deadline_unix_ms
+    }
+
     async fn execute(&self, sandbox: &SandboxHandle, database: Option<&Database>) -> Ending {
         let upload_started = self.clock.now_ms();
         let code_path = self.spec.language.code_path();
@@ -525,7 +532,11 @@ where
         let ending = loop {
             let event = match events.next().await {
                 Some(Ok(event)) => event,
+                // The provider enforces the same deadline (E2B's `Connect-Timeout-Ms`) and may end
+                // the stream a moment before this turn's own timer fires: that is a timeout too.
+                Some(Err(_)) if self.is_provider_deadline() => break Ending::TimedOut,
                 Some(Err(error)) => break Ending::Failed(format!("the process's output broke off: {error}")),
+                None if self.is_provider_deadline() => break Ending::TimedOut,
                 None => {
                     break Ending::Failed(format!("the process's output broke off: {}", ProviderError::StreamTruncated))
                 }
