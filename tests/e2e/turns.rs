@@ -120,6 +120,9 @@ impl TurnStack {
                 }
                 Ok(Message::Close(_)) => break,
                 Ok(_) => {}
+                // A signal to this process (a child of the in-process stack exiting, say) interrupts
+                // the blocking read; tungstenite keeps what it had read, so reading again resumes.
+                Err(tungstenite::Error::Io(err)) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
                 Err(err) => panic!("reading events of {}: {err} (so far: {events:?})", turn.turn_id),
             }
