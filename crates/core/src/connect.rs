@@ -125,15 +125,11 @@ impl Decoder {
     }
 }
 
+/// Golden frames shared by the codec's tests and the E2B client's.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    // The request and response of the protocol notes' worked example (§2.6), byte for byte.
-    const START_REQ: &str = r#"{"process":{"cmd":"/bin/bash","args":["-l","-c","python3 /tmp/agent.py"],"envs":{"TURN_ID":"t1"},"cwd":"/tmp"},"stdin":false}"#;
-    const RESPONSE: [(u8, &str); 6] = [
+pub(crate) mod golden {
+    /// The response of the protocol notes' worked example (§2.6), frame by frame: (flags, payload).
+    pub(crate) const WORKED_EXAMPLE_RESPONSE: [(u8, &str); 6] = [
         (0, r#"{"event":{"start":{"pid":412}}}"#),
         (0, r#"{"event":{"data":{"stdout":"aGVsbG8K"}}}"#),
         (0, r#"{"event":{"data":{"stderr":"d2FybjogeAo="}}}"#),
@@ -141,6 +137,18 @@ mod tests {
         (0, r#"{"event":{"end":{"exitCode":3,"exited":true,"status":"exit status 3","error":"exit status 3"}}}"#),
         (2, "{}"),
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::golden::WORKED_EXAMPLE_RESPONSE as RESPONSE;
+
+    // The request of the protocol notes' worked example (§2.6), byte for byte.
+    const START_REQ: &str = r#"{"process":{"cmd":"/bin/bash","args":["-l","-c","python3 /tmp/agent.py"],"envs":{"TURN_ID":"t1"},"cwd":"/tmp"},"stdin":false}"#;
 
     fn response_bytes() -> Vec<u8> {
         RESPONSE.iter().flat_map(|(f, p)| encode(*f, p.as_bytes()).to_vec()).collect()

@@ -17,15 +17,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const CREATED: &str = r#"{"templateID":"base","sandboxID":"isbx1","alias":"base","clientID":"6532622b","envdVersion":"0.6.13","envdAccessToken":"envd-tok","trafficAccessToken":null,"domain":null}"#;
 
-/// The worked example's response (protocol notes §2.6), frame by frame.
-const FRAMES: [(u8, &str); 6] = [
-    (0, r#"{"event":{"start":{"pid":412}}}"#),
-    (0, r#"{"event":{"data":{"stdout":"aGVsbG8K"}}}"#),
-    (0, r#"{"event":{"data":{"stderr":"d2FybjogeAo="}}}"#),
-    (0, r#"{"event":{"keepalive":{}}}"#),
-    (0, r#"{"event":{"end":{"exitCode":3,"exited":true,"status":"exit status 3","error":"exit status 3"}}}"#),
-    (2, "{}"),
-];
+// The worked example's response (protocol notes §2.6), frame by frame.
+use crate::connect::golden::WORKED_EXAMPLE_RESPONSE as FRAMES;
 
 fn frames(frames: &[(u8, &str)]) -> Vec<u8> {
     frames.iter().flat_map(|(flags, payload)| connect::encode(*flags, payload.as_bytes()).to_vec()).collect()
