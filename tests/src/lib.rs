@@ -4,6 +4,7 @@
 pub mod paths;
 pub mod service;
 pub mod stack;
+pub mod turns;
 
 pub use paths::Tools;
 pub use service::Service;
