@@ -23,3 +23,29 @@ export async function launch() {
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   return { context, page, errors };
 }
+
+// Runs `steps(page, report)` in a fresh browser and prints `report` as one JSON line, whatever
+// happens: a step that throws is reported as `failure`, with a screenshot `<name>-failure.png`.
+export async function session(name, artifacts, steps, { beforeLoad } = {}) {
+  const { context, page, errors } = await launch();
+  const report = { errors };
+  try {
+    if (beforeLoad) await beforeLoad(context);
+    await steps(page, report);
+  } catch (err) {
+    report.failure = String(err?.stack ?? err);
+    await page.screenshot({ path: join(artifacts, `${name}-failure.png`), fullPage: true }).catch(() => {});
+  } finally {
+    console.log(JSON.stringify(report));
+    await context.close();
+  }
+}
+
+// Clicks Run and waits for the view of the new turn: the previous turn's view stays up until
+// the new one is created, so waiting on its outcome would read the old turn.
+export async function runNewTurn(page) {
+  const view = page.getByTestId('turn-view');
+  const previous = await view.getAttribute('data-turn-id', { timeout: 1000 }).catch(() => null);
+  await page.getByTestId('run').click();
+  await page.waitForSelector(`[data-testid="turn-view"]:not([data-turn-id="${previous}"])`, { timeout: 15000 });
+}

@@ -1,42 +1,201 @@
-//! A person opens the web app in a browser (headless Chromium driven by Playwright).
+//! A person uses the web app in a browser (headless Chromium driven by Playwright): the shell,
+//! the playground running real turns on the whole stack, the live view surviving a dropped
+//! stream, the dashboard, and the embed view in another site's page.
 
+use std::path::Path;
 use std::process::Command;
 
+use mayfly_e2e::turns::{TurnStack, ALICE_KEY};
 use mayfly_e2e::Tools;
+use serde_json::Value;
 
 use crate::support::stack_with;
 
-/// Runs a Playwright script from `tests/browser/` against `url`; returns what it printed last,
-/// a JSON object.
-fn run_browser_script(script: &str, url: &str, screenshot: &str) -> serde_json::Value {
+/// Runs a Playwright script from `tests/browser/` with `args`; returns the JSON object it
+/// printed last. Fails the test on a non-zero exit or a `failure` in the report.
+fn run_browser_script(script: &str, args: &[&str]) -> Value {
     let tools = Tools::of_workspace();
     std::fs::create_dir_all(tools.artifacts_dir()).unwrap();
-    let shot = tools.artifacts_dir().join(screenshot);
     let out = Command::new("node")
         .env("PATH", tools.node_path())
         .env("MAYFLY_TOOLS_DIR", tools.tools_dir())
         .arg(tools.root.join("tests/browser").join(script))
-        .arg(url)
-        .arg(&shot)
+        .args(args)
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{script} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-    assert!(shot.exists(), "{script} left no screenshot at {}", shot.display());
     let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|err| panic!("{script} printed no JSON ({err}): {stdout}"))
+    let report: Value =
+        serde_json::from_str(last).unwrap_or_else(|err| panic!("{script} printed no JSON ({err}): {stdout}"));
+    assert!(report.get("failure").is_none(), "{script}: {}\nreport: {report:#}", report["failure"]);
+    assert_eq!(report["errors"], serde_json::json!([]), "console errors in {script}: {report:#}");
+    report
+}
+
+fn artifacts() -> String {
+    Tools::of_workspace().artifacts_dir().display().to_string()
+}
+
+fn assert_screenshots(names: &[&str]) {
+    let dir = Tools::of_workspace().artifacts_dir();
+    for name in names {
+        let path = dir.join(name);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 1000, "no screenshot at {}", Path::new(&path).display());
+    }
+}
+
+fn str_of<'a>(report: &'a Value, pointer: &str) -> &'a str {
+    report.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("{pointer} in {report:#}"))
 }
 
 #[test]
 fn app_shell_shows_health_from_the_api_and_navigates() {
     let stack = stack_with(&[("E2B_API_URL", "http://127.0.0.1:49982")]);
-    let report = run_browser_script("shell.mjs", &stack.url, "shell.png");
+    let shot = Tools::of_workspace().artifacts_dir().join("shell.png");
+    let report = run_browser_script("shell.mjs", &[&stack.url, &shot.display().to_string()]);
     assert_eq!(report["health_state"], "ok", "{report}");
     let health = report["health_text"].as_str().unwrap();
     assert!(health.contains(&format!("v{}", mayfly_core::VERSION)), "{health}");
     assert!(health.contains("http://127.0.0.1:49982"), "{health}");
     assert_eq!(report["turns_path"], "/turns", "{report}");
     assert_eq!(report["back_home"], true, "{report}");
-    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    assert_screenshots(&["shell.png"]);
+}
+
+#[test]
+fn the_playground_runs_fails_cancels_and_keeps_turns_and_the_dashboard_lists_them() {
+    let stack = TurnStack::start();
+    let report = run_browser_script("playground.mjs", &[&stack.stack.url, &artifacts(), ALICE_KEY]);
+
+    // The key came from the link's fragment, shows only its tail, and left the address bar.
+    assert!(str_of(&report, "/key_bar").contains(&ALICE_KEY[ALICE_KEY.len() - 4..]), "{report:#}");
+    assert!(!str_of(&report, "/key_bar").contains(ALICE_KEY), "the whole key is on the page: {report:#}");
+    assert!(!str_of(&report, "/url_after_key").contains("key="), "{report:#}");
+
+    // The seed turn: its answer, every phase on the timeline, both resources reaped.
+    assert_eq!(str_of(&report, "/seed/stdout"), "(1000000,)\n", "{report:#}");
+    assert_eq!(str_of(&report, "/seed/outcome"), "succeeded");
+    assert_eq!(str_of(&report, "/seed/link"), "done");
+    assert!(str_of(&report, "/seed/exit").contains("exit 0"), "{report:#}");
+    let phases = report.pointer("/seed/phases_done").and_then(Value::as_array).unwrap();
+    assert_eq!(phases.len(), 5, "{report:#}");
+    for phase in phases {
+        assert_eq!(phase[1], "true", "a phase did not finish: {phase}");
+        assert!(phase[2].as_str().unwrap().ends_with(" ms") || phase[2].as_str().unwrap().ends_with(" s"), "{phase}");
+    }
+    assert_eq!(report.pointer("/seed/bars"), Some(&Value::from(5)), "{report:#}");
+    let no_secrets = serde_json::json!({ "db_url": false, "api_key": false });
+    assert_eq!(report.pointer("/seed/page_secrets"), Some(&no_secrets), "a secret is on the page");
+    assert_eq!(report.pointer("/dashboard_secrets"), Some(&no_secrets), "a secret is on the dashboard");
+
+    // The failing turn shows its stderr apart from stdout, its exit code and why it failed.
+    assert_eq!(str_of(&report, "/fail/outcome"), "failed");
+    assert_eq!(str_of(&report, "/fail/stdout"), "about to fail\n");
+    assert!(str_of(&report, "/fail/stderr").contains("something went wrong"), "{report:#}");
+    assert!(str_of(&report, "/fail/exit").contains("exit 3"), "{report:#}");
+    assert!(str_of(&report, "/fail/error").contains('3'), "{report:#}");
+
+    // The cancelled turn stopped early.
+    assert_eq!(str_of(&report, "/cancel/outcome"), "cancelled");
+    let printed = str_of(&report, "/cancel/stdout").lines().count();
+    assert!((3..600).contains(&printed), "the cancelled turn printed {printed} lines");
+
+    // Keeping the database tells how to claim it and hands over its URL; it is not reaped.
+    assert!(!str_of(&report, "/keep/instructions").is_empty(), "{report:#}");
+    assert!(str_of(&report, "/keep/connection_url").starts_with("postgres"), "{report:#}");
+    assert_eq!(str_of(&report, "/keep/turn/outcome"), "cancelled");
+    // While the database was live, its row counted down to its deadline.
+    assert!(str_of(&report, "/keep/countdown").starts_with("reaped within "), "{report:#}");
+
+    // The dashboard has all four turns, newest first, with truthful reap states.
+    let rows = report["dashboard"].as_array().unwrap();
+    let find =
+        |id: &str| rows.iter().find(|r| r["turn_id"] == id).unwrap_or_else(|| panic!("{id} not listed: {rows:#?}"));
+    for (turn, outcome, database) in [
+        ("/seed/turn_id", "succeeded", "reaped"),
+        ("/fail/turn_id", "failed", "—"),
+        ("/cancel/turn_id", "cancelled", "—"),
+        ("/keep/turn/turn_id", "cancelled", "kept"),
+    ] {
+        let row = find(str_of(&report, turn));
+        assert_eq!((row["outcome"].as_str(), row["database"].as_str()), (Some(outcome), Some(database)), "{row}");
+        assert_eq!(row["sandbox"], "reaped", "{row}");
+    }
+    assert_eq!(rows[0]["turn_id"], report.pointer("/keep/turn/turn_id").cloned().unwrap(), "newest first");
+
+    // Readable at phone width: nothing scrolls sideways.
+    assert!(report["narrow_turn_width"].as_u64().unwrap() <= 390, "{report:#}");
+    assert!(report["narrow_playground_width"].as_u64().unwrap() <= 390, "{report:#}");
+    assert_screenshots(&["playground-mid-turn.png", "turn-finished.png", "dashboard.png", "turn-390.png"]);
+}
+
+#[test]
+fn the_live_view_resumes_after_a_dropped_stream_and_the_embed_view_reports_to_its_parent() {
+    let stack = TurnStack::start();
+    let report = run_browser_script("live.mjs", &[&stack.stack.url, &artifacts(), ALICE_KEY]);
+
+    // Every line once, in order, although the stream was cut mid-turn.
+    assert!(report["closed"].as_u64().unwrap() >= 1, "{report:#}");
+    let output = str_of(&report, "/reconnect/output");
+    let expected: String = (1..=60).map(|i| format!("n{i}\n")).collect();
+    assert_eq!(output, expected, "lines lost or doubled across the reconnect");
+    let states: Vec<&str> = report
+        .pointer("/reconnect/link_states")
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(states.contains(&"reconnecting"), "the reconnect was not shown: {states:?}");
+    assert_eq!(states.last(), Some(&"done"), "{states:?}");
+    let sockets = report.pointer("/reconnect/sockets").and_then(Value::as_array).unwrap();
+    assert!(sockets.len() >= 2, "{sockets:?}");
+    assert_eq!(sockets[0], "/events?after=0");
+    let resumed_after: u64 = sockets[1].as_str().unwrap().trim_start_matches("/events?after=").parse().unwrap();
+    assert!(resumed_after > 10, "the second socket did not resume after what was seen: {sockets:?}");
+    // The key rode as a subprotocol, which the server answered with `mayfly`.
+    for protocol in report.pointer("/reconnect/protocols").and_then(Value::as_array).unwrap() {
+        assert_eq!(protocol, "mayfly");
+    }
+
+    // Scrolled up by the reader, the view stopped following and offers to follow again.
+    assert_eq!(report.pointer("/reconnect/overflowing"), Some(&Value::Bool(true)), "{report:#}");
+    let below = report.pointer("/reconnect/below_view").and_then(Value::as_f64).unwrap();
+    assert!(below > 100.0, "the view scrolled back down under the reader: {report:#}");
+    assert_eq!(report.pointer("/reconnect/follow_button"), Some(&Value::from(1)), "{report:#}");
+
+    // ANSI colours become styles; no escape syntax is left in the text.
+    let red = report.pointer("/colours/red").and_then(Value::as_array).unwrap();
+    assert_eq!(red.len(), 1, "{report:#}");
+    assert!(red[0].as_str().unwrap().contains("colour 31"), "{report:#}");
+    let text = str_of(&report, "/colours/text");
+    assert!(text.contains("colour 36") && !text.contains('\u{1b}') && !text.contains("[0m"), "{text:?}");
+
+    // 2 MiB of output: the first MiB is on the page, the rest is counted in a notice.
+    let shown = report.pointer("/capped/shown").and_then(Value::as_u64).unwrap();
+    assert!(((1 << 20) - (256 << 10)..=1 << 20).contains(&shown), "{shown} bytes shown");
+    let notice = str_of(&report, "/capped/notice");
+    let hidden: u64 = notice.split_whitespace().next().unwrap().parse().unwrap();
+    assert_eq!(shown + hidden, 2048 * 1024, "{notice}");
+
+    // The embed view: ready, the turn's id, then every event once and in order, to the parent.
+    let messages = report.pointer("/embed/messages").and_then(Value::as_array).unwrap();
+    assert_eq!(messages[0]["type"], "mayfly.ready", "{messages:#?}");
+    assert_eq!(messages[1]["type"], "mayfly.turn", "{messages:#?}");
+    let turn_id = messages[1]["turn_id"].as_str().unwrap();
+    let events: Vec<&Value> = messages.iter().filter(|m| m["type"] == "mayfly.event").collect();
+    assert!(events.iter().all(|m| m["turn_id"] == turn_id));
+    let seqs: Vec<u64> = events.iter().map(|m| m["event"]["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "events missing, doubled or out of order");
+    let kinds: Vec<&str> = events.iter().map(|m| m["event"]["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"turn.accepted"));
+    assert_eq!(kinds.last(), Some(&"turn.finished"));
+    assert!(kinds.contains(&"stdout") && kinds.contains(&"stderr"), "{kinds:?}");
+    assert!(!kinds.contains(&"database.creating"), "the parent asked for no database: {kinds:?}");
+    assert_eq!(report.pointer("/embed/has_header"), Some(&Value::from(0)), "the embed view has no chrome");
+    assert!(str_of(&report, "/embed/output").contains("from the embed"), "{report:#}");
+    assert_screenshots(&["embed.png"]);
 }

@@ -87,6 +87,11 @@ impl Stack {
         self.wrangler.stop();
     }
 
+    /// wrangler's process id; workerd is its child.
+    pub fn pid(&self) -> u32 {
+        self.wrangler.pid()
+    }
+
     /// SIGKILLs wrangler and workerd together, as a crash of the edge process would.
     pub fn kill_hard(&mut self) {
         self.wrangler.kill_hard();

@@ -48,11 +48,17 @@ impl Drop for TurnStack {
 
 impl TurnStack {
     pub fn start() -> TurnStack {
+        TurnStack::start_with_pool(0)
+    }
+
+    /// [`TurnStack::start`] with scratchdb keeping `pool` ready databases to hand out.
+    pub fn start_with_pool(pool: usize) -> TurnStack {
         // The local stack's servers are tokio tasks: a multi-threaded runtime keeps serving them
         // while the test thread makes blocking calls.
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let data = tempfile::Builder::new().prefix("mayfly-e2e-turns-").tempdir().unwrap();
-        let options = LocalStackOptions { data_dir: Some(data.path().to_path_buf()), ..LocalStackOptions::default() };
+        let options =
+            LocalStackOptions { data_dir: Some(data.path().to_path_buf()), pool, ..LocalStackOptions::default() };
         let local = runtime.block_on(LocalStack::start(options)).expect("the local stack starts");
         let endpoints = &local.endpoints;
         let mut vars = worker_vars(endpoints);
@@ -68,6 +74,12 @@ impl TurnStack {
 
     pub fn local(&self) -> &LocalStack {
         self.local.as_ref().expect("the local stack runs until drop")
+    }
+
+    /// Where this stack keeps its state: the worker's Durable Object storage, sandboxd's state
+    /// directory and the Postgres cluster, for tests that look at what was written to disk.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
     }
 
     /// A request to the API with `key` (none when `None`): (status, body), whatever the status.
@@ -139,15 +151,24 @@ impl TurnStack {
         after: u64,
     ) -> Result<(tungstenite::WebSocket<TcpStream>, tungstenite::handshake::client::Response), String> {
         let url = format!("ws://127.0.0.1:{}{}?after={after}", self.stack.port, turn.events_url);
-        let mut request = url.into_client_request().unwrap();
-        request.headers_mut().insert("Authorization", format!("Bearer {key}").parse().unwrap());
-        let stream = TcpStream::connect(("127.0.0.1", self.stack.port)).unwrap();
-        // A turn that stalls fails the test instead of hanging it.
-        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        tungstenite::client(request, stream).map_err(|err| match err {
-            tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => format!("status {}", resp.status()),
-            other => other.to_string(),
-        })
+        loop {
+            let mut request = url.as_str().into_client_request().unwrap();
+            request.headers_mut().insert("Authorization", format!("Bearer {key}").parse().unwrap());
+            let stream = TcpStream::connect(("127.0.0.1", self.stack.port)).unwrap();
+            // A turn that stalls fails the test instead of hanging it.
+            stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+            match tungstenite::client(request, stream) {
+                Ok(connected) => return Ok(connected),
+                // A signal to this process (a child of the in-process stack exiting) interrupts the
+                // handshake's blocking read; the handshake is simply made again.
+                Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Io(err)))
+                    if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                    return Err(format!("status {}", resp.status()))
+                }
+                Err(other) => return Err(other.to_string()),
+            }
+        }
     }
 
     /// Reads a turn's event stream as Server-Sent Events to its end, with `after` in the query and

@@ -1,31 +1,43 @@
 //! The app's frame: header with navigation, the routed page, and a footer with the API's health.
+//! The embed view has no frame: it lives in someone else's page.
 
 use leptos::prelude::*;
-use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::components::{Outlet, ParentRoute, Route, Router, Routes, A};
 use leptos_router::path;
 
 use crate::api;
-use crate::pages::{not_found::NotFound, playground::Playground, turns::Turns};
+use crate::components::key_bar::ApiKey;
+use crate::pages::{embed::Embed, not_found::NotFound, playground::Playground, turn::Turn, turns::Turns};
 
 #[component]
 pub(crate) fn App() -> impl IntoView {
+    ApiKey::provide();
     view! {
         <Router>
-            <header class="top">
-                <a class="brand" href="/">"mayfly"</a>
-                <nav aria-label="main">
-                    <A href="/" exact=true>"Playground"</A>
-                    <A href="/turns">"Turns"</A>
-                </nav>
-            </header>
-            <main id="content">
-                <Routes fallback=NotFound>
+            <Routes fallback=|| view! { <Shell><NotFound/></Shell> }>
+                <Route path=path!("/embed") view=Embed/>
+                <ParentRoute path=path!("") view=|| view! { <Shell><Outlet/></Shell> }>
                     <Route path=path!("/") view=Playground/>
                     <Route path=path!("/turns") view=Turns/>
-                </Routes>
-            </main>
-            <HealthFooter/>
+                    <Route path=path!("/turns/:id") view=Turn/>
+                </ParentRoute>
+            </Routes>
         </Router>
+    }
+}
+
+#[component]
+fn Shell(children: Children) -> impl IntoView {
+    view! {
+        <header class="top">
+            <a class="brand" href="/">"mayfly"</a>
+            <nav aria-label="main">
+                <A href="/" exact=true>"Playground"</A>
+                <A href="/turns">"Turns"</A>
+            </nav>
+        </header>
+        <main id="content">{children()}</main>
+        <HealthFooter/>
     }
 }
 

@@ -4,9 +4,13 @@
 // `#[component]` expands to `pub` props structs that a binary can never export.
 #![allow(unreachable_pub)]
 
+mod ansi;
 mod api;
 mod app;
+mod components;
+mod examples;
 mod pages;
+mod turn_log;
 
 fn main() {
     console_error_panic_hook::set_once();

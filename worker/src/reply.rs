@@ -1,7 +1,7 @@
 //! Error answers in the edge API's one shape, `{"error": {"code", "message"}}`.
 
 use mayfly_core::{ApiError, ErrorCode};
-use worker::{Request, Response, Result};
+use worker::{Method, Request, Response, Result};
 
 /// The answer for an error the client can act on.
 pub(crate) fn error(err: &ApiError) -> Result<Response> {
@@ -12,4 +12,9 @@ pub(crate) fn error(err: &ApiError) -> Result<Response> {
 pub(crate) fn no_route(req: &Request) -> Result<Response> {
     let path = req.path();
     error(&ApiError::new(ErrorCode::NotFound, format!("no route for {} {path}", req.method())))
+}
+
+/// The answer for a path that has routes, but none for this method.
+pub(crate) fn method_not_allowed(method: &Method, path: &str) -> Result<Response> {
+    error(&ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {path}")))
 }

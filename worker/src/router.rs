@@ -7,7 +7,8 @@ use worker::{Env, Request, Response, Result, Router};
 use crate::{health, openapi, reaper, reply, turns};
 
 pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
-    Router::new()
+    let (method, path) = (req.method(), req.path());
+    let response = Router::new()
         .get("/v1/health", |_, ctx| health::get(&ctx.env))
         .get("/v1/openapi.json", |_, _| openapi::get())
         .post_async("/v1/turns", |req, ctx| async move { turns::create(req, &ctx.env).await })
@@ -28,5 +29,10 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
         })
         .or_else_any_method("/v1/*rest", |req, _| reply::no_route(&req))
         .run(req, env)
-        .await
+        .await?;
+    // The router itself answers a known path asked with another method, in plain text.
+    if response.status_code() == 405 {
+        return reply::method_not_allowed(&method, &path);
+    }
+    Ok(response)
 }

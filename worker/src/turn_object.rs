@@ -208,7 +208,13 @@ impl DurableObject for Turn {
             self.state.storage().put("started", "1").await?;
             self.run(&meta).await?;
         }
-        self.reap_leftovers(&meta).await?;
+        if self.reap_leftovers(&meta).await? {
+            // Everything is reaped or kept: the safety alarm has nothing left to do, and nothing
+            // of the turn needs to stay in memory (the log is in storage), so the runtime may
+            // evict the object.
+            self.state.storage().delete_alarm().await?;
+            self.live.borrow_mut().take();
+        }
         Response::ok("ok")
     }
 
@@ -309,9 +315,10 @@ impl Turn {
     /// Reaps every resource whose turn is not running here any more and that is not gone yet. A
     /// turn that started but neither runs nor finished was lost with its process: its log is closed
     /// with a `turn.finished` that says so. Idempotent; re-arms the alarm while a reap fails.
-    async fn reap_leftovers(&self, meta: &StartTurn) -> Result<()> {
+    /// `true` once nothing is left to watch: the turn is over and every resource reaped or kept.
+    async fn reap_leftovers(&self, meta: &StartTurn) -> Result<bool> {
         if self.live.borrow().as_ref().is_some_and(|live| live.running) {
-            return Ok(());
+            return Ok(false);
         }
         let config = Config::from_env(&self.env);
         let providers = providers(&config, Rc::default());
@@ -361,7 +368,7 @@ impl Turn {
         if failing {
             self.state.storage().set_alarm(ms_as_alarm(clock.now_ms() + REAP_RETRY_MS)).await?;
         }
-        Ok(())
+        Ok(!failing)
     }
 
     /// Appends an event the orchestrator did not emit (a lost turn's ending) and fans it out.
@@ -452,7 +459,14 @@ impl Turn {
         if finished {
             let _ = pair.server.close(Some(1000), Some("turn finished"));
         }
-        Response::from_websocket(pair.client).map_err(|err| internal(&err))
+        let response = Response::from_websocket(pair.client).map_err(|err| internal(&err))?;
+        // A browser that offered a subprotocol drops a handshake that does not pick one.
+        if crate::auth::offers_ws_protocol(&header("Sec-WebSocket-Protocol")) {
+            let headers = worker::Headers::new();
+            headers.set("Sec-WebSocket-Protocol", crate::auth::WS_PROTOCOL).map_err(|err| internal(&err))?;
+            return Ok(response.with_headers(headers));
+        }
+        Ok(response)
     }
 
     /// The event stream as Server-Sent Events: the replay, then live events, ending after

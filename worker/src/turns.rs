@@ -95,7 +95,12 @@ fn internal_request(req: &Request, operation: &str, tenant: &Tenant) -> Result<R
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
     let headers = Headers::new();
     for (name, value) in req.headers().entries() {
-        if !name.eq_ignore_ascii_case("authorization") {
+        if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            // The offer may hold the key: the object only learns whether `mayfly` was offered.
+            if auth::offers_ws_protocol(&value) {
+                headers.set(&name, auth::WS_PROTOCOL)?;
+            }
+        } else if !name.eq_ignore_ascii_case("authorization") {
             headers.append(&name, &value)?;
         }
     }

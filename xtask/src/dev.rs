@@ -50,7 +50,8 @@ pub(crate) fn run(root: &Path, flags: &flags::Dev) -> anyhow::Result<()> {
     let url = &stack.url;
     println!("ready: {url}");
     println!();
-    println!("  the playground:   {url}/");
+    // The key rides in the fragment, which the browser keeps to itself; the app saves it.
+    println!("  the playground:   {url}/#key={api_key}");
     println!("  your API key:     {api_key}   (set MAYFLY_API_KEY to choose it)");
     println!("  sandboxd:         {}", local.endpoints.sandboxd_url);
     println!("  scratchdb:        {}", local.endpoints.scratchdb_url);

@@ -19,6 +19,10 @@ pub(crate) enum Command {
     Dev(Dev),
     /// The whole suite: setup, fmt, clippy, native and wasm32 tests, wasm builds, end-to-end tests.
     Test,
+    /// Measure the stack against the performance budgets (release builds); writes target/bench/.
+    Bench,
+    /// Sequential turns, then a mixed concurrent load, with memory sampled; writes target/soak/.
+    Soak(Soak),
 }
 
 #[derive(Debug, Args)]
@@ -26,4 +30,17 @@ pub(crate) struct Dev {
     /// The port the worker listens on (127.0.0.1 only).
     #[arg(long, default_value_t = 8787)]
     pub(crate) port: u16,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Soak {
+    /// How many turns to run one after the other.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) turns: usize,
+    /// How long the mixed concurrent load runs, in minutes.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) minutes: f64,
+    /// How many turns run at once during the mixed load.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) concurrency: usize,
 }

@@ -3,13 +3,17 @@
 //! - `setup` installs every tool the build and the tests need, and is cheap to run again;
 //! - `build` builds the worker and the web app to wasm and prints their sizes;
 //! - `dev` builds, then runs the stack and prints its URL;
-//! - `test` runs the whole suite, exactly as CI does.
+//! - `test` runs the whole suite, exactly as CI does;
+//! - `bench` measures the stack against the performance budgets and writes a report;
+//! - `soak` runs many turns and a long mixed load, sampling memory, and writes a report.
 
+mod bench;
 mod build;
 mod dev;
 mod flags;
 mod process;
 mod setup;
+mod soak;
 mod test;
 mod tidy;
 mod toolchain;
@@ -27,6 +31,8 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Build => build::run(&root, &setup::run(&root)?).map(drop),
         flags::Command::Dev(dev) => dev::run(&root, &dev),
         flags::Command::Test => test::run(&root),
+        flags::Command::Bench => bench::run(&root),
+        flags::Command::Soak(soak) => soak::run(&root, &soak),
     }
 }
 

@@ -15,9 +15,18 @@ use crate::toolchain::{
 };
 
 /// Debian packages every machine needs: Postgres for scratchdb, bubblewrap for sandboxd,
-/// Chromium for the browser tests, and Python's venv module for the tools' venv.
-const APT_ALWAYS: [&str; 7] =
-    ["postgresql", "bubblewrap", "chromium", "chromium-driver", "python3-venv", "procps", "ca-certificates"];
+/// Chromium for the browser tests, Python's venv module for the tools' venv, and a font for the
+/// bench's charts.
+const APT_ALWAYS: [&str; 8] = [
+    "postgresql",
+    "bubblewrap",
+    "chromium",
+    "chromium-driver",
+    "python3-venv",
+    "procps",
+    "ca-certificates",
+    "fonts-dejavu-core",
+];
 /// The wasm32 route when rustup has no wasm32 target: Debian's rustc 1.96 with its std source.
 const APT_DEBIAN_WASM: [&str; 4] = ["rustc-web", "cargo-web", "rust-web-src", "lld-22"];
 

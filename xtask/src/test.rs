@@ -47,6 +47,10 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         sizes = build::run(root, &toolchain)?;
         Ok(())
     })?;
+    // The fault suite runs the providers as processes of their own, so that it can kill them.
+    step("provider binaries", &mut || {
+        run_checked(Toolchain::native_cargo().args(["build", "-p", "mayfly-sandboxd", "-p", "mayfly-scratchdb"]))
+    })?;
     step("end-to-end tests", &mut || {
         run_tests(Toolchain::native_cargo().args(["test", "-p", "mayfly-e2e", "--", "--test-threads", "2"]), &mut count)
     })?;

@@ -69,6 +69,10 @@ impl LocalStack {
         let sandboxd_api_key = random_key("e2b");
         let mut sbx_config = mayfly_sandboxd::Config::new("localhost");
         sbx_config.api_keys = vec![sandboxd_api_key.clone()];
+        // Jails sharing a host uid share its process limit, so one's fork bomb would starve the
+        // other's: each local stack takes its own stretch of uids, apart from any other sandboxd on
+        // this host (a `mayfly run` beside a `mayfly stack`, parallel tests).
+        sbx_config.jail_uid_base += (uuid::Uuid::new_v4().as_u128() % 1_000_000) as u32;
         if let Some(dir) = &options.data_dir {
             sbx_config.state_dir = dir.join("sandboxes");
         }
@@ -118,6 +122,11 @@ impl LocalStack {
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> std::io::Result<()> {
+    // Both protocols trade small frames and wait on each answer; Nagle's algorithm with delayed
+    // ACKs would add ~40 ms to each exchange (a process start, an upload).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router).await
 }
 

@@ -26,7 +26,9 @@ use crate::provider::{
     Clock, ProcessEvent, ProcessEvents, ProcessRequest, ProviderError, SandboxHandle, SandboxInfo, SandboxProvider,
     SandboxRequest, MAYFLY_METADATA_KEY, MAYFLY_METADATA_VALUE,
 };
-use crate::retry::{error_body, header_name, header_value, join_url, percent_encode, send_with_retry, RetryPolicy};
+use crate::retry::{
+    error_body, header_name, header_value, join_url, percent_encode, send_with_retry, send_within, RetryPolicy,
+};
 
 const PROVIDER: &str = "e2b";
 /// A list answer is at most 100 small items; a create answer is a few hundred bytes.
@@ -419,8 +421,9 @@ impl<H: HttpClient, C: Clock> E2bClient<H, C> {
             request = request.with_header(header_name("connect-timeout-ms"), process.timeout_ms.into());
         }
         // Sent once: a retried Start could run the agent's code twice.
-        let response =
-            self.http.send(request).await.map_err(|source| ProviderError::Http { provider: PROVIDER, source })?;
+        let response = send_within(&self.http, &self.clock, self.retry.attempt_timeout_ms, request)
+            .await
+            .map_err(|source| ProviderError::Http { provider: PROVIDER, source })?;
         if !response.status.is_success() {
             let status = response.status;
             let body = error_body(response).await;
@@ -457,7 +460,7 @@ impl<H: HttpClient, C: Clock> E2bClient<H, C> {
         let Ok(probe) = self.envd(Method::GET, sandbox, "health") else {
             return ProviderError::StreamTruncated;
         };
-        match self.http.send(probe).await {
+        match send_within(&self.http, &self.clock, self.retry.attempt_timeout_ms, probe).await {
             Ok(response) if response.status == StatusCode::BAD_GATEWAY => ProviderError::from(E2bError {
                 kind: E2bErrorKind::SandboxGone,
                 status: 502,

@@ -405,6 +405,57 @@ impl Jail {
     }
 }
 
+/// Removes what a sandboxd that died without its teardown (SIGKILL, a crash) left in `state_dir`:
+/// each sandbox's directory (a tmpfs when root) and its cgroups. The jails themselves ended with it
+/// (`--die-with-parent`); a process that did not is killed through its cgroup. Those sandboxes are
+/// in no registry any more, so nothing else would ever remove them. Returns how many it removed.
+pub(crate) fn remove_leftovers(state_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(state_dir) else { return 0 };
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Some(id) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        // Only names sandboxd itself gives (`i` + 19 of a-z0-9): the directory may be shared.
+        let ours =
+            id.len() == 20 && id.starts_with('i') && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !ours {
+            continue;
+        }
+        for (controller, _, _) in cgroup_limits(&JailLimits::default()) {
+            remove_cgroup(&Path::new("/sys/fs/cgroup").join(controller).join("mayfly-sandboxd").join(&id));
+        }
+        let dir = entry.path();
+        let mounted = mounts.lines().any(|line| line.split(' ').nth(4) == dir.to_str());
+        if mounted {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&dir).stderr(Stdio::null()).status();
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "removing a leftover sandbox directory failed"),
+        }
+    }
+    removed
+}
+
+/// Kills whatever is still in a leftover cgroup, then removes it once it is empty.
+fn remove_cgroup(cgroup: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Ok(procs) = std::fs::read_to_string(cgroup.join("cgroup.procs")) {
+        if procs.trim().is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        for pid in procs.split_whitespace() {
+            let _ = std::process::Command::new("kill").args(["-KILL", pid]).stderr(Stdio::null()).status();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if let Err(e) = std::fs::remove_dir(cgroup) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(cgroup = %cgroup.display(), error = %e, "removing a leftover cgroup failed");
+        }
+    }
+}
+
 /// The floor the benchmark compares against: a bare `bwrap … true` with the same namespaces and
 /// system mounts, no sandbox directory, no limits.
 pub fn bwrap_baseline_command() -> std::process::Command {

@@ -84,9 +84,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Prepares the state directory; fails if it cannot be created.
+    /// Prepares the state directory, removing the sandboxes a previous sandboxd that died there
+    /// left behind; fails if it cannot be created.
     pub fn new(config: Config) -> std::io::Result<AppState> {
         std::fs::create_dir_all(&config.state_dir)?;
+        let removed = jail::remove_leftovers(&config.state_dir);
+        if removed > 0 {
+            tracing::warn!(removed, dir = %config.state_dir.display(), "removed sandboxes a previous sandboxd left");
+        }
         let config = Arc::new(config);
         Ok(AppState { sandboxes: Arc::new(Sandboxes::new(config.clone())), config })
     }

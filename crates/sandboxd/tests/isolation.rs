@@ -209,3 +209,58 @@ async fn python_template_imports_psycopg() {
     assert_ne!(base.run("python3 -c 'import psycopg'").await.exit_code(), 0);
     s.finish().await;
 }
+
+/// sandboxd is SIGKILLed with a sandbox alive: its jail ends with it, but the sandbox's directory
+/// (a tmpfs when root) and cgroups stay. Started again on the same state directory, it removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_removes_what_a_killed_sandboxd_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let start = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mayfly-sandboxd"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--api-key", common::KEY, "--state-dir"])
+            .arg(&state_dir)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{port}"))
+    };
+    let wait_ready = |base: String| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while reqwest::get(format!("{base}/health")).await.map(|r| r.status().as_u16()).ok() != Some(200) {
+            assert!(std::time::Instant::now() < deadline, "sandboxd did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let (mut first, base) = start();
+    wait_ready(base.clone()).await;
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/sandboxes"))
+        .header("x-api-key", common::KEY)
+        .json(&json!({"templateID": "base", "timeout": 60}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["sandboxID"].as_str().unwrap().to_owned();
+    let mounted = || std::fs::read_to_string("/proc/mounts").unwrap().contains(state_dir.to_str().unwrap());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(state_dir.join(&id).exists(), "a killed sandboxd leaves its sandbox's directory");
+    assert_eq!(mounted(), mayfly_sandboxd::is_root());
+
+    let (mut second, base) = start();
+    wait_ready(base).await;
+    assert!(!state_dir.join(&id).exists(), "the directory of the previous life is removed");
+    assert!(!mounted(), "and unmounted");
+    for controller in ["memory", "pids"] {
+        let cgroup = std::path::Path::new("/sys/fs/cgroup").join(controller).join("mayfly-sandboxd").join(&id);
+        assert!(!cgroup.exists(), "{} is removed", cgroup.display());
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+    std::fs::remove_dir_all(&state_dir).unwrap();
+}

@@ -197,7 +197,27 @@ pub(crate) async fn rotate(pool: &AdminPool, token: &str, password: &str) -> Res
 }
 
 /// Revoke, terminate, drop the database (retrying while sessions linger), then always drop the role.
+///
+/// A role that still has dependents is tried again after dropping the database again: a create cut
+/// short by a crash of scratchdb lives on in its Postgres session and may commit the database just
+/// after this looked for it, which is exactly when a restarted scratchdb tears it down.
 pub(crate) async fn teardown(pool: &AdminPool, token: &str) -> Result<(), AdminError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match teardown_once(pool, token).await {
+            Err(e)
+                if attempt < 5
+                    && e.sql_state() == Some(&tokio_postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST) =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn teardown_once(pool: &AdminPool, token: &str) -> Result<(), AdminError> {
     let (db, role) = names(token);
     let c = pool.get().await?;
     let exists = c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db]).await?.is_some();

@@ -37,5 +37,15 @@ pub use service::{Config, Service, ServiceError};
 
 /// Serves the API on `listener` until the future is dropped or the listener fails.
 pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(service)).await
+    axum::serve(no_delay(listener), router(service)).await
+}
+
+/// The listener with Nagle's algorithm off on every connection: answers are small and awaited,
+/// and Nagle with delayed ACKs would hold each one back ~40 ms.
+pub fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, impl FnMut(&mut tokio::net::TcpStream) + Send + 'static> {
+    axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    })
 }

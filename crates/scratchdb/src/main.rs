@@ -82,7 +82,9 @@ async fn main() -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, pool = args.pool, "scratchdb listening");
-    axum::serve(listener, mayfly_scratchdb::router(service.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(mayfly_scratchdb::no_delay(listener), mayfly_scratchdb::router(service.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     service.shutdown().await;
     if let Some(pg) = embedded {
         tokio::task::spawn_blocking(move || pg.stop()).await?;

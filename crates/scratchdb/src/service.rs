@@ -197,7 +197,9 @@ impl Service {
 
     /// Stops the background tasks and waits for them; pairs in flight are finished first.
     pub async fn shutdown(&self) {
-        let _ = self.inner.shutdown.send(true);
+        // `send_replace`, not `send`: a task that has not subscribed yet (a shutdown right after
+        // the start) must still find the flag set, and `send` stores nothing without receivers.
+        self.inner.shutdown.send_replace(true);
         let tasks: Vec<_> = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for t in tasks {
             let _ = t.await;
@@ -240,9 +242,14 @@ impl Service {
             )
             .await?;
         drop(c);
+        // A pair that cannot be torn down now is left for the next start, with a warning: one bad
+        // pair must not keep the provisioner from starting at all.
         for r in filling.iter().chain(extra.iter()) {
             let token: String = r.get(0);
-            admin::teardown(&self.inner.admin, &token).await?;
+            if let Err(e) = admin::teardown(&self.inner.admin, &token).await {
+                tracing::warn!(error = %e, "a pool slot left by a crash could not be torn down; trying at the next start");
+                continue;
+            }
             let c = self.inner.admin.get().await?;
             c.execute(&format!("DELETE FROM {s}.pool WHERE token = $1"), &[&token]).await?;
         }
@@ -251,9 +258,15 @@ impl Service {
         drop(c);
         for r in stuck {
             let token: String = r.get(0);
-            admin::teardown(&self.inner.admin, &token).await?;
+            if let Err(e) = admin::teardown(&self.inner.admin, &token).await {
+                tracing::warn!(error = %e, "a resource left mid-create by a crash could not be torn down; trying at the next start");
+                continue;
+            }
             let c = self.inner.admin.get().await?;
             c.execute(&format!("UPDATE {s}.resources SET status = 'error' WHERE token = $1"), &[&token]).await?;
+            // The create never finished, so its idempotency key is given back, as a failed create
+            // gives it back: the caller's retry makes a new database instead of replaying this one.
+            c.execute(&format!("DELETE FROM {s}.idempotency WHERE token = $1"), &[&token]).await?;
         }
         Ok(())
     }
@@ -582,7 +595,7 @@ impl Service {
                 return;
             }
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.wait_for(|stopped| *stopped) => return,
                 _ = self.inner.refill.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -634,7 +647,7 @@ impl Service {
                 Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
             }
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.wait_for(|stopped| *stopped) => return,
                 _ = tokio::time::sleep(self.inner.config.sweep_interval) => {}
             }
         }

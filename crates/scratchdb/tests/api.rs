@@ -420,3 +420,65 @@ async fn restart_keeps_live_resources_and_the_sweep_reaps_expired_ones() {
     assert!(!db_exists(&admin, &owned_token).await);
     second.stop().await;
 }
+
+/// A crash mid-create leaves a `provisioning` row. If its pair cannot be torn down at the next start
+/// (here the role owns a table teardown does not know), scratchdb still starts and serves, and
+/// leaves the row for the start after; once the obstacle is gone, that start tears the pair down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_that_cannot_be_torn_down_does_not_stop_the_start() {
+    let schema = fresh_schema();
+    let admin = admin().await;
+    Server::start(config(&schema, 0)).await.stop().await;
+    let token = uuid::Uuid::new_v4().to_string();
+    let (db, role) = (format!("db_{token}"), format!("usr_{token}"));
+    admin
+        .execute(
+            &format!(
+                "INSERT INTO {schema}.resources (id, token, name, env, tier, status, password, connections, storage_mb) \
+                 VALUES ($1, $1, 'crashed', 'development', 'pro', 'provisioning', 'x', 1, 1)"
+            ),
+            &[&token],
+        )
+        .await
+        .unwrap();
+    // The crashed create's caller sent an idempotency key; its retry must not be answered with
+    // this pair once it is torn down.
+    admin
+        .execute(
+            &format!("INSERT INTO {schema}.idempotency (owner, key, body_hash, token) VALUES ('o', 'k', 'h', $1)"),
+            &[&token],
+        )
+        .await
+        .unwrap();
+    let keys = format!("SELECT count(*) FROM {schema}.idempotency WHERE token = $1");
+    let table = format!("blocker_{}", uuid::Uuid::new_v4().simple());
+    // One statement at a time: a multi-statement batch is one transaction, and CREATE DATABASE
+    // refuses to run inside one.
+    for sql in [
+        format!("CREATE ROLE \"{role}\" NOLOGIN"),
+        format!("CREATE DATABASE \"{db}\" OWNER \"{role}\""),
+        format!("CREATE TABLE public.{table} ()"),
+        format!("ALTER TABLE public.{table} OWNER TO \"{role}\""),
+    ] {
+        admin.batch_execute(&sql).await.unwrap();
+    }
+
+    let second = Server::start(config(&schema, 0)).await;
+    let made = second.create(Some(TOKEN_A), "after-the-crash").await;
+    assert!(connect(&s(&made, "connection_url")).await.is_ok(), "it serves: {made}");
+    assert!(role_exists(&admin, &token).await, "the role it could not drop is still there");
+    second.stop().await;
+
+    admin.batch_execute(&format!("DROP TABLE public.{table}")).await.unwrap();
+    let third = Server::start(config(&schema, 0)).await;
+    assert!(!db_exists(&admin, &token).await && !role_exists(&admin, &token).await, "torn down at the next start");
+    let status: String = admin
+        .query_one(&format!("SELECT status FROM {schema}.resources WHERE token = $1"), &[&token])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "error");
+    let left: i64 = admin.query_one(&keys, &[&token]).await.unwrap().get(0);
+    assert_eq!(left, 0, "the key is given back");
+    third.stop().await;
+}

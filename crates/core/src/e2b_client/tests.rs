@@ -37,7 +37,7 @@ fn config() -> E2bConfig {
 
 fn e2b(http: &MemoryHttpClient) -> (E2bClient<&MemoryHttpClient, VirtualClock>, VirtualClock) {
     let clock = VirtualClock::new();
-    let policy = RetryPolicy { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 1_000 };
+    let policy = RetryPolicy { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 1_000, ..RetryPolicy::default() };
     (E2bClient::new(http, clock.clone(), config()).with_retry(policy), clock)
 }
 

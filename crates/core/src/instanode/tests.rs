@@ -22,7 +22,7 @@ fn instanode<'a>(
 ) -> (InstanodeClient<&'a MemoryHttpClient, VirtualClock>, VirtualClock) {
     let clock = VirtualClock::new();
     let config = InstanodeConfig { base_url: "https://api.instanode.test/".into(), token: token.map(str::to_owned) };
-    let policy = RetryPolicy { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 5_000 };
+    let policy = RetryPolicy { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 5_000, ..RetryPolicy::default() };
     (InstanodeClient::new(http, clock.clone(), config).with_retry(policy), clock)
 }
 

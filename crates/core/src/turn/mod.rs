@@ -20,7 +20,7 @@ use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 use futures::future::{self, Either, LocalBoxFuture};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -28,7 +28,7 @@ use crate::event::{Event, EventBody, Outcome, ReapState, Resource, Timings};
 use crate::provider::redact_credentials_in_text;
 use crate::provider::{
     database_name, sandbox_metadata, Clock, Database, DatabaseMode, DatabaseProvider, DatabaseRequest, ProcessEvent,
-    ProcessRequest, ProviderError, Providers, SandboxHandle, SandboxProvider, SandboxRequest,
+    ProcessEvents, ProcessRequest, ProviderError, Providers, SandboxHandle, SandboxProvider, SandboxRequest,
 };
 use crate::spec::TurnSpec;
 use crate::utf8::Utf8StreamDecoder;
@@ -529,8 +529,14 @@ where
         };
         let mut stdout = Utf8StreamDecoder::default();
         let mut stderr = Utf8StreamDecoder::default();
+        // An item read ahead while batching output, to be handled next.
+        let mut carried = None;
         let ending = loop {
-            let event = match events.next().await {
+            let next = match carried.take() {
+                Some(next) => next,
+                None => events.next().await,
+            };
+            let event = match next {
                 Some(Ok(event)) => event,
                 // The provider enforces the same deadline (E2B's `Connect-Timeout-Ms`) and may end
                 // the stream a moment before this turn's own timer fires: that is a timeout too.
@@ -543,8 +549,14 @@ where
             };
             match event {
                 ProcessEvent::Started { pid } => self.emitter.emit(EventBody::ProcessStarted { pid }),
-                ProcessEvent::Stdout(bytes) => self.emit_output(Stream::Stdout, stdout.push(&bytes)),
-                ProcessEvent::Stderr(bytes) => self.emit_output(Stream::Stderr, stderr.push(&bytes)),
+                ProcessEvent::Stdout(bytes) => {
+                    let data = batch_output(&mut events, &mut carried, &mut stdout, &bytes, true);
+                    self.emit_output(Stream::Stdout, data);
+                }
+                ProcessEvent::Stderr(bytes) => {
+                    let data = batch_output(&mut events, &mut carried, &mut stderr, &bytes, false);
+                    self.emit_output(Stream::Stderr, data);
+                }
                 ProcessEvent::Exited { exit_code } => break Ending::Exited(exit_code),
             }
             if self.emitter.is_closed() {
@@ -560,6 +572,36 @@ where
         }
         ending
     }
+}
+
+/// Output is sent as it comes, but chunks that are already waiting when one is read go out with it
+/// as one event, up to this size. A slow consumer (a viewer, the log's storage) then sees fewer,
+/// larger events instead of falling further behind; a fast one sees each chunk alone.
+pub const OUTPUT_BATCH_BYTES: usize = 64 * 1024;
+
+/// The text of `first` and of every chunk of the same stream that is ready now, up to
+/// [`OUTPUT_BATCH_BYTES`]. Anything else that is ready is left in `carried` for the caller.
+fn batch_output(
+    events: &mut ProcessEvents<'_>,
+    carried: &mut Option<Option<Result<ProcessEvent, ProviderError>>>,
+    decoder: &mut Utf8StreamDecoder,
+    first: &[u8],
+    stdout: bool,
+) -> String {
+    let mut data = decoder.push(first);
+    while data.len() < OUTPUT_BATCH_BYTES {
+        // Polled once: only what has already arrived joins the batch, nothing waits for more.
+        match events.next().now_or_never() {
+            None => break,
+            Some(Some(Ok(ProcessEvent::Stdout(more)))) if stdout => data.push_str(&decoder.push(&more)),
+            Some(Some(Ok(ProcessEvent::Stderr(more)))) if !stdout => data.push_str(&decoder.push(&more)),
+            Some(other) => {
+                *carried = Some(other);
+                break;
+            }
+        }
+    }
+    data
 }
 
 impl<S, D, C, K> Turn<'_, S, D, C, K>

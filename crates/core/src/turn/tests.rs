@@ -495,6 +495,57 @@ fn a_character_split_across_chunks_comes_out_whole() {
 }
 
 #[test]
+fn output_already_waiting_goes_out_as_one_event_per_stream() {
+    let world = World::new();
+    world.process(vec![
+        started(),
+        stdout(b"a"),
+        stdout(b"b"),
+        stderr(b"x"),
+        stderr(b"y"),
+        stdout(b"c"),
+        Step::Wait(10),
+        stdout(b"d"),
+        exited(0),
+    ]);
+    world.run(spec("print(1)"), TurnOptions::default());
+    let output: Vec<String> =
+        world.events().lines().filter(|l| l.contains("stdout") || l.contains("stderr")).map(str::to_owned).collect();
+    expect![[r##"
+        [
+            "#8    315 ms stdout {\"data\":\"ab\"}",
+            "#9    315 ms stderr {\"data\":\"xy\"}",
+            "#10   315 ms stdout {\"data\":\"c\"}",
+            "#11   325 ms stdout {\"data\":\"d\"}",
+        ]
+    "##]]
+    .assert_debug_eq(&output);
+}
+
+#[test]
+fn a_batch_of_output_stops_at_its_size_limit_and_loses_nothing() {
+    let world = World::new();
+    let chunk = Bytes::from(vec![b'x'; 1024]);
+    let chunks = 2 * OUTPUT_BATCH_BYTES / 1024 + 3;
+    let mut steps = vec![started()];
+    steps.extend((0..chunks).map(|_| Step::Emit(ProcessEvent::Stdout(chunk.clone()))));
+    steps.push(exited(0));
+    world.process(steps);
+    world.run(spec("print(1)"), TurnOptions::default());
+    let sizes: Vec<usize> = world
+        .sink
+        .events
+        .borrow()
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Stdout { data } => Some(data.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes, [OUTPUT_BATCH_BYTES, OUTPUT_BATCH_BYTES, 3 * 1024]);
+}
+
+#[test]
 fn keep_database_keeps_it_and_says_how_to_claim_it() {
     let world = World::new();
     let report = world.run(spec("print(1)"), TurnOptions { keep_database: true, ..TurnOptions::default() });

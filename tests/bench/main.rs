@@ -1,0 +1,494 @@
+//! `cargo xtask bench`: mayfly's performance report. Boots the local stack twice (scratchdb without a
+//! pool, then with a warm pool), measures the floors, provisioning, turns through the worker and
+//! through `mayfly run`'s path, reaping, concurrency, streaming and the wasm sizes, and writes
+//! `report.json`, `report.md` and PNG charts to the directory given as the first argument.
+//!
+//! A report, not a test: a missed budget is reported, not failed. The run fails only when a section
+//! could not be measured at all, and then still writes what it has.
+
+mod charts;
+mod measure;
+mod report;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use mayfly_e2e::turns::TurnStack;
+use mayfly_e2e::Tools;
+
+use measure::{attempt, sample, TurnRun, PRINT_1};
+use report::{percentile, Budget, Figure, Machine, Report, Size};
+
+const FLOORS: &str = "Floors";
+const PROVISIONING: &str = "Provisioning";
+const TURNS: &str = "Turn overhead (POST → first stdout byte)";
+const PHASES: &str = "Phases, from the turn's own timeline events";
+const REAP: &str = "Reap";
+const NAIVE: &str = "Naive baseline";
+
+const FLOOR_BWRAP: &str = "floor: bare bwrap `true`";
+const FLOOR_PYTHON: &str = "floor: bare bwrap `python3 -c print(1)`";
+const FLOOR_CREATE: &str = "floor: bare CREATE DATABASE";
+const FLOOR_CREATE_DROP: &str = "floor: bare CREATE + DROP DATABASE";
+const FLOOR_HTTP: &str = "floor: HTTP round trip to wrangler dev";
+const FLOOR_TURN: &str = "floor: a turn (HTTP + max(bwrap python, CREATE DATABASE))";
+const FLOOR_NATIVE: &str = "floor: a native turn (max(bwrap python, CREATE DATABASE))";
+const DB_WARM: &str = "database create, warm pool of 8 (scratchdb)";
+const TURN_WORKER_COLD: &str = "turn via the worker, cold (no pool)";
+const TURN_WORKER_WARM: &str = "turn via the worker, warm pool";
+const TURN_NATIVE_COLD: &str = "turn via `mayfly run`'s path, cold (no pool)";
+const TURN_NATIVE_WARM: &str = "turn via `mayfly run`'s path, warm pool";
+const NAIVE_TURN: &str = "naive: sandbox, then database, then run; no pool";
+
+/// Samples a figure: enough for a stable p95 (the 19th of 20), little enough for a few minutes.
+const N: usize = 20;
+const N_FLOOR: usize = 30;
+const POOL: usize = 8;
+
+fn main() {
+    let started = Instant::now();
+    let out = std::env::args_os()
+        .nth(1)
+        .filter(|a| a != "--bench")
+        .map_or_else(|| Tools::of_workspace().root.join("target/bench"), PathBuf::from);
+    let mut report = Report {
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        machine: machine(),
+        wall_s: 0.0,
+        figures: Vec::new(),
+        concurrency: Vec::new(),
+        streaming: Vec::new(),
+        sizes: Vec::new(),
+        budgets: Vec::new(),
+        notes: Vec::new(),
+        errors: Vec::new(),
+    };
+    // The panics of the harness's helpers are caught and reported; their default message would
+    // only repeat them.
+    std::panic::set_hook(Box::new(|_| {}));
+
+    step("floors: bare bubblewrap");
+    report.figures.push(sample(FLOORS, FLOOR_BWRAP, None, 3, N_FLOOR, measure::bwrap_true));
+    report.figures.push(sample(FLOORS, FLOOR_PYTHON, None, 3, N_FLOOR, measure::bwrap_python));
+
+    step("starting the stack without a database pool");
+    match attempt(|| Ok(TurnStack::start_with_pool(0))) {
+        Ok(stack) => {
+            if let Err(err) = cold(&stack, &mut report) {
+                report.errors.push(format!("cold stack: {err:#}"));
+            }
+        }
+        Err(err) => report.errors.push(format!("the stack without a pool did not start: {err:#}")),
+    }
+    step(&format!("starting the stack with a pool of {POOL}"));
+    match attempt(|| Ok(TurnStack::start_with_pool(POOL))) {
+        Ok(stack) => {
+            if let Err(err) = warm(&stack, &mut report) {
+                report.errors.push(format!("warm stack: {err:#}"));
+            }
+        }
+        Err(err) => report.errors.push(format!("the stack with a pool did not start: {err:#}")),
+    }
+    report.figures.sort_by_key(|f| section_order(f.section));
+    match sizes() {
+        Ok(sizes) => report.sizes = sizes,
+        Err(err) => report.errors.push(format!("sizes: {err:#}")),
+    }
+    budgets(&mut report);
+    notes(&mut report);
+    report.wall_s = started.elapsed().as_secs_f64();
+    if let Err(err) = write(&report, &out) {
+        report.errors.push(format!("writing the report: {err:#}"));
+    }
+    println!("\n{}", report::summary(&report));
+    println!("report: {}  ({:.0} s)", out.join("report.md").display(), report.wall_s);
+    if !report.errors.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+fn step(what: &str) {
+    eprintln!("bench: {what}");
+    let _ = std::io::stderr().flush();
+}
+
+fn section_order(section: &str) -> usize {
+    [FLOORS, PROVISIONING, TURNS, PHASES, REAP, NAIVE].iter().position(|s| *s == section).unwrap_or(usize::MAX)
+}
+
+/// The stack whose scratchdb keeps no pool: floors that need the stack, cold provisioning, cold
+/// turns, streaming and the naive baseline.
+fn cold(stack: &TurnStack, report: &mut Report) -> anyhow::Result<()> {
+    let providers = measure::providers(stack)?;
+    let admin = measure::admin(stack)?;
+    step("floors: CREATE DATABASE, HTTP");
+    let (mut create, mut create_drop) =
+        (Figure::new(FLOORS, FLOOR_CREATE, None), Figure::new(FLOORS, FLOOR_CREATE_DROP, None));
+    for i in 0..N_FLOOR + 3 {
+        match attempt(|| measure::create_drop(stack, &admin, i)) {
+            Ok((c, cd)) if i >= 3 => {
+                create.push(c);
+                create_drop.push(cd);
+            }
+            Ok(_) => {}
+            Err(err) => create.failures.push(format!("{err:#}")),
+        }
+    }
+    report.figures.extend([create, create_drop]);
+    let agent = ureq::AgentBuilder::new().build();
+    let url = stack.stack.url.clone();
+    report.figures.push(sample(FLOORS, FLOOR_HTTP, None, 3, N_FLOOR, || measure::http_round_trip(&agent, &url)));
+    report.figures.push(composite(FLOOR_TURN, report, true));
+    report.figures.push(composite(FLOOR_NATIVE, report, false));
+
+    step("provisioning without a pool");
+    let p = &providers;
+    report.figures.push(sample(
+        PROVISIONING,
+        "sandbox create (sandboxd; it keeps no pool)",
+        Some(FLOOR_BWRAP),
+        2,
+        N,
+        || measure::sandbox_create(stack, p),
+    ));
+    report.figures.push(sample(
+        PROVISIONING,
+        "database create, cold: no pool (scratchdb)",
+        Some(FLOOR_CREATE),
+        2,
+        N,
+        || measure::database_create(stack, p),
+    ));
+    pairs(stack, p, &admin, 0, report);
+
+    step("turns without a pool");
+    let body = serde_json::json!({ "code": PRINT_1, "language": "python" }).to_string();
+    let worker = turns(TURN_WORKER_COLD, FLOOR_TURN, report, || measure::worker_turn(stack, &body));
+    phases("worker, cold", &worker, report);
+    reaps("worker, cold", stack, &worker, report);
+    let native = turns(TURN_NATIVE_COLD, FLOOR_NATIVE, report, || measure::native_turn(stack, p, PRINT_1));
+    phases("native, cold", &native, report);
+
+    step("naive baseline");
+    report.figures.push(sample(NAIVE, NAIVE_TURN, Some(FLOOR_NATIVE), 1, N, || measure::naive_turn(stack, p)));
+
+    step("streaming 10 MiB");
+    let body = serde_json::json!({ "code": measure::STREAM_CODE, "language": "python", "timeout_s": 120 }).to_string();
+    for _ in 0..2 {
+        let run = attempt(|| measure::worker_turn(stack, &body));
+        report.streaming.push(measure::streaming("sandboxd → core → worker → WebSocket", run));
+    }
+    let run = attempt(|| measure::native_turn(stack, p, measure::STREAM_CODE));
+    report.streaming.push(measure::streaming("sandboxd → core (no worker)", run));
+    let leaks = measure::leftovers(stack, p)?;
+    anyhow::ensure!(leaks == 0, "{leaks} sandboxes or databases left after the cold stack's turns");
+    Ok(())
+}
+
+/// The stack whose scratchdb keeps a pool: warm provisioning, warm turns and concurrency.
+fn warm(stack: &TurnStack, report: &mut Report) -> anyhow::Result<()> {
+    let providers = measure::providers(stack)?;
+    let p = &providers;
+    let admin = measure::admin(stack)?;
+    step("provisioning from a warm pool");
+    report.figures.push(sample(PROVISIONING, DB_WARM, Some(FLOOR_CREATE), 2, N, || {
+        measure::wait_pool(stack, &admin, POOL)?;
+        measure::database_create(stack, p)
+    }));
+    pairs(stack, p, &admin, POOL, report);
+
+    step("turns with a warm pool");
+    let body = serde_json::json!({ "code": PRINT_1, "language": "python" }).to_string();
+    let worker = turns(TURN_WORKER_WARM, FLOOR_TURN, report, || {
+        measure::wait_pool(stack, &admin, POOL)?;
+        measure::worker_turn(stack, &body)
+    });
+    phases("worker, warm", &worker, report);
+    reaps("worker, warm", stack, &worker, report);
+    let native = turns(TURN_NATIVE_WARM, FLOOR_NATIVE, report, || {
+        measure::wait_pool(stack, &admin, POOL)?;
+        measure::native_turn(stack, p, PRINT_1)
+    });
+    phases("native, warm", &native, report);
+
+    for n in [8, 16, 32] {
+        step(&format!("{n} concurrent turns"));
+        measure::wait_pool(stack, &admin, POOL)?;
+        report.concurrency.push(measure::concurrency(stack, p, n));
+    }
+    Ok(())
+}
+
+/// Sequential and parallel provisioning of the pair, alternating so drift hits both alike.
+fn pairs(
+    stack: &TurnStack,
+    p: &mayfly_cli::providers::NativeProviders,
+    admin: &tokio_postgres::Client,
+    pool: usize,
+    report: &mut Report,
+) {
+    let kind = if pool == 0 { "no pool" } else { "warm pool" };
+    let mut seq = Figure::new(PROVISIONING, format!("pair, sequential, {kind}"), None);
+    let mut par = Figure::new(PROVISIONING, format!("pair, parallel, {kind}"), None);
+    for i in 0..N + 2 {
+        for (parallel, figure) in [(false, &mut seq), (true, &mut par)] {
+            match attempt(|| {
+                measure::wait_pool(stack, admin, pool)?;
+                measure::pair(stack, p, parallel)
+            }) {
+                Ok(v) if i >= 2 => figure.push(v),
+                Ok(_) => {}
+                Err(err) => figure.failures.push(format!("{err:#}")),
+            }
+        }
+    }
+    report.figures.extend([seq, par]);
+}
+
+/// `N` turns of `print(1)`; the figure is POST (or the call) to the first stdout byte.
+fn turns(
+    name: &str,
+    floor: &str,
+    report: &mut Report,
+    mut run: impl FnMut() -> anyhow::Result<TurnRun>,
+) -> Vec<TurnRun> {
+    let mut figure = Figure::new(TURNS, name, Some(floor));
+    let mut runs = Vec::new();
+    for _ in 0..N {
+        let result = attempt(|| {
+            let run = run()?;
+            run.check(b"1\n")?;
+            Ok(run)
+        });
+        match result {
+            Ok(run) => {
+                figure.push(run.first_stdout_ms.unwrap_or_default());
+                runs.push(run);
+            }
+            Err(err) => figure.failures.push(format!("{err:#}")),
+        }
+    }
+    report.figures.push(figure);
+    runs
+}
+
+/// The turn's own timeline, phase by phase (`at_ms` differences between its events).
+fn phases(label: &str, runs: &[TurnRun], report: &mut Report) {
+    let mut add = |name: &str, f: &dyn Fn(&TurnRun) -> Option<f64>| {
+        let mut figure = Figure::new(PHASES, format!("{label}: {name}"), None);
+        for run in runs {
+            match f(run) {
+                Some(v) => figure.push(v),
+                None => figure.failures.push("an event of the phase is missing".to_owned()),
+            }
+        }
+        report.figures.push(figure);
+    };
+    let d = |run: &TurnRun, from: &str, to: &str| Some(run.at(to)?.checked_sub(run.at(from)?)? as f64);
+    let ready = |run: &TurnRun| Some(run.at("sandbox.ready")?.max(run.at("database.ready")?));
+    add("accepted → sandbox and database ready", &|r| Some(ready(r)?.checked_sub(r.at("turn.accepted")?)? as f64));
+    add("ready → code uploaded", &|r| Some(r.at("code.uploaded")?.checked_sub(ready(r)?)? as f64));
+    add("uploaded → process started", &|r| d(r, "code.uploaded", "process.started"));
+    add("started → first stdout", &|r| d(r, "process.started", "stdout"));
+    // What the turn's own clock does not see: the request before the turn is accepted, and the
+    // delivery of its first output to the caller.
+    add("outside the timeline (caller's first byte − accepted → stdout)", &|r| {
+        Some(r.first_stdout_ms? - d(r, "turn.accepted", "stdout")?)
+    });
+}
+
+/// Process exit → both resources reaped, from the timeline; checked against the providers too.
+fn reaps(label: &str, stack: &TurnStack, runs: &[TurnRun], report: &mut Report) {
+    let mut figure = Figure::new(REAP, format!("reap, {label}: process exit → both resources gone"), None);
+    for run in runs {
+        let reaped =
+            || run.at("sandbox.reaped")?.max(run.at("database.reaped")?).checked_sub(run.at("process.exited")?);
+        match reaped() {
+            Some(v) => figure.push(v as f64),
+            None => figure.failures.push("a reap event is missing".to_owned()),
+        }
+        if let Err(err) = attempt(|| measure::wait_reaped(stack, &run.status_url)) {
+            figure.failures.push(format!("{err:#}"));
+        }
+    }
+    report.figures.push(figure);
+}
+
+/// A floor made of measured floors, sample by sample: what a turn cannot avoid doing.
+fn composite(name: &str, report: &Report, http: bool) -> Figure {
+    let mut figure = Figure::new(FLOORS, name, None);
+    let samples = |n: &str| report.figure(n).map(|f| f.samples_ms.clone()).unwrap_or_default();
+    let (python, create, rtt) = (samples(FLOOR_PYTHON), samples(FLOOR_CREATE), samples(FLOOR_HTTP));
+    for i in 0..python.len().min(create.len()).min(if http { rtt.len() } else { usize::MAX }) {
+        figure.push(python[i].max(create[i]) + if http { rtt[i] } else { 0.0 });
+    }
+    figure
+}
+
+fn sizes() -> anyhow::Result<Vec<Size>> {
+    use flate2::{write::GzEncoder, Compression};
+    let root = Tools::of_workspace().root;
+    let measure = |name, path: PathBuf| -> anyhow::Result<Size> {
+        let bytes =
+            std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e} (run `cargo xtask build`)", path.display()))?;
+        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+        gz.write_all(&bytes)?;
+        Ok(Size { name, raw_bytes: bytes.len() as u64, gzip_bytes: gz.finish()?.len() as u64 })
+    };
+    Ok(vec![
+        measure("worker wasm", root.join("worker/build/index_bg.wasm"))?,
+        measure("web wasm", root.join("target/dist/web/pkg/mayfly_web_bg.wasm"))?,
+    ])
+}
+
+fn budgets(report: &mut Report) {
+    let mut budgets = Vec::new();
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    let (turn, floor) = (report.p50(TURN_WORKER_COLD), report.p50(FLOOR_TURN));
+    let r = ratio(turn, floor);
+    budgets.push(Budget {
+        name: "turn overhead, cold, via the worker (p50)",
+        target: "≤ 1.3 × floor".into(),
+        measured: format!("{} ms = {:.2} × {} ms", report::ms(turn), r.unwrap_or(f64::NAN), report::ms(floor)),
+        met: r.map(|r| r <= 1.3),
+    });
+    let warm = report.p50(DB_WARM);
+    budgets.push(Budget {
+        name: "warm-pool database hand-out (p50)",
+        target: "≤ 15 ms".into(),
+        measured: format!("{} ms", report::ms(warm)),
+        met: warm.map(|v| v <= 15.0),
+    });
+    let cold_ratio = ratio(report.p50("pair, parallel, no pool"), report.p50("pair, sequential, no pool"));
+    let warm_ratio = ratio(report.p50("pair, parallel, warm pool"), report.p50("pair, sequential, warm pool"));
+    budgets.push(Budget {
+        name: "parallel / sequential provisioning (p50)",
+        target: "≤ 0.6".into(),
+        measured: format!(
+            "{:.2} no pool, {:.2} warm pool",
+            cold_ratio.unwrap_or(f64::NAN),
+            warm_ratio.unwrap_or(f64::NAN)
+        ),
+        met: cold_ratio.map(|r| r <= 0.6),
+    });
+    let reap: Vec<f64> =
+        report.figures.iter().filter(|f| f.section == REAP).flat_map(|f| f.samples_ms.clone()).collect();
+    let reap_failed = report.figures.iter().filter(|f| f.section == REAP).any(|f| !f.failures.is_empty());
+    let (reap50, reap95) = (percentile(&reap, 0.5), percentile(&reap, 0.95));
+    budgets.push(Budget {
+        name: "reap after process exit (p95, all worker turns)",
+        target: "≤ 100 ms".into(),
+        measured: format!("p50 {} ms, p95 {} ms", report::ms(reap50), report::ms(reap95)),
+        met: reap95.map(|v| v <= 100.0 && !reap_failed),
+    });
+    let c32 = report.concurrency.iter().find(|c| c.turns == 32);
+    budgets.push(Budget {
+        name: "32 concurrent turns",
+        target: "0 failures, 0 leaks".into(),
+        measured: c32.map_or_else(
+            || "not run".to_owned(),
+            |c| format!("{} failures, {} leaks", c.failures.len(), c.leaks.map_or("?".into(), |l| l.to_string())),
+        ),
+        met: c32.map(|c| c.failures.is_empty() && c.leaks == Some(0)),
+    });
+    let through_worker: Vec<_> = report.streaming.iter().filter(|s| s.path.contains("worker")).collect();
+    let slowest = through_worker.iter().map(|s| s.stream_mb_per_s).fold(f64::INFINITY, f64::min);
+    budgets.push(Budget {
+        name: "10 MB stdout through the worker (slowest run)",
+        target: "intact, ≥ 50 MB/s".into(),
+        measured: format!(
+            "{:.1} MB/s, intact: {}",
+            if through_worker.is_empty() { 0.0 } else { slowest },
+            through_worker.iter().all(|s| s.intact)
+        ),
+        met: (!through_worker.is_empty()).then(|| slowest >= 50.0 && through_worker.iter().all(|s| s.intact)),
+    });
+    for (name, artifact, limit, text) in [
+        ("worker wasm, gzipped", "worker wasm", 1_000_000, "≤ 1 MB"),
+        ("web wasm, gzipped", "web wasm", 300_000, "≤ 300 KB"),
+    ] {
+        let size = report.sizes.iter().find(|s| s.name == artifact);
+        budgets.push(Budget {
+            name,
+            target: text.into(),
+            measured: size.map_or_else(|| "not built".to_owned(), |s| format!("{} bytes", s.gzip_bytes)),
+            met: size.map(|s| s.gzip_bytes <= limit),
+        });
+    }
+    report.budgets = budgets;
+}
+
+fn notes(report: &mut Report) {
+    let saved = |mayfly: &str| {
+        let (naive, ours) = (report.p50(NAIVE_TURN)?, report.p50(mayfly)?);
+        Some(format!(
+            "The naive flow reaches its first stdout byte at p50 {naive:.1} ms; {mayfly} at {ours:.1} ms: mayfly's \
+             design saves {:.0}% ({:.1} ms).",
+            (1.0 - ours / naive) * 100.0,
+            naive - ours
+        ))
+    };
+    let mut notes: Vec<String> =
+        [TURN_NATIVE_COLD, TURN_NATIVE_WARM, TURN_WORKER_WARM].iter().filter_map(|m| saved(m)).collect();
+    notes.extend([
+        "sandboxd keeps no warm pool: a create makes a directory and a registry entry, and the jail starts with the \
+         process, so its create is the same cold or warm."
+            .to_owned(),
+        format!(
+            "Warm means scratchdb keeps a pool of {POOL} ready databases; each warm sample starts once the pool is \
+             full again (untimed), the state a turn normally meets."
+        ),
+        "The turn floor is, sample by sample, an HTTP round trip to wrangler dev plus the larger of a bare bwrap \
+         running `python3 -c print(1)` and a bare CREATE DATABASE: the work a turn cannot avoid."
+            .to_owned(),
+        "Turns through the worker are timed from the POST to the first stdout event read from the WebSocket; \
+         through `mayfly run`'s path (core's `run_turn` over the CLI's providers) from the call to the first stdout \
+         event at the sink."
+            .to_owned(),
+        "Reap is the turn's own timeline: `process.exited` to the later of `sandbox.reaped` and `database.reaped` \
+         (each emitted once its provider confirmed the delete); each turn is also checked as reaped through the API."
+            .to_owned(),
+        "The parallel/sequential ratio cannot go below max(a, b) / (a + b): when one resource takes most of the \
+         time (a database create without a pool), provisioning in parallel saves little, and the ratio says so."
+            .to_owned(),
+        "Leaks are the sandboxes and scratch databases the providers still list after the turns are over.".to_owned(),
+    ]);
+    report.notes = notes;
+}
+
+fn write(report: &Report, out: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(report)?)?;
+    std::fs::write(out.join("report.md"), report::markdown(report))?;
+    charts::load_font()?;
+    charts::latency(report, &out.join("latency.png"))?;
+    charts::concurrency(report, &out.join("concurrency.png"))?;
+    Ok(())
+}
+
+fn machine() -> Machine {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let meminfo = read("/proc/meminfo");
+    let kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|v| v.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let os = read("/etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
+        .unwrap_or_else(|| std::env::consts::OS.to_owned());
+    Machine {
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        memory_gib: kib / 1024.0 / 1024.0,
+        cpu,
+        os,
+        load_at_start: read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    }
+}

@@ -1,0 +1,11 @@
+//! The security suite: what an attacker tries through the edge API and from inside a turn. Bad
+//! input gets a clear 4xx and provisions nothing; code run as a turn cannot reach the host or
+//! another turn and leaves no process behind; secrets appear in no log, event or answer; every
+//! route refuses a missing, wrong or foreign key without telling anything. Each test boots its
+//! own stack through the harness in `src/`.
+
+mod auth;
+mod bad_input;
+mod escapes;
+mod secrets;
+mod support;

@@ -1,0 +1,460 @@
+//! One turn, live: its output as it streams, the timeline of its phases, its outcome, and each
+//! resource's reap state with a countdown to its deadline. The event stream is a WebSocket that
+//! is reopened with `after=<last seq>` whenever it drops, so the view resumes without gaps or
+//! duplicates.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use gloo_net::websocket::{Message, State};
+use leptos::html::Pre;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use mayfly_core::{Event, EventBody, KeepResponse, Outcome, ReapState, Resource, ResourceView, TurnDetail, TurnState};
+
+use crate::ansi::AnsiDecoder;
+use crate::api;
+use crate::components::time::{format_ms, now_unix_ms, sleep};
+use crate::turn_log::{Applied, Phase, TurnLog};
+
+/// More output than this stays out of the page (the event stream still has all of it): a
+/// browser tab keeps up with a megabyte of spans, not with a hundred.
+const MAX_RENDERED_BYTES: usize = 1 << 20;
+
+/// The event stream's connection, as the view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Link {
+    Connecting,
+    Live,
+    Reconnecting(u32),
+    /// The turn is over and every event is in.
+    Done,
+    Failed(String),
+}
+
+#[component]
+pub(crate) fn TurnView(
+    turn_id: String,
+    key: String,
+    /// Every event, once, in order, as it is taken (the embed view forwards them).
+    #[prop(optional)]
+    on_event: Option<Callback<Event>>,
+) -> impl IntoView {
+    let log = RwSignal::new(TurnLog::default());
+    let link = RwSignal::new(Link::Connecting);
+    let detail = RwSignal::new(None::<TurnDetail>);
+    let hidden_bytes = RwSignal::new(0usize);
+    let follow_output = RwSignal::new(true);
+    let output = NodeRef::<Pre>::new();
+    let now = RwSignal::new(now_unix_ms());
+
+    let (stream_task, stream_abort) = futures::future::abortable(follow_events(
+        turn_id.clone(),
+        key.clone(),
+        Signals { log, link, hidden_bytes, follow_output, output },
+        on_event,
+    ));
+    spawn_local(async move {
+        let _ = stream_task.await;
+    });
+    let (poll_task, poll_abort) = futures::future::abortable(poll_detail(turn_id.clone(), key.clone(), detail, now));
+    spawn_local(async move {
+        let _ = poll_task.await;
+    });
+    on_cleanup(move || {
+        stream_abort.abort();
+        poll_abort.abort();
+    });
+
+    let on_scroll = move |_| {
+        if let Some(pre) = output.get_untracked() {
+            let at_bottom = pre.scroll_top() + pre.client_height() >= pre.scroll_height() - 8;
+            if follow_output.get_untracked() != at_bottom {
+                follow_output.set(at_bottom);
+            }
+        }
+    };
+    // A wheel turned up or a key that moves up is the reader's intent, known before the next
+    // chunk of output could scroll the view back down under them.
+    let on_wheel = move |ev: web_sys::WheelEvent| {
+        if ev.delta_y() < 0.0 {
+            follow_output.set(false);
+        }
+    };
+    let on_key = move |ev: web_sys::KeyboardEvent| {
+        if matches!(ev.key().as_str(), "ArrowUp" | "PageUp" | "Home") {
+            follow_output.set(false);
+        }
+    };
+    let jump_to_end = move |_| {
+        if let Some(pre) = output.get_untracked() {
+            pre.set_scroll_top(pre.scroll_height());
+        }
+        follow_output.set(true);
+    };
+
+    let (heading, id_attr) = (turn_id.clone(), turn_id.clone());
+    view! {
+        <section class="turn" data-testid="turn-view" data-turn-id=id_attr>
+            <div class="turn-head">
+                <h2>"Turn " <code>{heading}</code></h2>
+                <LinkBadge link=link/>
+                <OutcomeBadge log=log/>
+            </div>
+            <div class="output-wrap">
+                <pre class="output" data-testid="output" node_ref=output on:scroll=on_scroll on:wheel=on_wheel
+                    on:keydown=on_key tabindex="0"
+                    aria-label="output" aria-live="off"></pre>
+                <Show when=move || !follow_output.get()>
+                    <button class="jump" on:click=jump_to_end>"↓ follow output"</button>
+                </Show>
+            </div>
+            <Show when=move || { hidden_bytes.get() > 0 }>
+                <p class="notice" data-testid="output-capped">
+                    {move || format!(
+                        "{} more bytes of output are not shown here: the page keeps the first {} MiB.",
+                        hidden_bytes.get(), MAX_RENDERED_BYTES >> 20
+                    )}
+                </p>
+            </Show>
+            <Timeline log=log/>
+            <Resources turn_id=turn_id key=key detail=detail log=log now=now/>
+        </section>
+    }
+}
+
+#[component]
+fn LinkBadge(link: RwSignal<Link>) -> impl IntoView {
+    move || {
+        let (state, text) = match link.get() {
+            Link::Connecting => ("connecting", "connecting…".to_owned()),
+            Link::Live => ("live", "live".to_owned()),
+            Link::Reconnecting(n) => ("reconnecting", format!("reconnecting… (attempt {n})")),
+            Link::Done => ("done", "complete".to_owned()),
+            Link::Failed(why) => ("failed", why),
+        };
+        view! { <span class=format!("badge link-{state}") data-testid="link" data-state=state>{text}</span> }
+    }
+}
+
+#[component]
+fn OutcomeBadge(log: RwSignal<TurnLog>) -> impl IntoView {
+    move || {
+        log.with(|l| {
+            let exit = l.exit_code.map(|c| format!(" · exit {c}")).unwrap_or_default();
+            let (state, text) = match l.outcome {
+                None if l.run.start.is_some() => ("running".to_owned(), "running".to_owned()),
+                None => ("provisioning".to_owned(), "provisioning".to_owned()),
+                Some(outcome) => {
+                    let name = outcome_name(outcome);
+                    (name.to_owned(), name.replace('_', " "))
+                }
+            };
+            let error = l.error.clone();
+            view! {
+                <span class=format!("badge outcome-{state}") data-testid="outcome" data-outcome=state>
+                    {text}
+                </span>
+                <span class="exit" data-testid="exit-code">{exit}</span>
+                {error.map(|e| view! { <p class="error turn-error" data-testid="turn-error">{e}</p> })}
+            }
+        })
+    }
+}
+
+pub(crate) fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed => "failed",
+        Outcome::Cancelled => "cancelled",
+        Outcome::TimedOut => "timed_out",
+    }
+}
+
+/// The phases as bars on one time axis, with their milliseconds.
+#[component]
+fn Timeline(log: RwSignal<TurnLog>) -> impl IntoView {
+    let rows = move || {
+        log.with(|l| {
+            Phase::ALL
+                .iter()
+                .map(|&phase| {
+                    let span = l.span(phase);
+                    let bar = l.bar(phase).map(|(left, width)| {
+                        let running = span.end.is_none();
+                        view! {
+                            <div class="bar" class:running=running
+                                style=format!("left:{left:.2}%;width:{width:.2}%")></div>
+                        }
+                    });
+                    let ms = match (span.start, span.ms()) {
+                        (_, Some(ms)) => format_ms(ms),
+                        (Some(_), None) => "…".to_owned(),
+                        (None, None) => "—".to_owned(),
+                    };
+                    view! {
+                        <div class="phase" data-testid=format!("phase-{}", phase.label())
+                            data-done=span.ms().is_some().to_string()>
+                            <span class="phase-name">{phase.label()}</span>
+                            <div class="track">{bar}</div>
+                            <span class="phase-ms">{ms}</span>
+                        </div>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    view! {
+        <div class="timeline" data-testid="timeline" role="group" aria-label="timeline">
+            {rows}
+            <div class="axis">"0 ms" <span>{move || format_ms(log.with(|l| l.now_ms))}</span></div>
+        </div>
+    }
+}
+
+/// Each resource with its reap state and the time left before its deadline, and the Keep
+/// button with what it answers.
+#[component]
+fn Resources(
+    turn_id: String,
+    key: String,
+    detail: RwSignal<Option<TurnDetail>>,
+    log: RwSignal<TurnLog>,
+    now: RwSignal<u64>,
+) -> impl IntoView {
+    let kept = RwSignal::new(None::<Result<KeepResponse, String>>);
+    let keeping = RwSignal::new(false);
+    let keep = move |_| {
+        let (turn_id, key) = (turn_id.clone(), key.clone());
+        keeping.set(true);
+        spawn_local(async move {
+            let answer = api::keep(&key, &turn_id).await.map_err(|e| e.to_string());
+            if let Ok(turn) = api::turn(&key, &turn_id).await {
+                detail.set(Some(turn));
+            }
+            kept.set(Some(answer));
+            keeping.set(false);
+        });
+    };
+    let rows = move || {
+        let resources = detail.with(|d| d.as_ref().map(|d| d.resources.clone()).unwrap_or_default());
+        let now = now.get();
+        resources.into_iter().map(|r| resource_row(&r, now)).collect_view()
+    };
+    let can_keep = move || {
+        detail.with(|d| {
+            d.as_ref().is_some_and(|d| {
+                d.state != TurnState::Finished
+                    && d.resources.iter().any(|r| r.resource == Resource::Database && r.reap == ReapState::Live)
+            })
+        })
+    };
+    let claim = move || {
+        match kept.get() {
+            Some(Ok(answer)) => Some(view! {
+                <div class="claim" data-testid="claim">
+                    <p data-testid="claim-instructions">{answer.claim.instructions.clone()}</p>
+                    <p>"Claim at " <a href=answer.claim.claim_url.clone() target="_blank" rel="noopener">
+                        {answer.claim.claim_url.clone()}</a></p>
+                    {answer.claim.expires_at.clone().map(|at| view! { <p>"Expires " {at}</p> })}
+                    <label class="field">"Connection URL"
+                        <input readonly data-testid="connection-url" prop:value=answer.connection_url/>
+                    </label>
+                </div>
+            }
+            .into_any()),
+            Some(Err(err)) => Some(view! { <p class="error" data-testid="keep-error">{err}</p> }.into_any()),
+            // Kept from elsewhere (another viewer, the API): the event says how to claim it.
+            None => log.with(|l| l.claim.clone()).map(|claim| {
+                view! {
+                    <div class="claim" data-testid="claim">
+                        <p data-testid="claim-instructions">{claim.instructions}</p>
+                        <p>"Claim at " <a href=claim.claim_url target="_blank" rel="noopener">{claim.claim_url.clone()}</a></p>
+                    </div>
+                }
+                .into_any()
+            }),
+        }
+    };
+    view! {
+        <div class="resources" data-testid="resources">
+            <h3>"Resources"</h3>
+            <table>
+                <thead><tr><th scope="col">"resource"</th><th scope="col">"id"</th><th scope="col">"reap"</th><th scope="col">"deadline"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+            {move || log.with(|l| l.reap_errors.clone()).into_iter().map(|e| view! { <p class="error">{e}</p> }).collect_view()}
+            <Show when=can_keep>
+                <button data-testid="keep" on:click=keep.clone() disabled=move || keeping.get()>
+                    "Keep database"
+                </button>
+            </Show>
+            {claim}
+        </div>
+    }
+}
+
+fn resource_row(r: &ResourceView, now: u64) -> impl IntoView {
+    let name = match r.resource {
+        Resource::Sandbox => "sandbox",
+        Resource::Database => "database",
+    };
+    let reap = reap_name(r.reap);
+    let countdown = match r.reap {
+        ReapState::Live | ReapState::Reaping | ReapState::Failed => {
+            let left = r.deadline_unix_ms as i64 - now as i64;
+            if left >= 0 {
+                format!("reaped within {}", format_ms(left as u64))
+            } else {
+                format!("overdue by {}", format_ms(left.unsigned_abs()))
+            }
+        }
+        ReapState::Reaped | ReapState::Kept => "—".to_owned(),
+    };
+    let overdue = countdown.starts_with("overdue");
+    view! {
+        <tr data-testid=format!("resource-{name}") data-reap=reap class:overdue=overdue>
+            <td>{name}</td>
+            <td><code>{r.id.clone().unwrap_or_else(|| "—".into())}</code></td>
+            <td><span class=format!("badge reap-{reap}")>{reap}</span>
+                {r.error.clone().map(|e| view! { <span class="error">" " {e}</span> })}</td>
+            <td data-testid=format!("countdown-{name}")>{countdown}</td>
+        </tr>
+    }
+}
+
+pub(crate) fn reap_name(state: ReapState) -> &'static str {
+    match state {
+        ReapState::Live => "live",
+        ReapState::Reaping => "reaping",
+        ReapState::Reaped => "reaped",
+        ReapState::Kept => "kept",
+        ReapState::Failed => "failed",
+    }
+}
+
+/// The signals the stream task writes.
+#[derive(Clone, Copy)]
+struct Signals {
+    log: RwSignal<TurnLog>,
+    link: RwSignal<Link>,
+    hidden_bytes: RwSignal<usize>,
+    follow_output: RwSignal<bool>,
+    output: NodeRef<Pre>,
+}
+
+/// Reads the event stream to its end, reopening it after `last_seq` whenever it drops.
+async fn follow_events(turn_id: String, key: String, signals: Signals, on_event: Option<Callback<Event>>) {
+    // The `<pre>` may be one a previous turn's view wrote into (a view replaced by another is
+    // patched in place, and the output is not the framework's to clear).
+    if let Some(pre) = signals.output.get_untracked() {
+        pre.set_text_content(None);
+    }
+    let mut printer = Printer::default();
+    let mut failures = 0u32;
+    loop {
+        let after = signals.log.with_untracked(|l| l.last_seq);
+        if let Ok(mut socket) = api::open_events(&key, &turn_id, after) {
+            while matches!(socket.state(), State::Connecting) {
+                sleep(Duration::from_millis(20)).await;
+            }
+            if matches!(socket.state(), State::Open) {
+                failures = 0;
+                signals.link.set(Link::Live);
+            }
+            while let Some(Ok(message)) = socket.next().await {
+                let Message::Text(text) = message else { continue };
+                let Ok(event) = serde_json::from_str::<Event>(&text) else { continue };
+                let mut applied = Applied::Duplicate;
+                signals.log.update(|l| applied = l.apply(&event));
+                match applied {
+                    Applied::New => {
+                        printer.print(&event, &signals);
+                        if let Some(on_event) = on_event {
+                            on_event.run(event.clone());
+                        }
+                        if event.body.is_terminal() {
+                            signals.link.set(Link::Done);
+                            return;
+                        }
+                    }
+                    Applied::Duplicate => {}
+                    // Resume from the last event taken.
+                    Applied::Gap => break,
+                }
+            }
+        }
+        if signals.log.with_untracked(TurnLog::finished) {
+            signals.link.set(Link::Done);
+            return;
+        }
+        failures += 1;
+        signals.link.set(Link::Reconnecting(failures));
+        if failures >= 4 {
+            // The handshake does not say why it was refused: ask the API about the turn.
+            if let Err(err) = api::turn(&key, &turn_id).await {
+                if err.status.is_some() {
+                    signals.link.set(Link::Failed(err.message));
+                    return;
+                }
+            }
+        }
+        sleep(Duration::from_millis((100u64 << failures.min(6)).min(5_000))).await;
+    }
+}
+
+/// Writes output events into the `<pre>`, appending spans instead of re-rendering the log.
+#[derive(Default)]
+struct Printer {
+    stdout: AnsiDecoder,
+    stderr: AnsiDecoder,
+    rendered: usize,
+}
+
+impl Printer {
+    fn print(&mut self, event: &Event, signals: &Signals) {
+        let (data, decoder, stream) = match &event.body {
+            EventBody::Stdout { data } => (data, &mut self.stdout, "stdout"),
+            EventBody::Stderr { data } => (data, &mut self.stderr, "stderr"),
+            _ => return,
+        };
+        let Some(pre) = signals.output.get_untracked() else { return };
+        if self.rendered + data.len() > MAX_RENDERED_BYTES {
+            signals.hidden_bytes.update(|n| *n += data.len());
+            return;
+        }
+        self.rendered += data.len();
+        let document = leptos::prelude::document();
+        for segment in decoder.feed(data) {
+            let Ok(span) = document.create_element("span") else { continue };
+            let classes = segment.style.classes();
+            let _ = span.set_attribute("class", format!("{stream} {classes}").trim_end());
+            let inline = segment.style.inline();
+            if !inline.is_empty() {
+                let _ = span.set_attribute("style", &inline);
+            }
+            span.set_text_content(Some(&segment.text));
+            let _ = pre.append_child(&span);
+        }
+        if signals.follow_output.get_untracked() {
+            pre.set_scroll_top(pre.scroll_height());
+        }
+    }
+}
+
+/// Polls the turn's detail (reap states, deadlines) until every resource is final, and ticks
+/// the clock the countdowns read.
+async fn poll_detail(turn_id: String, key: String, detail: RwSignal<Option<TurnDetail>>, now: RwSignal<u64>) {
+    loop {
+        now.set(now_unix_ms());
+        if let Ok(turn) = api::turn(&key, &turn_id).await {
+            let settled = turn.state == TurnState::Finished
+                && turn.resources.iter().all(|r| matches!(r.reap, ReapState::Reaped | ReapState::Kept));
+            detail.set(Some(turn));
+            if settled {
+                return;
+            }
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,183 @@
+//! `/embed`: the editor and the live turn without the app's chrome, for an iframe in a web IDE.
+//!
+//! Set up by the query (`?code=…&language=python&database=false&timeout_s=30&autorun=1`, and
+//! `origin=https://ide.example` to pin who may talk to it) or driven by `postMessage`. The message
+//! shapes are documented in `docs/embed.md`:
+//!
+//! - to the frame: `{type: "mayfly.run", code, language?, database?, timeout_s?, api_key?}`,
+//!   `{type: "mayfly.cancel"}`;
+//! - from the frame: `{type: "mayfly.ready"}`, `{type: "mayfly.turn", turn_id}`,
+//!   `{type: "mayfly.event", turn_id, event}` (every event, once, in order),
+//!   `{type: "mayfly.error", message}`.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_query_map;
+use mayfly_core::{CreateTurnRequest, Event, Language};
+use serde::{Deserialize, Serialize};
+
+use crate::api;
+use crate::components::editor::Editor;
+use crate::components::key_bar::ApiKey;
+use crate::components::turn_view::TurnView;
+
+/// What a parent window may ask.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type")]
+enum Inbound {
+    #[serde(rename = "mayfly.run")]
+    Run {
+        code: String,
+        #[serde(default)]
+        language: Option<Language>,
+        #[serde(default)]
+        database: Option<bool>,
+        #[serde(default)]
+        timeout_s: Option<u32>,
+        #[serde(default)]
+        api_key: Option<String>,
+    },
+    #[serde(rename = "mayfly.cancel")]
+    Cancel {},
+}
+
+/// What the frame tells its parent.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type")]
+enum Outbound<'a> {
+    #[serde(rename = "mayfly.ready")]
+    Ready {},
+    #[serde(rename = "mayfly.turn")]
+    Turn { turn_id: &'a str },
+    #[serde(rename = "mayfly.event")]
+    Event { turn_id: &'a str, event: &'a Event },
+    #[serde(rename = "mayfly.error")]
+    Error { message: &'a str },
+}
+
+/// Posts `message` to the parent window, only to `origin` when the embedder pinned one.
+fn post(message: &Outbound<'_>, origin: &str) {
+    let window = window();
+    let Ok(Some(parent)) = window.parent() else { return };
+    if let Ok(json) = serde_json::to_string(message) {
+        if let Ok(value) = js_sys::JSON::parse(&json) {
+            let _ = parent.post_message(&value, origin);
+        }
+    }
+}
+
+#[component]
+pub(crate) fn Embed() -> impl IntoView {
+    let ApiKey(key) = ApiKey::get();
+    let query = use_query_map().get_untracked();
+    let param = |name: &str| query.get(name).filter(|v| !v.is_empty());
+    let origin = param("origin").unwrap_or_else(|| "*".to_owned());
+    let code = RwSignal::new(param("code").unwrap_or_default());
+    let language = RwSignal::new(
+        param("language").and_then(|l| Language::ALL.into_iter().find(|x| x.as_str() == l)).unwrap_or_default(),
+    );
+    let database = RwSignal::new(param("database").is_none_or(|d| d != "false" && d != "0"));
+    let timeout_s = param("timeout_s").and_then(|t| t.parse::<u32>().ok());
+    let current = RwSignal::new(None::<(String, String)>);
+    let problem = RwSignal::new(None::<String>);
+
+    let start = {
+        let origin = origin.clone();
+        move |request: CreateTurnRequest, api_key: Option<String>| {
+            let Some(api_key) = api_key.or_else(|| key.get_untracked()) else {
+                let message = "no API key: send one in `mayfly.run` or save it in the playground";
+                problem.set(Some(message.to_owned()));
+                post(&Outbound::Error { message }, &origin);
+                return;
+            };
+            let origin = origin.clone();
+            spawn_local(async move {
+                match api::create_turn(&api_key, &request).await {
+                    Ok(created) => {
+                        post(&Outbound::Turn { turn_id: &created.turn_id }, &origin);
+                        problem.set(None);
+                        current.set(Some((created.turn_id, api_key)));
+                    }
+                    Err(err) => {
+                        post(&Outbound::Error { message: &err.message }, &origin);
+                        problem.set(Some(err.message));
+                    }
+                }
+            });
+        }
+    };
+    let run_editor = {
+        let start = start.clone();
+        Callback::new(move |()| {
+            let mut request = CreateTurnRequest::new(code.get_untracked(), language.get_untracked());
+            request.database = database.get_untracked();
+            request.timeout_s = timeout_s;
+            start(request, None);
+        })
+    };
+    let cancel = move || {
+        if let Some((turn_id, key)) = current.get_untracked() {
+            spawn_local(async move {
+                let _ = api::cancel(&key, &turn_id).await;
+            });
+        }
+    };
+
+    let pinned = (origin != "*").then(|| origin.clone());
+    let listener = window_event_listener(leptos::ev::message, {
+        move |ev: web_sys::MessageEvent| {
+            // Only the embedding page speaks to the frame, and only from the pinned origin.
+            let from_parent = window()
+                .parent()
+                .ok()
+                .flatten()
+                .is_some_and(|parent| ev.source().is_some_and(|source| js_sys::Object::is(&source, &parent)));
+            if !from_parent || pinned.as_deref().is_some_and(|o| o != ev.origin()) {
+                return;
+            }
+            let Ok(json) = js_sys::JSON::stringify(&ev.data()) else { return };
+            let Ok(message) = serde_json::from_str::<Inbound>(&String::from(json)) else { return };
+            match message {
+                Inbound::Run { code: text, language: lang, database: db, timeout_s, api_key } => {
+                    code.set(text.clone());
+                    let mut request = CreateTurnRequest::new(text, lang.unwrap_or_default());
+                    if let Some(l) = lang {
+                        language.set(l);
+                    }
+                    request.database = db.unwrap_or(true);
+                    request.timeout_s = timeout_s;
+                    start(request, api_key);
+                }
+                Inbound::Cancel {} => cancel(),
+            }
+        }
+    });
+    on_cleanup(move || listener.remove());
+
+    post(&Outbound::Ready {}, &origin);
+    if param("autorun").is_some_and(|a| a == "1" || a == "true") && !code.get_untracked().is_empty() {
+        run_editor.run(());
+    }
+    let on_event = {
+        Callback::new(move |event: Event| {
+            if let Some((turn_id, _)) = current.get_untracked() {
+                post(&Outbound::Event { turn_id: &turn_id, event: &event }, &origin);
+            }
+        })
+    };
+    let shown = Memo::new(move |_| current.get());
+
+    view! {
+        <section class="embed" data-testid="page-embed">
+            <div class="controls">
+                <span class="brand small">"mayfly"</span>
+                <span class="badge">{move || language.get().as_str()}</span>
+                <button class="primary" data-testid="run" on:click=move |_| run_editor.run(())>"Run"</button>
+                <button data-testid="cancel" on:click=move |_| cancel()>"Cancel"</button>
+            </div>
+            <Editor code=code on_run=run_editor label="Code"/>
+            {move || problem.get().map(|p| view! { <p class="error" role="alert" data-testid="problem">{p}</p> })}
+            {move || shown.get().map(|(turn_id, key)| view! { <TurnView turn_id=turn_id key=key on_event=on_event/> })}
+        </section>
+    }
+}
