@@ -68,30 +68,31 @@ pub(crate) fn concurrency(report: &Report, path: &Path) -> anyhow::Result<()> {
     let rows = &report.concurrency;
     let x_max = rows.iter().map(|c| c.turns).max().unwrap_or(32) as f64 + 4.0;
     let p95: Vec<(f64, f64)> = rows.iter().filter_map(|c| Some((c.turns as f64, c.first_byte_p95_ms?))).collect();
-    let y_max = p95.iter().map(|p| p.1).fold(1.0, f64::max) * 1.2;
-    let mut chart = plot(
-        ChartBuilder::on(&left)
-            .caption("POST → first stdout byte, p95 (ms)", ("sans-serif", 18))
-            .margin(15)
-            .x_label_area_size(35)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max),
-    )?;
-    plot(chart.configure_mesh().x_desc("concurrent turns").draw())?;
-    plot(chart.draw_series(LineSeries::new(p95.clone(), RED.stroke_width(2))))?;
-    plot(chart.draw_series(p95.iter().map(|p| Circle::new(*p, 4, RED.filled()))))?;
     let rate: Vec<(f64, f64)> = rows.iter().map(|c| (c.turns as f64, c.throughput_per_s)).collect();
-    let y_max = rate.iter().map(|p| p.1).fold(1.0, f64::max) * 1.2;
+    line_panel(&left, "POST → first stdout byte, p95 (ms)", x_max, &p95, RED)?;
+    line_panel(&right, "throughput (turns/s)", x_max, &rate, BLUE)?;
+    plot(root.present())
+}
+
+/// One panel of the concurrency chart: `points` as a line with dots, against concurrent turns.
+fn line_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    x_max: f64,
+    points: &[(f64, f64)],
+    color: RGBColor,
+) -> anyhow::Result<()> {
+    let y_max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.2;
     let mut chart = plot(
-        ChartBuilder::on(&right)
-            .caption("throughput (turns/s)", ("sans-serif", 18))
+        ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 18))
             .margin(15)
             .x_label_area_size(35)
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max),
     )?;
     plot(chart.configure_mesh().x_desc("concurrent turns").draw())?;
-    plot(chart.draw_series(LineSeries::new(rate.clone(), BLUE.stroke_width(2))))?;
-    plot(chart.draw_series(rate.iter().map(|p| Circle::new(*p, 4, BLUE.filled()))))?;
-    plot(root.present())
+    plot(chart.draw_series(LineSeries::new(points.to_vec(), color.stroke_width(2))))?;
+    plot(chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled()))))?;
+    Ok(())
 }

@@ -23,7 +23,6 @@ use mayfly_core::provider::{DatabaseProvider, SandboxProvider};
 use mayfly_core::{CreateTurnResponse, Event, TurnDetail};
 use std::net::TcpStream;
 use tungstenite::client::IntoClientRequest;
-use tungstenite::Message;
 
 use crate::fault_proxy::FaultProxy;
 use crate::stack::free_port;
@@ -293,33 +292,16 @@ impl ProcessStack {
 
     /// Reads a turn's events over a WebSocket from `after` until the turn's last event, the socket
     /// closes or breaks (the worker was killed, say), calling `on_event` with each as it comes.
-    pub fn events(&self, turn_id: &str, after: u64, mut on_event: impl FnMut(&Event)) -> Vec<Event> {
-        let mut events = Vec::new();
+    pub fn events(&self, turn_id: &str, after: u64, on_event: impl FnMut(&Event)) -> Vec<Event> {
         let url = format!("ws://127.0.0.1:{}/v1/turns/{turn_id}/events?after={after}", self.port);
-        let Ok(mut request) = url.into_client_request() else { return events };
+        let Ok(mut request) = url.into_client_request() else { return Vec::new() };
         request.headers_mut().insert("Authorization", format!("Bearer {KEY}").parse().expect("a header value"));
-        let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return events };
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return Vec::new() };
         // A turn that stalls ends the read; the caller then polls the turn's state instead.
         let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
-        let Ok((mut socket, _)) = tungstenite::client(request, stream) else { return events };
-        loop {
-            match socket.read() {
-                Ok(Message::Text(text)) => {
-                    let Ok(event) = serde_json::from_str::<Event>(text.as_str()) else { break };
-                    on_event(&event);
-                    let last = event.body.is_terminal();
-                    events.push(event);
-                    if last {
-                        break;
-                    }
-                }
-                Ok(Message::Close(_)) => break,
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(err)) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        events
+        let Ok((mut socket, _)) = tungstenite::client(request, stream) else { return Vec::new() };
+        // A broken stream ends the read like a closed one: the caller then polls the turn.
+        crate::turns::read_events(&mut socket, on_event).0
     }
 
     /// Runs the worker's cron sweep now (wrangler dev's `--test-scheduled`).

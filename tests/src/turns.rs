@@ -117,29 +117,12 @@ impl TurnStack {
         turn: &CreateTurnResponse,
         key: &str,
         after: u64,
-        mut on_event: impl FnMut(&Event),
+        on_event: impl FnMut(&Event),
     ) -> Vec<Event> {
         let (mut socket, _) = self.connect(turn, key, after).expect("the WebSocket handshake succeeds");
-        let mut events = Vec::new();
-        loop {
-            match socket.read() {
-                Ok(Message::Text(text)) => {
-                    let event: Event = serde_json::from_str(text.as_str()).expect("an event");
-                    on_event(&event);
-                    let last = event.body.is_terminal();
-                    events.push(event);
-                    if last {
-                        break;
-                    }
-                }
-                Ok(Message::Close(_)) => break,
-                Ok(_) => {}
-                // A signal to this process (a child of the in-process stack exiting, say) interrupts
-                // the blocking read; tungstenite keeps what it had read, so reading again resumes.
-                Err(tungstenite::Error::Io(err)) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
-                Err(err) => panic!("reading events of {}: {err} (so far: {events:?})", turn.turn_id),
-            }
+        let (events, failure) = read_events(&mut socket, on_event);
+        if let Some(err) = failure {
+            panic!("reading events of {}: {err} (so far: {events:?})", turn.turn_id);
         }
         events
     }
@@ -279,4 +262,36 @@ pub fn outcome_of(events: &[Event]) -> Option<Outcome> {
         EventBody::TurnFinished { outcome, .. } => Some(*outcome),
         _ => None,
     })
+}
+
+/// Reads a turn's events from `socket` until its last one or the stream's end, calling `on_event`
+/// with each as it comes. A read that fails ends it too: the events so far come back with why.
+pub fn read_events(
+    socket: &mut tungstenite::WebSocket<TcpStream>,
+    mut on_event: impl FnMut(&Event),
+) -> (Vec<Event>, Option<String>) {
+    let mut events = Vec::new();
+    loop {
+        match socket.read() {
+            Ok(Message::Text(text)) => {
+                let event: Event = match serde_json::from_str(text.as_str()) {
+                    Ok(event) => event,
+                    Err(err) => return (events, Some(format!("not an event ({err}): {text}"))),
+                };
+                on_event(&event);
+                let last = event.body.is_terminal();
+                events.push(event);
+                if last {
+                    return (events, None);
+                }
+            }
+            Ok(Message::Close(_)) => return (events, None),
+            Ok(_) => {}
+            // A signal to this process (a child of the in-process stack exiting, say) interrupts
+            // the blocking read; tungstenite keeps what it had read, so reading again resumes.
+            Err(tungstenite::Error::Io(err)) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return (events, None),
+            Err(err) => return (events, Some(err.to_string())),
+        }
+    }
 }
