@@ -292,13 +292,7 @@ fn check_turn(
         ),
         last => check(false, format!("the log does not end with turn.finished but {last:?}")),
     }
-    let stdout: String = events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Stdout { data } => Some(data.as_str()),
-            _ => None,
-        })
-        .collect();
+    let stdout: String = mayfly_e2e::turns::stdout_of(&events);
     if outcome == Outcome::Succeeded {
         check(detail.exit_code == Some(0), format!("succeeded with exit code {:?}", detail.exit_code));
         check(stdout == record.expected, format!("succeeded but printed {stdout:?}, not {:?}", record.expected));

@@ -151,13 +151,7 @@ fn judge(kind: Kind, events: &[Event]) -> Result<(), String> {
         return Err(format!("{kind:?} ended {outcome:?} ({error:?}), not {want:?}"));
     }
     if let Some(stdout) = stdout {
-        let printed: String = events
-            .iter()
-            .filter_map(|e| match &e.body {
-                EventBody::Stdout { data } => Some(data.as_str()),
-                _ => None,
-            })
-            .collect();
+        let printed: String = mayfly_e2e::turns::stdout_of(events);
         if printed != stdout {
             return Err(format!("{kind:?} printed {} bytes, not the {} it should", printed.len(), stdout.len()));
         }

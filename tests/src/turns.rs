@@ -247,6 +247,7 @@ impl TurnStack {
     }
 }
 
+/// Everything the turn printed to stdout, in order.
 pub fn stdout_of(events: &[Event]) -> String {
     events
         .iter()

@@ -2,7 +2,7 @@
 //! `after=`), the phases for the timeline, the exit code and the outcome. Pure, so the rules a
 //! reconnecting view lives by — every event once, in order — are tested without a browser.
 
-use mayfly_core::{ClaimInfo, Event, EventBody, Outcome, Resource};
+use mayfly_core::{ClaimInfo, Event, EventBody, Outcome};
 
 /// What [`TurnLog::apply`] did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,11 +131,7 @@ impl TurnLog {
                 self.reap.finish(at);
             }
             EventBody::ReapFailed { resource, error, .. } => {
-                let what = match resource {
-                    Resource::Sandbox => "sandbox",
-                    Resource::Database => "database",
-                };
-                self.reap_errors.push(format!("{what} reap failed: {error}"));
+                self.reap_errors.push(format!("{} reap failed: {error}", resource.as_str()));
             }
             EventBody::TurnFinished { outcome, error, .. } => {
                 self.outcome = Some(*outcome);

@@ -148,6 +148,27 @@ pub enum ReapState {
     Failed,
 }
 
+/// The wire names (`"timed_out"`, `"reaped"`, …), for anyone who shows these values to people.
+macro_rules! wire_names {
+    ($($ty:ident { $($variant:ident => $name:literal),+ $(,)? })+) => {$(
+        impl $ty {
+            /// This value's name on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+    )+};
+}
+
+wire_names! {
+    TurnState { Accepted => "accepted", Provisioning => "provisioning", Running => "running", Reaping => "reaping", Finished => "finished" }
+    Outcome { Succeeded => "succeeded", Failed => "failed", Cancelled => "cancelled", TimedOut => "timed_out" }
+    Resource { Sandbox => "sandbox", Database => "database" }
+    ReapState { Live => "live", Reaping => "reaping", Reaped => "reaped", Kept => "kept", Failed => "failed" }
+}
+
 /// Milliseconds spent in each phase; a phase that did not happen is absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timings {
@@ -183,6 +204,21 @@ mod tests {
         let back: Event = serde_json::from_str(&json).unwrap();
         assert_eq!(back, event, "round trip changed the event");
         assert!(json.contains(&format!("\"type\":\"{}\"", event.body.kind())));
+    }
+
+    #[test]
+    fn wire_names_are_the_serialized_names() {
+        fn same<T: Serialize + Copy>(values: &[T], name: impl Fn(T) -> &'static str) {
+            for &value in values {
+                assert_eq!(serde_json::to_value(value).unwrap(), name(value));
+            }
+        }
+        use TurnState::*;
+        same(&[Accepted, Provisioning, Running, Reaping, Finished], TurnState::as_str);
+        same(&[Outcome::Succeeded, Outcome::Failed, Outcome::Cancelled, Outcome::TimedOut], Outcome::as_str);
+        same(&[Resource::Sandbox, Resource::Database], Resource::as_str);
+        let reaps = [ReapState::Live, ReapState::Reaping, ReapState::Reaped, ReapState::Kept, ReapState::Failed];
+        same(&reaps, ReapState::as_str);
     }
 
     #[test]

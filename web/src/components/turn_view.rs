@@ -10,7 +10,7 @@ use gloo_net::websocket::{Message, State};
 use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mayfly_core::{Event, EventBody, KeepResponse, Outcome, ReapState, Resource, ResourceView, TurnDetail, TurnState};
+use mayfly_core::{Event, EventBody, KeepResponse, ReapState, Resource, ResourceView, TurnDetail, TurnState};
 
 use crate::ansi::AnsiDecoder;
 use crate::api;
@@ -146,7 +146,7 @@ fn OutcomeBadge(log: RwSignal<TurnLog>) -> impl IntoView {
                 None if l.run.start.is_some() => ("running".to_owned(), "running".to_owned()),
                 None => ("provisioning".to_owned(), "provisioning".to_owned()),
                 Some(outcome) => {
-                    let name = outcome_name(outcome);
+                    let name = outcome.as_str();
                     (name.to_owned(), name.replace('_', " "))
                 }
             };
@@ -159,15 +159,6 @@ fn OutcomeBadge(log: RwSignal<TurnLog>) -> impl IntoView {
                 {error.map(|e| view! { <p class="error turn-error" data-testid="turn-error">{e}</p> })}
             }
         })
-    }
-}
-
-pub(crate) fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed => "failed",
-        Outcome::Cancelled => "cancelled",
-        Outcome::TimedOut => "timed_out",
     }
 }
 
@@ -295,11 +286,8 @@ fn Resources(
 }
 
 fn resource_row(r: &ResourceView, now: u64) -> impl IntoView {
-    let name = match r.resource {
-        Resource::Sandbox => "sandbox",
-        Resource::Database => "database",
-    };
-    let reap = reap_name(r.reap);
+    let name = r.resource.as_str();
+    let reap = r.reap.as_str();
     let countdown = match r.reap {
         ReapState::Live | ReapState::Reaping | ReapState::Failed => {
             let left = r.deadline_unix_ms as i64 - now as i64;
@@ -320,16 +308,6 @@ fn resource_row(r: &ResourceView, now: u64) -> impl IntoView {
                 {r.error.clone().map(|e| view! { <span class="error">" " {e}</span> })}</td>
             <td data-testid=format!("countdown-{name}")>{countdown}</td>
         </tr>
-    }
-}
-
-pub(crate) fn reap_name(state: ReapState) -> &'static str {
-    match state {
-        ReapState::Live => "live",
-        ReapState::Reaping => "reaping",
-        ReapState::Reaped => "reaped",
-        ReapState::Kept => "kept",
-        ReapState::Failed => "failed",
     }
 }
 

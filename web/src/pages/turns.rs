@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mayfly_core::{LeaseView, ReaperStatus, Resource, TurnList, TurnSummary};
+use mayfly_core::{LeaseView, Outcome, ReaperStatus, Resource, TurnList, TurnSummary};
 
 use crate::api;
 use crate::components::key_bar::{ApiKey, KeyBar};
 use crate::components::time::{format_ms, now_unix_ms, sleep};
-use crate::components::turn_view::{outcome_name, reap_name};
 
 /// How often the dashboard asks again.
 const REFRESH: Duration = Duration::from_secs(2);
@@ -84,12 +83,10 @@ pub(crate) fn Turns() -> impl IntoView {
 }
 
 fn turn_row(turn: TurnSummary, overdue: &[String], now: u64) -> impl IntoView {
-    let reap_of = |resource: Resource| {
-        turn.resources.iter().find(|r| r.resource == resource).map_or("—", |r| reap_name(r.reap))
-    };
+    let reap_of =
+        |resource: Resource| turn.resources.iter().find(|r| r.resource == resource).map_or("—", |r| r.reap.as_str());
     let (sandbox, database) = (reap_of(Resource::Sandbox), reap_of(Resource::Database));
-    let outcome =
-        turn.outcome.map_or_else(|| format!("{:?}", turn.state).to_lowercase(), |o| outcome_name(o).to_owned());
+    let outcome = turn.outcome.map_or(turn.state.as_str(), Outcome::as_str);
     let is_overdue = overdue.contains(&turn.turn_id);
     let href = format!("/turns/{}", turn.turn_id);
     view! {
@@ -97,7 +94,7 @@ fn turn_row(turn: TurnSummary, overdue: &[String], now: u64) -> impl IntoView {
             <td><a href=href><code>{turn.turn_id.clone()}</code></a></td>
             <td>{format!("{} ago", format_ms(now.saturating_sub(turn.created_unix_ms)))}</td>
             <td>{turn.language.as_str()}</td>
-            <td><span class=format!("badge outcome-{outcome}") data-testid="turn-outcome">{outcome.clone()}</span></td>
+            <td><span class=format!("badge outcome-{outcome}") data-testid="turn-outcome">{outcome}</span></td>
             <td>{turn.duration_ms.map_or_else(|| "…".to_owned(), format_ms)}</td>
             <td><span class=format!("badge reap-{sandbox}") data-testid="reap-sandbox">{sandbox}</span></td>
             <td><span class=format!("badge reap-{database}") data-testid="reap-database">{database}</span></td>
@@ -151,8 +148,7 @@ fn lease_list(title: &'static str, leases: &[LeaseView]) -> Option<impl IntoView
         let items = leases
             .iter()
             .map(|l| {
-                let what = if l.resource == Resource::Sandbox { "sandbox" } else { "database" };
-                view! { <li class="overdue"><code>{l.turn_id.clone()}</code> " " {what} " · " {reap_name(l.reap)}</li> }
+                view! { <li class="overdue"><code>{l.turn_id.clone()}</code> " " {l.resource.as_str()} " · " {l.reap.as_str()}</li> }
             })
             .collect_view();
         view! { <h3>{title}</h3><ul>{items}</ul> }
