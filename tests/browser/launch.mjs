@@ -1,7 +1,7 @@
 // Launches Debian's Chromium through playwright-core, offline: nothing is downloaded, and the
 // flags keep Chromium from calling home on a machine without internet.
 import { createRequire } from 'node:module';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,13 +21,13 @@ export async function launch() {
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  return { context, page, errors };
+  return { context, page, errors, userDataDir };
 }
 
 // Runs `steps(page, report)` in a fresh browser and prints `report` as one JSON line, whatever
 // happens: a step that throws is reported as `failure`, with a screenshot `<name>-failure.png`.
 export async function session(name, artifacts, steps, { beforeLoad } = {}) {
-  const { context, page, errors } = await launch();
+  const { context, page, errors, userDataDir } = await launch();
   const report = { errors };
   try {
     if (beforeLoad) await beforeLoad(context);
@@ -38,6 +38,7 @@ export async function session(name, artifacts, steps, { beforeLoad } = {}) {
   } finally {
     console.log(JSON.stringify(report));
     await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
   }
 }
 

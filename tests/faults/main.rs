@@ -12,12 +12,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mayfly_core::{Event, EventBody, Outcome, ReapState, ReaperStatus, TurnDetail, TurnState};
 use mayfly_e2e::fault_proxy::{Fault, FaultProxy, Fired, Rule};
-use mayfly_e2e::process_stack::{Leftovers, ProcessStack, ProcessStackOptions, Profile};
+use mayfly_e2e::process_stack::{Leftovers, ProcessStack, ProcessStackOptions, Profile, SWEEP_GRACE};
 
 /// Every turn's limit: short, so that a turn whose worker died is reaped by its alarm soon.
 const TIMEOUT_S: u64 = 5;
-/// The worker's sweep leaves a resource this long past its deadline (worker/src/reaper.rs).
-const SWEEP_GRACE: Duration = Duration::from_secs(60);
 
 /// A small seeded generator (SplitMix64): the plan must be the same for the same seed everywhere.
 struct Rng(u64);

@@ -2,6 +2,7 @@
 # `escape <name>: ESCAPED <what it got>`; the test fails on any ESCAPED and on any attempt that
 # printed nothing. The other turn (the victim) and the host's paths come in the environment.
 import os
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -156,6 +157,8 @@ def http(url, headers=None):
             return response.status, response.read(300)
     except urllib.error.HTTPError as err:
         return err.code, err.read(300)
+    except urllib.error.URLError:
+        return 0, b""  # nothing listens there: as blocked as it gets
 
 
 def providers_without_credentials():
@@ -173,9 +176,36 @@ def providers_without_credentials():
     got = []
     for url, headers in tries:
         status, body = http(url, headers)
-        if status < 400 or env["VICTIM_MARK"].encode() in body:
+        if 0 < status < 400 or env["VICTIM_MARK"].encode() in body:
             got.append((url, status))
     return got or None
+
+
+def victim_server():
+    # The victim listens on its own 127.0.0.1:7000 and answers with its mark.
+    try:
+        with socket.create_connection(("127.0.0.1", 7000), timeout=5) as conn:
+            got = conn.recv(200)
+    except OSError:
+        return None
+    return got if env["VICTIM_MARK"].encode() in got else None
+
+
+def loopback_ports():
+    # The one port a turn reaches on its loopback is its database's: no provider, no worker, no
+    # debugger's port, no other turn's server.
+    database = urllib.parse.urlsplit(env["PG_URL"]).port
+    found = []
+    for port in range(1, 65536):
+        if port == database:
+            continue
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            # A connection to itself (source port = the port tried) is TCP's simultaneous open,
+            # not a listener.
+            if probe.connect_ex(("127.0.0.1", port)) == 0 and probe.getsockname()[1] != port:
+                found.append(port)
+    return found or None
 
 
 for name, probe in [
@@ -190,5 +220,7 @@ for name, probe in [
     ("victim_db_guessed_credentials", victim_db_with_guesses),
     ("own_db_privileges", own_db_is_not_a_superuser),
     ("providers_without_credentials", providers_without_credentials),
+    ("victim_server", victim_server),
+    ("loopback_ports", loopback_ports),
 ]:
     attempt(name, probe)

@@ -1,5 +1,6 @@
 //! Code run as a turn tries to get out: the host's files and processes, another live turn's files
-//! and database, the providers' APIs without their keys, the disk, memory and process limits, and
+//! and database, the providers' APIs without their keys, any other port on the loopback (another
+//! turn's server, the worker's debugger), the disk, memory and process limits, and
 //! outliving the turn. Every attempt prints its verdict; every turn still reaps, and afterwards no
 //! process of it is left on the host.
 
@@ -17,10 +18,17 @@ const OUTLIVE: &str = include_str!("outlive.py");
 
 /// Waits for the victim's files; then idles until it is cancelled (or its timeout).
 const VICTIM: &str = r#"
-import os, time
+import os, socket, threading, time
 for path in ("/home/user/secret.txt", "/tmp/secret.txt"):
     with open(path, "w") as f:
         f.write(os.environ["MARK"])
+server = socket.create_server(("127.0.0.1", 7000))
+def serve():
+    while True:
+        conn, _ = server.accept()
+        conn.sendall(os.environ["MARK"].encode())
+        conn.close()
+threading.Thread(target=serve, daemon=True).start()
 print("ready", flush=True)
 while True:
     time.sleep(0.5)
@@ -156,6 +164,8 @@ fn a_turn_cannot_reach_the_host_or_another_live_turn() {
                 "victim_db_guessed_credentials",
                 "own_db_privileges",
                 "providers_without_credentials",
+                "victim_server",
+                "loopback_ports",
             ],
         );
         assert_gone(&stack, &attacker, ALICE_KEY, &attack, &attacker_mark);

@@ -31,6 +31,10 @@ use crate::{Service, Stack, StackOptions, Tools};
 /// The tenant key the worker accepts.
 pub const KEY: &str = "key-faults-0123456789";
 
+/// The worker's sweep grace on this stack (`SWEEP_GRACE_S`): short, so that a suite reaches the
+/// sweep soon after its last deadline, yet past the moment every turn's own alarm has fired.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(15);
+
 /// Which build of the provider binaries to run: `debug`, or `native` (the workspace's optimised
 /// native profile; `release` is the wasm one) under `target/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +163,7 @@ impl ProcessStack {
             .args(["--listen", &sandboxd_addr.to_string(), "--domain", "localhost"])
             .arg("--state-dir")
             .arg(&sandboxd_state)
+            .args(["--forward-port", &postgres.port().to_string()])
             .env("SANDBOXD_API_KEYS", &sandboxd_key)
             .env("RUST_LOG", "warn");
         let venv = tools.root.join("tools/venv");
@@ -204,6 +209,7 @@ impl ProcessStack {
             ("INSTANODE_URL", scratchdb_proxy.url()),
             ("INSTANODE_TOKEN", scratchdb_token.clone()),
             ("MAYFLY_API_KEYS", format!("faults:{KEY}")),
+            ("SWEEP_GRACE_S", SWEEP_GRACE.as_secs().to_string()),
         ];
         let worker_options = StackOptions {
             vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),

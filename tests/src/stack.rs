@@ -31,6 +31,8 @@ pub struct Stack {
     pub wrangler_log: PathBuf,
     wrangler: Service,
     _state: Option<tempfile::TempDir>,
+    /// wrangler's temporary files: its own clean-up does not run when it is killed.
+    _temp: tempfile::TempDir,
 }
 
 impl Stack {
@@ -52,13 +54,20 @@ impl Stack {
         std::fs::create_dir_all(tools.artifacts_dir())?;
         let wrangler_log = tools.artifacts_dir().join(format!("wrangler-{port}.log"));
         let log = File::create(&wrangler_log).with_context(|| format!("create {}", wrangler_log.display()))?;
+        let temp_dir = tempfile::Builder::new().prefix("mayfly-wrangler-tmp-").tempdir()?;
         let mut cmd = Command::new(tools.npm_bin("wrangler"));
         cmd.current_dir(tools.root.join("worker"))
+            .env("TMPDIR", temp_dir.path())
             .env("PATH", tools.node_path())
             // Local mode with nothing phoned home: no metrics, no error reports, no cf.json fetch.
             .env("WRANGLER_SEND_METRICS", "false")
             .env("WRANGLER_SEND_ERROR_REPORTS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            // wrangler's local trace collector keeps every invocation's trace in a Durable Object
+            // that is never evicted: workerd's memory would grow with every turn. The explorer UI
+            // is not used either.
+            .env("X_LOCAL_OBSERVABILITY", "false")
+            .env("X_LOCAL_EXPLORER", "false")
             .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &free_port()?.to_string()])
             .arg("--persist-to")
@@ -75,7 +84,7 @@ impl Stack {
             let log = std::fs::read_to_string(&wrangler_log).unwrap_or_default();
             bail!("{err:#}\n--- wrangler log ---\n{log}");
         }
-        Ok(Stack { url, port, wrangler_log, wrangler, _state: temp })
+        Ok(Stack { url, port, wrangler_log, wrangler, _state: temp, _temp: temp_dir })
     }
 
     /// Fails if any process of the stack has died.

@@ -15,7 +15,13 @@ pub(crate) struct Config {
     pub(crate) e2b_envd_url: Option<String>,
     pub(crate) instanode_url: String,
     pub(crate) instanode_token: Option<String>,
+    /// What the sweep leaves a resource past its deadline before reaping it (`SWEEP_GRACE_S`).
+    pub(crate) sweep_grace_ms: u64,
 }
+
+/// The sweep's grace when `SWEEP_GRACE_S` is unset or not a whole number of seconds: the turn's
+/// own reap and its object's alarm come first.
+const DEFAULT_SWEEP_GRACE_S: u64 = 60;
 
 impl Config {
     pub(crate) fn from_env(env: &Env) -> Config {
@@ -29,6 +35,7 @@ impl Config {
             e2b_envd_url: env.var("E2B_ENVD_URL").ok().map(|v| v.to_string()).filter(|v| !v.is_empty()),
             instanode_url: var("INSTANODE_URL", "http://127.0.0.1:49983"),
             instanode_token: secret("INSTANODE_TOKEN"),
+            sweep_grace_ms: sweep_grace_s(env.var("SWEEP_GRACE_S").ok().map(|v| v.to_string()).as_deref()) * 1000,
         }
     }
 
@@ -41,5 +48,30 @@ impl Config {
             instanode_url: redact_url(&self.instanode_url),
             instanode_token: SecretState::of(self.instanode_token.as_deref()),
         }
+    }
+}
+
+/// The sweep's grace in seconds from `SWEEP_GRACE_S`; never below the alarm's slack, so that a
+/// sweep cannot race a turn's own reap.
+fn sweep_grace_s(value: Option<&str>) -> u64 {
+    value.and_then(|v| v.trim().parse::<u64>().ok()).map_or(DEFAULT_SWEEP_GRACE_S, |s| s.max(MIN_SWEEP_GRACE_S))
+}
+
+/// The shortest grace: a little past the moment a turn's safety alarm fires.
+const MIN_SWEEP_GRACE_S: u64 = crate::turn_object::DEADLINE_SLACK_MS / 1000 + 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_grace_defaults_and_never_undercuts_the_alarm() {
+        assert_eq!(sweep_grace_s(None), 60);
+        assert_eq!(sweep_grace_s(Some("")), 60);
+        assert_eq!(sweep_grace_s(Some("soon")), 60);
+        assert_eq!(sweep_grace_s(Some("-5")), 60);
+        assert_eq!(sweep_grace_s(Some("0")), 15);
+        assert_eq!(sweep_grace_s(Some(" 20 ")), 20);
+        assert_eq!(sweep_grace_s(Some("600")), 600);
     }
 }

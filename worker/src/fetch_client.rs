@@ -1,13 +1,20 @@
 //! core's `HttpClient` on `worker::Fetch`. Response bodies stay `ReadableStream`s read chunk by
 //! chunk, so a process's output reaches viewers while the process still runs.
 
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use futures::future::LocalBoxFuture;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, Stream, StreamExt};
 use futures::FutureExt;
 use mayfly_core::http::{
     HeaderMap, HeaderName, HeaderValue, HttpClient, HttpError, HttpRequest, HttpResponse, StatusCode,
 };
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use worker::js_sys::{Reflect, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{ReadableStream, ReadableStreamDefaultReader};
+use worker::{Fetch, Headers, Method, Request, RequestInit, ResponseBody};
 
 /// The runtime's `fetch` behind core's trait. It holds nothing: workerd pools connections itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,7 +40,7 @@ impl HttpClient for FetchClient {
             // what went wrong.
             let request = Request::new_with_init(&url, &init)
                 .map_err(|_| HttpError::Request("the request could not be built".into()))?;
-            let mut response = Fetch::Request(request)
+            let response = Fetch::Request(request)
                 .send()
                 .await
                 .map_err(|_| HttpError::Connect("the connection failed or was refused".into()))?;
@@ -46,19 +53,67 @@ impl HttpClient for FetchClient {
                     header_map.append(name, value);
                 }
             }
-            let body = match response.stream() {
-                Ok(chunks) => chunks
-                    .map(|chunk| {
-                        chunk
-                            .map(bytes::Bytes::from)
-                            .map_err(|_| HttpError::Body("the connection broke while the body was read".into()))
-                    })
-                    .boxed_local(),
+            let body = match response.body() {
+                ResponseBody::Stream(body) => BodyStream::new(body).boxed_local(),
                 // A response without a body (204, HEAD) is not a stream at all.
-                Err(_) => stream::empty().boxed_local(),
+                _ => stream::empty().boxed_local(),
             };
             Ok(HttpResponse { status, headers: header_map, body })
         }
         .boxed_local()
+    }
+}
+
+/// A response body, chunk by chunk. Dropped before its end (a caller that stops reading), it
+/// cancels the body so the connection is let go, and keeps nothing for it: `worker`'s own byte
+/// stream (`wasm-streams` 0.7) leaves a forgotten JavaScript callback behind for every body
+/// dropped early — two a turn, never freed.
+struct BodyStream {
+    /// `None` once the body ended or failed.
+    reader: Option<ReadableStreamDefaultReader>,
+    read: Option<JsFuture>,
+}
+
+impl BodyStream {
+    fn new(body: &ReadableStream) -> BodyStream {
+        BodyStream { reader: Some(body.get_reader().unchecked_into()), read: None }
+    }
+}
+
+impl Stream for BodyStream {
+    type Item = Result<bytes::Bytes, HttpError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(reader) = &this.reader else { return Poll::Ready(None) };
+        let read = this.read.get_or_insert_with(|| JsFuture::from(reader.read()));
+        let result = ready!(read.poll_unpin(cx));
+        this.read = None;
+        let chunk = match result {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                this.reader = None;
+                // The runtime's "aborted" is the other side closing early: the body simply ends.
+                let aborted = err.dyn_ref::<worker::js_sys::Error>().is_some_and(|e| e.message() == "aborted");
+                return Poll::Ready(
+                    (!aborted).then(|| Err(HttpError::Body("the connection broke while the body was read".into()))),
+                );
+            }
+        };
+        let field = |name: &str| Reflect::get(&chunk, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
+        if field("done").is_truthy() {
+            this.reader = None;
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(Ok(bytes::Bytes::from(Uint8Array::new(&field("value")).to_vec()))))
+    }
+}
+
+impl Drop for BodyStream {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            // Nothing waits on the cancel: its promise settles on its own and holds nothing of ours.
+            let _ = reader.cancel();
+        }
     }
 }

@@ -9,10 +9,6 @@ use crate::config::Config;
 use crate::turn_object::providers;
 use crate::{auth, ledger, reply, turns};
 
-/// What a sweep leaves a resource past its deadline before reaping it: the turn's own reap and
-/// its object's alarm come first (core's default grace is 60 s).
-const SWEEP_GRACE_MS: u64 = 60_000;
-
 /// `GET /v1/reaper`.
 pub(crate) async fn get(req: Request, env: &Env) -> Result<Response> {
     let tenant = match auth::tenant(&req, env) {
@@ -46,6 +42,6 @@ pub(crate) async fn get(req: Request, env: &Env) -> Result<Response> {
 pub(crate) async fn scheduled(env: &Env) -> Result<()> {
     let config = Config::from_env(env);
     let providers = providers(&config, Default::default());
-    let report = sweep(&providers, Date::now().as_millis(), SWEEP_GRACE_MS).await;
+    let report = sweep(&providers, Date::now().as_millis(), config.sweep_grace_ms).await;
     ledger::store_sweep(env, &report).await
 }

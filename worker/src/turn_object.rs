@@ -48,7 +48,7 @@ pub(crate) const TENANT_HEADER: &str = "x-mayfly-tenant";
 
 /// How long after a turn's deadline the safety alarm fires: the turn's own reap normally ends
 /// well within it.
-const DEADLINE_SLACK_MS: u64 = 10_000;
+pub(crate) const DEADLINE_SLACK_MS: u64 = 10_000;
 /// How soon a failed reap is tried again.
 const REAP_RETRY_MS: u64 = 5_000;
 

@@ -14,12 +14,14 @@ use crate::toolchain::{
     parse_node_version, Toolchain, WasmMode, MIN_NODE_FOR_WRANGLER, WASM_BINDGEN_VERSION, WORKER_BUILD_VERSION,
 };
 
-/// Debian packages every machine needs: Postgres for scratchdb, bubblewrap for sandboxd,
-/// Chromium for the browser tests, Python's venv module for the tools' venv, and a font for the
-/// bench's charts.
-const APT_ALWAYS: [&str; 8] = [
+/// Debian packages every machine needs: Postgres for scratchdb, bubblewrap, `ip` and `nsenter`
+/// for sandboxd, Chromium for the browser tests, Python's venv module for the tools' venv, and a
+/// font for the bench's charts.
+const APT_ALWAYS: [&str; 10] = [
     "postgresql",
     "bubblewrap",
+    "iproute2",
+    "util-linux",
     "chromium",
     "chromium-driver",
     "python3-venv",

@@ -77,6 +77,8 @@ impl LocalStack {
             sbx_config.state_dir = dir.join("sandboxes");
         }
         sbx_config.python_venv = options.python_venv.or_else(default_venv);
+        // A turn reaches its database at the URL scratchdb gives, and nothing else on this host.
+        sbx_config.network = mayfly_sandboxd::SandboxNetwork::Isolated { forward_ports: vec![postgres.port()] };
         let sandboxd = mayfly_sandboxd::AppState::new(sbx_config).context("prepare sandboxd's state directory")?;
         let sbx_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sandboxd_url = format!("http://{}", sbx_listener.local_addr()?);

@@ -7,8 +7,9 @@
 //! bind-mounts `home/` at `/home/user` and `tmp/` at `/tmp`, so files persist across processes.
 //!
 //! Each jail gets new user, pid, ipc, uts and (where possible) cgroup namespaces; the hostname is
-//! the sandbox id; the network is shared with the host on purpose (turns reach a Postgres on
-//! 127.0.0.1). The root is an empty tmpfs onto which only `/usr` (plus the `/bin`-style links),
+//! the sandbox id. The network is the sandbox's own when sandboxd is root (see `netns`: loopback
+//! only, plus the host ports it is told to forward, such as the local Postgres), shared by the
+//! sandbox's processes; without root it is the host's. The root is an empty tmpfs onto which only `/usr` (plus the `/bin`-style links),
 //! `/proc`, a minimal `/dev` and an allow-list of `/etc` entries are mounted read-only; `/root`,
 //! `/etc/shadow`, the project checkout, `/work` and other sandboxes' directories simply do not
 //! exist inside, and the jail's root itself is remounted read-only. The `python` template adds its venv read-only at `/opt/venv`, with its
@@ -37,6 +38,7 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+use crate::netns::{SandboxNet, SandboxNetwork};
 use crate::sandbox::SandboxError;
 
 /// Resource limits applied to every jailed process.
@@ -159,6 +161,7 @@ pub(crate) struct Jail {
     limits: JailLimits,
     base_env: Vec<(String, String)>,
     cgroups: Vec<PathBuf>,
+    net: Option<SandboxNet>,
 }
 
 /// The cgroup v1 controllers a sandbox gets, with the limit file and value for each.
@@ -209,6 +212,7 @@ impl Jail {
         host_uid: Option<u32>,
         venv: Option<PathBuf>,
         limits: JailLimits,
+        network: &SandboxNetwork,
         env_vars: &[(String, String)],
     ) -> Result<Jail, SandboxError> {
         std::fs::create_dir(&dir).map_err(|e| SandboxError::Jail(format!("{}: {e}", dir.display())))?;
@@ -221,8 +225,18 @@ impl Jail {
             limits,
             base_env: env_vars.to_vec(),
             cgroups: Vec::new(),
+            net: None,
         };
         if host_uid.is_some() {
+            if let SandboxNetwork::Isolated { forward_ports } = network {
+                match SandboxNet::create(forward_ports).await {
+                    Ok(net) => jail.net = Some(net),
+                    Err(e) => {
+                        jail.destroy().await;
+                        return Err(e);
+                    }
+                }
+            }
             jail.cgroups = create_cgroups(hostname, &limits);
             let opts = format!("size={},mode=0755,nosuid,nodev", limits.disk_bytes);
             if let Err(e) =
@@ -264,18 +278,26 @@ impl Jail {
     /// A command that runs `argv` inside the jail as `user` in `cwd`, with `envs` on top of the
     /// sandbox's environment.
     pub(crate) fn command(&self, user: JailUser, cwd: &str, argv: &[String], envs: &[(String, String)]) -> Command {
+        // nsenter (into the sandbox's network), prlimit, setpriv and bwrap each exec the next.
+        let mut chain = Vec::new();
+        if let Some(net) = &self.net {
+            chain.extend([String::from("nsenter"), format!("--net={}", net.path()), String::from("--")]);
+        }
+        chain.push(String::from("prlimit"));
         let mut cmd = if self.cgroups.is_empty() {
-            Command::new("prlimit")
+            let mut cmd = Command::new(&chain[0]);
+            cmd.args(&chain[1..]);
+            cmd
         } else {
-            // `$$` is the shell, which then becomes prlimit, setpriv and bwrap by exec: the whole
-            // jail is inside the cgroups from its first instruction.
+            // `$$` is the shell, which then becomes the rest of the chain by exec: the whole jail
+            // is inside the cgroups from its first instruction.
             let join: String = self
                 .cgroups
                 .iter()
                 .map(|dir| format!("echo $$ > '{}' || exit 125; ", dir.join("cgroup.procs").display()))
                 .collect();
             let mut cmd = Command::new("/bin/sh");
-            cmd.args(["-c", &format!("{join}exec \"$@\""), "sh", "prlimit"]);
+            cmd.args(["-c", &format!("{join}exec \"$@\""), "sh"]).args(&chain);
             cmd
         };
         let l = &self.limits;
@@ -385,6 +407,8 @@ impl Jail {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         }
+        // The namespace goes with the last process that was in it; its forwarders go now.
+        self.net = None;
         for dir in std::mem::take(&mut self.cgroups) {
             if let Err(e) = std::fs::remove_dir(&dir) {
                 tracing::warn!(cgroup = %dir.display(), error = %e, "removing the sandbox's cgroup failed");

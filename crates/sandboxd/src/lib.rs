@@ -16,6 +16,7 @@
 mod control;
 mod envd;
 mod jail;
+mod netns;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use jail::{bwrap_baseline_command, is_root, JailLimits};
+pub use netns::SandboxNetwork;
 pub use sandbox::Sandboxes;
 
 /// The envd version we claim: high enough that the SDKs use octet-stream uploads and the
@@ -45,6 +47,8 @@ pub struct Config {
     pub limits: JailLimits,
     /// When running as root, jailed processes run as host uid `jail_uid_base + n` (one per sandbox).
     pub jail_uid_base: u32,
+    /// What sandboxes reach over the network; isolation needs root, without it this is ignored.
+    pub network: SandboxNetwork,
 }
 
 impl Config {
@@ -65,6 +69,7 @@ impl Config {
             python_venv: None,
             limits: JailLimits::default(),
             jail_uid_base: 200_000,
+            network: SandboxNetwork::default(),
         }
     }
 }
@@ -91,6 +96,9 @@ impl AppState {
         let removed = jail::remove_leftovers(&config.state_dir);
         if removed > 0 {
             tracing::warn!(removed, dir = %config.state_dir.display(), "removed sandboxes a previous sandboxd left");
+        }
+        if matches!(config.network, SandboxNetwork::Isolated { .. }) && !is_root() {
+            tracing::warn!("not root: sandboxes share the host's network, and reach everything on its loopback");
         }
         let config = Arc::new(config);
         Ok(AppState { sandboxes: Arc::new(Sandboxes::new(config.clone())), config })

@@ -30,6 +30,14 @@ struct Args {
     /// Where per-sandbox directories live (default: a fresh directory under the temp dir).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// A port of the host's 127.0.0.1 that sandboxes reach at their own 127.0.0.1 (repeat; e.g.
+    /// the Postgres their database URLs name). Nothing else on the host is reachable from inside.
+    #[arg(long = "forward-port", value_name = "PORT")]
+    forward_ports: Vec<u16>,
+    /// Let sandboxes share the host's network instead (everything on the host's loopback is then
+    /// reachable from inside). Without root this is what happens anyway.
+    #[arg(long, conflicts_with = "forward_ports")]
+    host_network: bool,
 }
 
 #[tokio::main]
@@ -44,6 +52,11 @@ async fn main() -> anyhow::Result<()> {
     config.max_sandboxes = args.max_sandboxes;
     config.max_timeout = args.max_timeout;
     config.python_venv = args.python_venv;
+    config.network = if args.host_network {
+        mayfly_sandboxd::SandboxNetwork::Host
+    } else {
+        mayfly_sandboxd::SandboxNetwork::Isolated { forward_ports: args.forward_ports }
+    };
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;
     }

@@ -395,7 +395,16 @@ impl Sandboxes {
             Template::Base => None,
         };
         let env: Vec<(String, String)> = spec.env_vars.into_iter().collect();
-        let jail = Jail::create(self.config.state_dir.join(&id), &id, host_uid, venv, self.config.limits, &env).await?;
+        let jail = Jail::create(
+            self.config.state_dir.join(&id),
+            &id,
+            host_uid,
+            venv,
+            self.config.limits,
+            &self.config.network,
+            &env,
+        )
+        .await?;
         let now = SystemTime::now();
         let sandbox = Arc::new(Sandbox {
             id: id.clone(),

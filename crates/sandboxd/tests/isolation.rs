@@ -264,3 +264,66 @@ async fn a_restart_removes_what_a_killed_sandboxd_left() {
     second.wait().unwrap();
     std::fs::remove_dir_all(&state_dir).unwrap();
 }
+
+/// A host service on 127.0.0.1 that answers every connection with `word` and hangs up.
+async fn host_service(word: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = conn.write_all(word.as_bytes()).await;
+        }
+    });
+    port
+}
+
+/// Python that connects to 127.0.0.1:`port` and prints what it reads, or the error's name.
+fn connect_to(port: u16) -> String {
+    format!(
+        "python3 -c 'import socket\ntry:\n s = socket.create_connection((\"127.0.0.1\", {port}), timeout=5)\n print(s.recv(100).decode())\nexcept OSError as e:\n print(type(e).__name__)'"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_reaches_its_forwarded_ports_and_its_own_loopback_only() {
+    let forwarded = host_service("forwarded").await;
+    let private = host_service("host-private").await;
+    let s = Server::start_with(|c| {
+        c.network = mayfly_sandboxd::SandboxNetwork::Isolated { forward_ports: vec![forwarded] };
+    })
+    .await;
+    let a = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    let b = s.create(json!({"templateID": "base", "timeout": 60})).await;
+
+    // A forwarded port answers at the sandbox's own 127.0.0.1, as the host's does.
+    assert_eq!(a.run(&connect_to(forwarded)).await.stdout(), "forwarded\n");
+    let reached = a.run(&connect_to(private)).await.stdout();
+    if !mayfly_sandboxd::is_root() {
+        // Without root there is no namespace to give: the host's network, as documented.
+        assert_eq!(reached, "host-private\n");
+        return;
+    }
+    assert_eq!(reached, "ConnectionRefusedError\n", "the host's other ports are not there");
+    // Nor is the host's loopback under another address, or its sandboxd.
+    let api_port = s.base.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    assert_eq!(a.run(&connect_to(api_port)).await.stdout(), "ConnectionRefusedError\n");
+    assert_eq!(a.run("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '").await.stdout(), "lo\n");
+
+    // A server one process of `a` starts answers another process of `a`, and nobody else.
+    let server = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.run("python3 -c 'import socket\nl = socket.create_server((\"127.0.0.1\", 7000))\nopen(\"/tmp/listening\", \"w\").close()\nwhile True:\n c, _ = l.accept()\n c.sendall(b\"neighbour\")\n c.close()'")
+                .await
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while a.rpc("/filesystem.Filesystem/Stat", json!({"path": "/tmp/listening"})).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the server in `a` never listened");
+    }
+    assert_eq!(a.run(&connect_to(7000)).await.stdout(), "neighbour\n");
+    assert_eq!(b.run(&connect_to(7000)).await.stdout(), "ConnectionRefusedError\n");
+    server.abort();
+    s.finish().await;
+}
