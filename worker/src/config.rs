@@ -25,17 +25,17 @@ const DEFAULT_SWEEP_GRACE_S: u64 = 60;
 
 impl Config {
     pub(crate) fn from_env(env: &Env) -> Config {
-        let var =
-            |name: &str, default: &str| env.var(name).map(|v| v.to_string()).unwrap_or_else(|_| default.to_owned());
+        let optional = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        let var = |name: &str, default: &str| optional(name).unwrap_or_else(|| default.to_owned());
         let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
         Config {
             e2b_api_url: var("E2B_API_URL", "http://127.0.0.1:49982"),
             e2b_domain: var("E2B_DOMAIN", "localhost"),
             e2b_api_key: secret("E2B_API_KEY"),
-            e2b_envd_url: env.var("E2B_ENVD_URL").ok().map(|v| v.to_string()).filter(|v| !v.is_empty()),
+            e2b_envd_url: optional("E2B_ENVD_URL").filter(|v| !v.is_empty()),
             instanode_url: var("INSTANODE_URL", "http://127.0.0.1:49983"),
             instanode_token: secret("INSTANODE_TOKEN"),
-            sweep_grace_ms: sweep_grace_s(env.var("SWEEP_GRACE_S").ok().map(|v| v.to_string()).as_deref()) * 1000,
+            sweep_grace_ms: sweep_grace_s(optional("SWEEP_GRACE_S").as_deref()) * 1000,
         }
     }
 

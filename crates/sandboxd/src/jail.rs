@@ -9,11 +9,12 @@
 //! Each jail gets new user, pid, ipc, uts and (where possible) cgroup namespaces; the hostname is
 //! the sandbox id. The network is the sandbox's own when sandboxd is root (see `netns`: loopback
 //! only, plus the host ports it is told to forward, such as the local Postgres), shared by the
-//! sandbox's processes; without root it is the host's. The root is an empty tmpfs onto which only `/usr` (plus the `/bin`-style links),
-//! `/proc`, a minimal `/dev` and an allow-list of `/etc` entries are mounted read-only; `/root`,
-//! `/etc/shadow`, the project checkout, `/work` and other sandboxes' directories simply do not
-//! exist inside, and the jail's root itself is remounted read-only. The `python` template adds its venv read-only at `/opt/venv`, with its
-//! site-packages on `PYTHONPATH` so the system `/usr/bin/python3` imports psycopg.
+//! sandbox's processes; without root it is the host's. The root is an empty tmpfs onto which only
+//! `/usr` (plus the `/bin`-style links), `/proc`, a minimal `/dev` and an allow-list of `/etc`
+//! entries are mounted read-only; `/root`, `/etc/shadow`, the project checkout, `/work` and other
+//! sandboxes' directories simply do not exist inside, and the jail's root itself is remounted
+//! read-only. The `python` template adds its venv read-only at `/opt/venv`, with its site-packages
+//! on `PYTHONPATH` so the system `/usr/bin/python3` imports psycopg.
 //!
 //! Identity. Inside, the process is uid 1000 `user` (or uid 0 `root`, still unprivileged: it is
 //! root of a user namespace only). When sandboxd runs as root, `setpriv` first drops to a host uid
