@@ -1,6 +1,7 @@
 //! A user (or a monitor) asks the API whether it is up and what it talks to.
 
 use mayfly_core::{ErrorBody, ErrorCode, Health, SecretState, VERSION};
+use mayfly_e2e::inspector::Inspector;
 
 use crate::support::{get, stack_with};
 
@@ -49,4 +50,18 @@ fn unknown_api_route_is_a_json_404_and_app_routes_serve_the_app() {
     let (status, body) = get(&format!("{}/pkg/mayfly_web.js", stack.url));
     assert_eq!(status, 200);
     assert!(body.contains("mayfly_web_bg.wasm"), "the wasm-bindgen glue is served");
+}
+
+#[test]
+fn the_workers_own_memory_is_readable_over_the_inspector() {
+    // The soak judges the worker by these two figures; this keeps the instrument working.
+    let stack = stack_with(&[]);
+    let (status, _) = get(&format!("{}/v1/health", stack.url));
+    assert_eq!(status, 200);
+    let mut inspector = Inspector::connect(stack.inspector_port).expect("wrangler's inspector answers");
+    // The worker is one wasm module: at least its initial memory, a whole number of 64 KiB pages.
+    let wasm = inspector.wasm_memory().expect("the wasm memories are counted");
+    assert!(wasm >= 1 << 20 && wasm.is_multiple_of(64 << 10), "wasm memory {wasm} B");
+    let heap = inspector.heap_usage().expect("the heap usage is read");
+    assert!(heap.used > 0 && heap.used <= heap.total, "{heap:?}");
 }

@@ -2,6 +2,7 @@
 //! real processes on 127.0.0.1, each in a process group of its own, always stopped on drop.
 
 pub mod fault_proxy;
+pub mod inspector;
 pub mod paths;
 pub mod process_stack;
 pub mod service;

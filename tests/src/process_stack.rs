@@ -359,13 +359,35 @@ impl ProcessStack {
             .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok());
         let own =
             |provider: &Mutex<Provider>| lock(provider).service.as_ref().map(|s| vec![s.pid()]).unwrap_or_default();
+        // `wrangler dev` is two Node processes and two workerd ones: the worker's runtime (the one
+        // with an inspector) and, on the public port, wrangler's proxy in front of it, which runs
+        // none of mayfly's code.
+        let (mut node, mut worker_runtime, mut proxy_runtime) = (Vec::new(), Vec::new(), Vec::new());
+        for pid in process_tree(wrangler) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() != "workerd" {
+                node.push(pid);
+            } else if std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg.starts_with(b"--inspector-addr")))
+            {
+                worker_runtime.push(pid);
+            } else {
+                proxy_runtime.push(pid);
+            }
+        }
         vec![
-            ("wrangler", vec![wrangler]),
-            ("workerd", process_tree(wrangler).into_iter().filter(|pid| *pid != wrangler).collect()),
+            ("wrangler", node),
+            ("workerd: worker", worker_runtime),
+            ("workerd: proxy", proxy_runtime),
             ("sandboxd", own(&self.sandboxd)),
             ("scratchdb", own(&self.scratchdb)),
             ("postgres", postmaster.map(process_tree).unwrap_or_default()),
         ]
+    }
+
+    /// The port of wrangler's inspector, in front of the worker's isolate.
+    pub fn inspector_port(&self) -> u16 {
+        lock(&self.worker).inspector_port
     }
 
     /// Client connections to Postgres other than the one asking: (by turns' database roles, by

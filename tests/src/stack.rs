@@ -29,6 +29,8 @@ pub struct Stack {
     pub port: u16,
     /// wrangler's combined output.
     pub wrangler_log: PathBuf,
+    /// wrangler's inspector (Chrome DevTools protocol), in front of the worker's isolate.
+    pub inspector_port: u16,
     wrangler: Service,
     _state: Option<tempfile::TempDir>,
     /// wrangler's temporary files: its own clean-up does not run when it is killed.
@@ -55,6 +57,7 @@ impl Stack {
         let wrangler_log = tools.artifacts_dir().join(format!("wrangler-{port}.log"));
         let log = File::create(&wrangler_log).with_context(|| format!("create {}", wrangler_log.display()))?;
         let temp_dir = tempfile::Builder::new().prefix("mayfly-wrangler-tmp-").tempdir()?;
+        let inspector_port = free_port()?;
         let mut cmd = Command::new(tools.npm_bin("wrangler"));
         cmd.current_dir(tools.root.join("worker"))
             .env("TMPDIR", temp_dir.path())
@@ -69,7 +72,7 @@ impl Stack {
             .env("X_LOCAL_OBSERVABILITY", "false")
             .env("X_LOCAL_EXPLORER", "false")
             .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &free_port()?.to_string()])
+            .args(["--inspector-port", &inspector_port.to_string()])
             .arg("--persist-to")
             .arg(&state_dir)
             .args(["--show-interactive-dev-session=false", "--test-scheduled", "--log-level", "info"])
@@ -84,7 +87,7 @@ impl Stack {
             let log = std::fs::read_to_string(&wrangler_log).unwrap_or_default();
             bail!("{err:#}\n--- wrangler log ---\n{log}");
         }
-        Ok(Stack { url, port, wrangler_log, wrangler, _state: temp, _temp: temp_dir })
+        Ok(Stack { url, port, wrangler_log, inspector_port, wrangler, _state: temp, _temp: temp_dir })
     }
 
     /// Fails if any process of the stack has died.
