@@ -1,8 +1,8 @@
 //! `mayfly-soak`, run by `cargo xtask soak`: many sequential turns, then a mixed concurrent load
 //! for some minutes, against the stack as separate processes. It samples every component's
-//! resident memory, the worker's JavaScript heap and Postgres's connections while it runs, checks every turn ended as its code
-//! says it should, finds nothing left at the end, and writes `target/soak/report.md` and
-//! `report.json`. It exits non-zero when a turn failed for a reason not its code's own, something
+//! resident memory, the worker's own memory (JavaScript heap and wasm memory) and Postgres's
+//! connections while it runs, checks every turn ended as its code says it should, finds nothing
+//! left at the end, and writes `target/soak/report.md` and `report.json`. It exits non-zero when a turn failed for a reason not its code's own, something
 //! leaked, a component's memory grew, or Postgres's connections did not return to their baseline.
 //!
 //! `mayfly-soak [--turns N] [--minutes M] [--concurrency C] [--debug]`
@@ -169,7 +169,7 @@ fn judge(kind: Kind, events: &[Event]) -> Result<(), String> {
 struct Sample {
     at_s: f64,
     phase: &'static str,
-    /// Proportional resident memory per process group, and the worker's JavaScript heap.
+    /// Proportional resident memory per process group, and the worker's heap and wasm memory.
     memory_kib: BTreeMap<&'static str, u64>,
     /// Postgres client connections of turns' database roles.
     turn_connections: i64,
@@ -491,10 +491,10 @@ impl Report {
         md.push_str(
             "\npostgres is the postmaster and all its backends, shared memory counted once. wrangler is its two Node \
              processes. The workerd rows are the local Workers runtime `wrangler dev` runs, not a part of mayfly: \
-             `workerd: worker` runs mayfly's worker (whose own memory is the first two rows), `workerd: proxy` is wrangler's proxy \
-             in front of it and runs none of mayfly's code. workerd's allocator keeps what it has freed, so its resident \
-             memory follows the runtime's high-water mark, not what the worker holds; docs/reliability.md has the \
-             measurements.\n",
+             `workerd: worker` runs mayfly's worker (whose own memory is the first two rows), `workerd: proxy` is \
+             wrangler's proxy in front of it and runs none of mayfly's code. workerd's allocator keeps what it has \
+             freed, so its resident memory follows the runtime's high-water mark, not what the worker holds; \
+             docs/reliability.md has the measurements.\n",
         );
         if !failures.is_empty() {
             md.push_str("\n## Failures\n\n");

@@ -20,7 +20,7 @@ pub struct Inspector {
 }
 
 /// The isolate's heap, as V8 counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct HeapUsage {
     /// Bytes of live and not yet collected objects on the JavaScript heap.
     pub used: u64,
@@ -37,9 +37,8 @@ struct Target {
 impl Inspector {
     /// Connects to the first (with one worker, the only) target of the inspector on `port`.
     pub fn connect(port: u16) -> anyhow::Result<Inspector> {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
-        let targets: Vec<Target> = agent
-            .get(&format!("http://127.0.0.1:{port}/json"))
+        let targets: Vec<Target> = ureq::get(&format!("http://127.0.0.1:{port}/json"))
+            .timeout(Duration::from_secs(5))
             .call()
             .context("the inspector lists its targets")?
             .into_json()?;
