@@ -11,7 +11,7 @@ use mayfly_core::{CreateTurnResponse, Event, EventBody, Outcome};
 use mayfly_e2e::turns::{outcome_of, stdout_of, TurnStack, ALICE_KEY, BOB_KEY};
 use mayfly_e2e::Tools;
 
-use crate::support::{host_processes, lines_with, resources_of};
+use crate::support::{host_processes, lines_with, resources_of, CancelOnDrop};
 
 const ESCAPE: &str = include_str!("escape.py");
 const OUTLIVE: &str = include_str!("outlive.py");
@@ -52,19 +52,6 @@ exec sleep 60
 
 fn reversed(text: &str) -> String {
     text.chars().rev().collect()
-}
-
-/// Cancels a turn when dropped, so a failing test does not wait for the turn's timeout.
-struct CancelOnDrop<'a> {
-    stack: &'a TurnStack,
-    turn: &'a CreateTurnResponse,
-    key: &'a str,
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        self.stack.call("DELETE", &self.turn.status_url, Some(self.key), None);
-    }
 }
 
 fn mark(name: &str) -> String {

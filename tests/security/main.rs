@@ -7,5 +7,6 @@
 mod auth;
 mod bad_input;
 mod escapes;
+mod host_chain;
 mod secrets;
 mod support;

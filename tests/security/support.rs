@@ -9,7 +9,7 @@ use mayfly_cli::providers::{local_e2b, local_instanode};
 use mayfly_core::e2b_client::E2bClient;
 use mayfly_core::instanode::InstanodeClient;
 use mayfly_core::provider::{DatabaseProvider, SandboxProvider};
-use mayfly_core::{ErrorBody, Event, EventBody, TurnList};
+use mayfly_core::{CreateTurnResponse, ErrorBody, Event, EventBody, TurnList};
 use mayfly_e2e::turns::{TurnStack, ALICE_KEY, BOB_KEY};
 
 /// An answer as the client saw it.
@@ -107,4 +107,17 @@ pub(crate) fn resources_of(events: &[Event]) -> (Option<String>, Option<(String,
         _ => None,
     });
     (sandbox, database)
+}
+
+/// Cancels a turn when dropped, so a failing test does not wait for the turn's timeout.
+pub(crate) struct CancelOnDrop<'a> {
+    pub(crate) stack: &'a TurnStack,
+    pub(crate) turn: &'a CreateTurnResponse,
+    pub(crate) key: &'a str,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.stack.call("DELETE", &self.turn.status_url, Some(self.key), None);
+    }
 }

@@ -166,7 +166,7 @@ impl ProcessStack {
             .args(["--forward-port", &postgres.port().to_string()])
             .env("SANDBOXD_API_KEYS", &sandboxd_key)
             .env("RUST_LOG", "warn");
-        let venv = tools.root.join("tools/venv");
+        let venv = tools.root.join("tools/sandbox-venv");
         if venv.join("bin/python").exists() {
             command.arg("--python-venv").arg(&venv);
         }

@@ -30,7 +30,9 @@ const APT_ALWAYS: [&str; 10] = [
     "fonts-dejavu-core",
 ];
 /// The wasm32 route when rustup has no wasm32 target: Debian's rustc 1.96 with its std source.
-const APT_DEBIAN_WASM: [&str; 4] = ["rustc-web", "cargo-web", "rust-web-src", "lld-22"];
+/// `rust-web-llvm` owns `/usr/bin/rust-lld` (only a Recommends of `rustc-web`, so never installed
+/// with `--no-install-recommends` unless named).
+const APT_DEBIAN_WASM: [&str; 5] = ["rustc-web", "cargo-web", "rust-web-src", "rust-web-llvm", "lld-22"];
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<Toolchain> {
     let started = Instant::now();
@@ -76,7 +78,7 @@ fn apt(toolchain: &Toolchain) -> anyhow::Result<()> {
             );
         }
         if !Path::new("/usr/bin/rust-lld").exists() {
-            bail!("/usr/bin/rust-lld does not resolve: install lld-22");
+            bail!("/usr/bin/rust-lld does not resolve: install rust-web-llvm and lld-22");
         }
         // worker-build insists that the target's libdir exists; with build-std nothing is read
         // from it, so an empty directory satisfies the check.
@@ -161,25 +163,45 @@ fn npm_ci(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A venv built from the system's Python (the sandboxes mount it read-only later, and they see
-/// only system paths), with the official e2b SDK and psycopg.
+/// Two venvs built from the system's Python: `tools/venv` with the tests' tools (the official e2b
+/// SDK, psycopg, schemathesis), and `tools/sandbox-venv` with only what the `python` template
+/// gives every sandbox (psycopg). The sandboxes see only system paths, so the system's Python
+/// runs the latter's packages there.
 fn python_tools(toolchain: &Toolchain) -> anyhow::Result<()> {
-    let venv = toolchain.tools_dir().join("venv");
-    let requirements = std::fs::read(toolchain.tools_dir().join("requirements.txt"))?;
+    let tools = toolchain.tools_dir();
+    let pip = tools.join("venv/bin/pip");
+    venv(&tools.join("venv"), &tools.join("requirements.txt"), None)?;
+    // Without pip of its own: pip and setuptools would be most of it, in every sandbox.
+    venv(&tools.join("sandbox-venv"), &tools.join("sandbox-requirements.txt"), Some(&pip))
+}
+
+/// Makes the venv at `venv` hold exactly what `requirements` pins, unless it already does; with
+/// `installer`, the venv gets no pip and that pip installs into it.
+fn venv(venv: &Path, requirements: &Path, installer: Option<&Path>) -> anyhow::Result<()> {
+    let pinned = std::fs::read(requirements).with_context(|| requirements.display().to_string())?;
     let stamp = venv.join(".mayfly-installed-requirements");
-    if std::fs::read(&stamp).is_ok_and(|installed| installed == requirements) {
+    if std::fs::read(&stamp).is_ok_and(|installed| installed == pinned) {
         eprintln!("pip: {} up to date", venv.display());
         return Ok(());
     }
     if !venv.join("bin/python").exists() {
-        run_checked(Command::new("/usr/bin/python3").arg("-m").arg("venv").arg(&venv))?;
+        let mut create = Command::new("/usr/bin/python3");
+        create.arg("-m").arg("venv");
+        if installer.is_some() {
+            create.arg("--without-pip");
+        }
+        run_checked(create.arg(venv))?;
     }
-    run_checked(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(toolchain.tools_dir().join("requirements.txt")),
-    )?;
-    std::fs::write(&stamp, requirements)?;
+    let mut install = match installer {
+        Some(pip) => {
+            let mut install = Command::new(pip);
+            install.arg("--python").arg(venv.join("bin/python"));
+            install
+        }
+        None => Command::new(venv.join("bin/pip")),
+    };
+    run_checked(install.args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(requirements))?;
+    std::fs::write(&stamp, pinned)?;
     Ok(())
 }
 

@@ -21,7 +21,10 @@ mod tests {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
                 if path.is_dir() {
-                    if !matches!(name.as_ref(), "target" | "node_modules" | "build" | "venv" | ".wrangler" | ".git") {
+                    if !matches!(
+                        name.as_ref(),
+                        "target" | "node_modules" | "build" | "venv" | "sandbox-venv" | ".wrangler" | ".git"
+                    ) {
                         walk(&path, ext, out);
                     }
                 } else if path.extension().is_some_and(|e| e == ext) {

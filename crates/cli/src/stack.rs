@@ -42,7 +42,7 @@ impl std::fmt::Debug for LocalStack {
 pub struct StackOptions {
     /// Where Postgres keeps its data; a temporary directory (removed on shutdown) when `None`.
     pub data_dir: Option<PathBuf>,
-    /// The venv the `python` template mounts; `tools/venv` of this checkout when `None` and present.
+    /// The venv the `python` template mounts; `tools/sandbox-venv` of this checkout when `None` and present.
     pub python_venv: Option<PathBuf>,
     /// Warm pool of ready databases.
     pub pool: usize,
@@ -79,7 +79,7 @@ impl LocalStack {
         sbx_config.python_venv = options.python_venv.or_else(default_venv);
         // A turn reaches its database at the URL scratchdb gives, and nothing else on this host.
         sbx_config.network = mayfly_sandboxd::SandboxNetwork::Isolated { forward_ports: vec![postgres.port()] };
-        let sandboxd = mayfly_sandboxd::AppState::new(sbx_config).context("prepare sandboxd's state directory")?;
+        let sandboxd = mayfly_sandboxd::AppState::new(sbx_config).context("sandboxd cannot start")?;
         let sbx_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sandboxd_url = format!("http://{}", sbx_listener.local_addr()?);
 
@@ -132,9 +132,9 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> 
     axum::serve(listener, router).await
 }
 
-/// `tools/venv` of the checkout this binary was built from, when setup has made it.
+/// `tools/sandbox-venv` of the checkout this binary was built from, when setup has made it.
 fn default_venv() -> Option<PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/venv");
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/sandbox-venv");
     venv.join("bin/python").exists().then(|| venv.canonicalize().unwrap_or(venv))
 }
 

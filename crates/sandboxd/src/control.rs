@@ -60,7 +60,7 @@ async fn require_api_key(
     }
     let given = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
     match given {
-        Some(k) if keys.iter().any(|key| key == k) => next.run(req).await,
+        Some(k) if crate::secret::matches_any(k, keys) => next.run(req).await,
         Some(_) => error(StatusCode::UNAUTHORIZED, "Invalid API key"),
         None => error(StatusCode::UNAUTHORIZED, "Missing API key, please provide it in the X-API-Key header"),
     }

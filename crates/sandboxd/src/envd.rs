@@ -103,7 +103,7 @@ pub(crate) async fn route_to_envd(
             if path != "/health" {
                 if let Some(token) = &sb.access_token {
                     let given = req.headers().get("x-access-token").and_then(|v| v.to_str().ok());
-                    if given != Some(token.as_str()) {
+                    if !given.is_some_and(|given| crate::secret::matches(given, token)) {
                         return (
                             StatusCode::UNAUTHORIZED,
                             Json(ControlError {
@@ -363,7 +363,7 @@ async fn send_signal(axum::Extension(sb): Sb, body: Bytes) -> Response {
     };
     match req.signal.as_str() {
         "SIGNAL_SIGKILL" | "9" => proc.kill(),
-        "SIGNAL_SIGTERM" | "15" => proc.terminate().await,
+        "SIGNAL_SIGTERM" | "15" => proc.terminate(),
         other => return rpc_error(RpcError::new("unimplemented", format!("invalid signal: {other}"))),
     }
     Json(serde_json::json!({})).into_response()
@@ -420,7 +420,7 @@ async fn helper(
 ) -> Result<Helper, RpcError> {
     let mut argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned(), "sh".to_owned()];
     argv.extend(args.iter().map(|s| (*s).to_owned()));
-    let mut cmd = sb.helper(user, &argv).await;
+    let mut cmd = sb.helper(user, &argv).await.map_err(|e| RpcError::new("internal", e.to_string()))?;
     cmd.stdin(if input.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

@@ -18,13 +18,14 @@ mod envd;
 mod jail;
 mod netns;
 mod sandbox;
+mod secret;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use jail::{bwrap_baseline_command, is_root, JailLimits};
-pub use netns::SandboxNetwork;
+pub use jail::{bwrap_baseline_command, is_root, CpuStats, JailLimits};
+pub use netns::{SandboxNetwork, DEFAULT_FORWARD_CONNECTIONS};
 pub use sandbox::Sandboxes;
 
 /// The envd version we claim: high enough that the SDKs use octet-stream uploads and the
@@ -49,6 +50,8 @@ pub struct Config {
     pub jail_uid_base: u32,
     /// What sandboxes reach over the network; isolation needs root, without it this is ignored.
     pub network: SandboxNetwork,
+    /// Connections one sandbox may hold open at once through its forwarded ports.
+    pub forward_connections: usize,
 }
 
 impl Config {
@@ -70,6 +73,7 @@ impl Config {
             limits: JailLimits::default(),
             jail_uid_base: 200_000,
             network: SandboxNetwork::default(),
+            forward_connections: DEFAULT_FORWARD_CONNECTIONS,
         }
     }
 }
@@ -81,27 +85,43 @@ fn instance_suffix() -> String {
     format!("{n:016x}")
 }
 
+/// Why sandboxd could not start: it never starts with less isolation than it promises.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the state directory {dir}: {error}")]
+    StateDir { dir: PathBuf, error: std::io::Error },
+    #[error("{0}")]
+    Jail(String),
+}
+
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub(crate) config: Arc<Config>,
     pub(crate) sandboxes: Arc<Sandboxes>,
+    templates: Arc<jail::Templates>,
 }
 
 impl AppState {
-    /// Prepares the state directory, removing the sandboxes a previous sandboxd that died there
-    /// left behind; fails if it cannot be created.
-    pub fn new(config: Config) -> std::io::Result<AppState> {
-        std::fs::create_dir_all(&config.state_dir)?;
-        let removed = jail::remove_leftovers(&config.state_dir);
+    /// Prepares what every jail needs — the host programs, the seccomp filter, the cgroups (as
+    /// root), the templates' files — and the state directory, removing the sandboxes a previous
+    /// sandboxd that died there left behind.
+    pub fn new(config: Config) -> Result<AppState, StartError> {
+        let state_dir = |error| StartError::StateDir { dir: config.state_dir.clone(), error };
+        std::fs::create_dir_all(&config.state_dir).map_err(state_dir)?;
+        let host = Arc::new(jail::JailHost::prepare(config.forward_connections).map_err(StartError::Jail)?);
+        let removed = jail::remove_leftovers(&config.state_dir, &host);
         if removed > 0 {
             tracing::warn!(removed, dir = %config.state_dir.display(), "removed sandboxes a previous sandboxd left");
         }
-        if matches!(config.network, SandboxNetwork::Isolated { .. }) && !is_root() {
+        if matches!(config.network, SandboxNetwork::Isolated { .. }) && !host.root {
             tracing::warn!("not root: sandboxes share the host's network, and reach everything on its loopback");
         }
+        let templates = jail::Templates::prepare(config.python_venv.as_deref(), &config.state_dir, host.root)
+            .map_err(StartError::Jail)?;
         let config = Arc::new(config);
-        Ok(AppState { sandboxes: Arc::new(Sandboxes::new(config.clone())), config })
+        let sandboxes = Arc::new(Sandboxes::new(config.clone(), host, templates.python_venv.clone()));
+        Ok(AppState { sandboxes, config, templates: Arc::new(templates) })
     }
 
     /// The registry, for shutdown and for tests that look inside.
@@ -112,6 +132,7 @@ impl AppState {
     /// Kills every sandbox and removes the state directory; call before exit.
     pub async fn shutdown(&self) {
         self.sandboxes.kill_all().await;
+        self.templates.release();
         let _ = std::fs::remove_dir(&self.config.state_dir);
     }
 }

@@ -38,6 +38,10 @@ struct Args {
     /// reachable from inside). Without root this is what happens anyway.
     #[arg(long, conflicts_with = "forward_ports")]
     host_network: bool,
+    /// Connections one sandbox may hold open at once through its forwarded ports (a scratch
+    /// database's own limit plus a margin); past it, a connection is closed when it is accepted.
+    #[arg(long, default_value_t = mayfly_sandboxd::DEFAULT_FORWARD_CONNECTIONS)]
+    forward_connections: usize,
 }
 
 #[tokio::main]
@@ -52,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
     config.max_sandboxes = args.max_sandboxes;
     config.max_timeout = args.max_timeout;
     config.python_venv = args.python_venv;
+    config.forward_connections = args.forward_connections;
     config.network = if args.host_network {
         mayfly_sandboxd::SandboxNetwork::Host
     } else {
@@ -60,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;
     }
-    let state = mayfly_sandboxd::AppState::new(config).context("creating the state directory")?;
+    let state = mayfly_sandboxd::AppState::new(config).context("sandboxd cannot start")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, root = mayfly_sandboxd::is_root(), "sandboxd listening");

@@ -17,13 +17,22 @@
 //! own threads, which are on the host's network. Dropping the handle and the listeners frees the
 //! namespace once the sandbox's last process has ended. Needs root; without it sandboxes share
 //! the host's network and sandboxd says so at start.
+//!
+//! Limits. Every forwarded connection holds two of sandboxd's descriptors and one connection of
+//! the service behind the port, which other sandboxes share. A sandbox may hold at most
+//! `forward_connections` at once (the database's own connection limit plus a margin, by
+//! default), and all sandboxes together at most what sandboxd's descriptor limit leaves room for
+//! ([`ForwardBudget`]); a connection past either is closed as soon as it is accepted.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
 
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::sandbox::SandboxError;
@@ -45,6 +54,41 @@ impl Default for SandboxNetwork {
     }
 }
 
+/// Connections a sandbox may hold open through its forwarded ports at once, by default: a scratch
+/// database's own limit (20 for an owned one) plus a small margin.
+pub const DEFAULT_FORWARD_CONNECTIONS: usize = 24;
+
+/// Descriptors sandboxd keeps for everything but forwarded connections (its listener, the
+/// processes' pipes, the namespaces' handles).
+const RESERVED_DESCRIPTORS: u64 = 1024;
+
+/// How many forwarded connections there may be: per sandbox, and across all of them.
+#[derive(Debug, Clone)]
+pub(crate) struct ForwardBudget {
+    per_sandbox: usize,
+    total: Arc<Semaphore>,
+}
+
+impl ForwardBudget {
+    /// Raises sandboxd's descriptor limit to its hard limit and shares what it allows (two
+    /// descriptors per connection, past a reserve) among all sandboxes.
+    pub(crate) fn new(per_sandbox: usize) -> ForwardBudget {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let soft = match getrlimit(Resource::RLIMIT_NOFILE) {
+            Ok((soft, hard)) => {
+                if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                    hard
+                } else {
+                    soft
+                }
+            }
+            Err(_) => 1024,
+        };
+        let total = (soft.saturating_sub(RESERVED_DESCRIPTORS) / 2).clamp(64, 1 << 20) as usize;
+        ForwardBudget { per_sandbox: per_sandbox.max(1), total: Arc::new(Semaphore::new(total)) }
+    }
+}
+
 /// A live sandbox network: the namespace's handle and the forwarders into it.
 #[derive(Debug)]
 pub(crate) struct SandboxNet {
@@ -53,24 +97,28 @@ pub(crate) struct SandboxNet {
 }
 
 impl SandboxNet {
-    /// Makes the namespace and starts forwarding `ports` into it.
-    pub(crate) async fn create(ports: &[u16]) -> Result<SandboxNet, SandboxError> {
+    /// Makes the namespace (bringing `lo` up with the `ip` at `ip`) and starts forwarding `ports`
+    /// into it, within `budget`.
+    pub(crate) async fn create(ports: &[u16], ip: &Path, budget: &ForwardBudget) -> Result<SandboxNet, SandboxError> {
         let ports = ports.to_vec();
+        let ip = ip.to_owned();
         let (sender, made) = tokio::sync::oneshot::channel();
         // A thread of its own, never a pool thread: the namespace sticks to the thread that made it.
         std::thread::Builder::new()
             .name("sandbox-netns".into())
             .spawn(move || {
-                let _ = sender.send(make_namespace(&ports));
+                let _ = sender.send(make_namespace(&ports, &ip));
             })
             .map_err(|e| SandboxError::Jail(format!("network namespace thread: {e}")))?;
         let (namespace, listeners) =
             made.await.map_err(|_| SandboxError::Jail("the network namespace thread died".into()))??;
         let mut forwarders = JoinSet::new();
+        // One allowance for all of the sandbox's ports.
+        let own = Arc::new(Semaphore::new(budget.per_sandbox));
         for (port, listener) in listeners {
             listener.set_nonblocking(true).map_err(jail_error("listener"))?;
             let listener = TcpListener::from_std(listener).map_err(jail_error("listener"))?;
-            forwarders.spawn(forward(listener, port));
+            forwarders.spawn(forward(listener, port, own.clone(), budget.total.clone()));
         }
         Ok(SandboxNet { namespace, forwarders })
     }
@@ -90,10 +138,10 @@ impl Drop for SandboxNet {
 type Made = (File, Vec<(u16, std::net::TcpListener)>);
 
 /// Runs on a thread that ends right after: moves it into a new network namespace and sets that up.
-fn make_namespace(ports: &[u16]) -> Result<Made, SandboxError> {
+fn make_namespace(ports: &[u16], ip: &Path) -> Result<Made, SandboxError> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|e| SandboxError::Jail(format!("a network namespace needs root: {e}")))?;
-    let up = std::process::Command::new("ip")
+    let up = crate::jail::host::host_command_blocking(ip)
         .args(["link", "set", "lo", "up"])
         .stdin(std::process::Stdio::null())
         .output()
@@ -111,8 +159,10 @@ fn make_namespace(ports: &[u16]) -> Result<Made, SandboxError> {
     Ok((namespace, listeners))
 }
 
-/// Accepts inside the sandbox's namespace and joins each connection to the host's `port`.
-async fn forward(listener: TcpListener, port: u16) {
+/// Accepts inside the sandbox's namespace and joins each connection to the host's `port`, while
+/// both the sandbox's allowance (`own`) and everyone's (`total`) have room; a connection past
+/// either is closed at once.
+async fn forward(listener: TcpListener, port: u16, own: Arc<Semaphore>, total: Arc<Semaphore>) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((mut inside, _)) = listener.accept().await else {
@@ -120,7 +170,13 @@ async fn forward(listener: TcpListener, port: u16) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
+        let (Ok(own_permit), Ok(total_permit)) = (own.clone().try_acquire_owned(), total.clone().try_acquire_owned())
+        else {
+            drop(inside);
+            continue;
+        };
         connections.spawn(async move {
+            let _permits = (own_permit, total_permit);
             let Ok(mut outside) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await else { return };
             let _ = inside.set_nodelay(true);
             let _ = outside.set_nodelay(true);

@@ -20,7 +20,7 @@ use mayfly_core::e2b::{DataEvent, EndEvent, ProcessConfig, ProcessEvent, StringM
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
-use crate::jail::{Jail, JailUser};
+use crate::jail::{Jail, JailHost, JailSpec, JailUser};
 use crate::Config;
 
 /// envd's output chunk size: each data event carries at most this many raw bytes.
@@ -89,7 +89,11 @@ impl Sandbox {
     }
 
     /// A jailed command (a file-API helper), not registered as a process.
-    pub(crate) async fn helper(&self, user: JailUser, argv: &[String]) -> tokio::process::Command {
+    pub(crate) async fn helper(
+        &self,
+        user: JailUser,
+        argv: &[String],
+    ) -> Result<tokio::process::Command, SandboxError> {
         self.jail.lock().await.command(user, user.home(), argv, &[])
     }
 
@@ -121,7 +125,7 @@ impl Sandbox {
         let mut argv = vec![config.cmd.clone()];
         argv.extend(config.args.iter().cloned());
         let envs: Vec<(String, String)> = config.envs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut cmd = self.jail.lock().await.command(user, &cwd, &argv, &envs);
+        let mut cmd = self.jail.lock().await.command(user, &cwd, &argv, &envs)?;
         cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| SandboxError::Spawn(e.to_string()))?;
 
@@ -284,13 +288,13 @@ impl Proc {
         self.kill.send_replace(true);
     }
 
-    /// SIGTERM through the external `kill`; bwrap ending takes its namespace with it.
-    pub(crate) async fn terminate(&self) {
+    /// SIGTERM to the jail's bwrap; bwrap ending takes its namespace with it.
+    pub(crate) fn terminate(&self) {
         if self.end.borrow().is_some() {
             return;
         }
-        if let Some(pid) = self.host_pid {
-            let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+        if let Some(pid) = self.host_pid.and_then(|pid| i32::try_from(pid).ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
         }
     }
 
@@ -318,6 +322,9 @@ pub(crate) enum CreateError {
 #[derive(Debug)]
 pub struct Sandboxes {
     config: Arc<Config>,
+    host: Arc<JailHost>,
+    /// What the `python` template mounts at `/opt/venv`.
+    python_venv: Option<std::path::PathBuf>,
     map: Mutex<HashMap<String, Arc<Sandbox>>>,
     /// Reserved slots, so concurrent creates cannot overshoot `max_sandboxes`.
     reserved: Mutex<usize>,
@@ -342,8 +349,22 @@ fn random_id(len: usize) -> String {
 }
 
 impl Sandboxes {
-    pub(crate) fn new(config: Arc<Config>) -> Sandboxes {
-        Sandboxes { config, map: Mutex::new(HashMap::new()), reserved: Mutex::new(0), next_uid: AtomicU32::new(0) }
+    pub(crate) fn new(config: Arc<Config>, host: Arc<JailHost>, python_venv: Option<std::path::PathBuf>) -> Sandboxes {
+        Sandboxes {
+            config,
+            host,
+            python_venv,
+            map: Mutex::new(HashMap::new()),
+            reserved: Mutex::new(0),
+            next_uid: AtomicU32::new(0),
+        }
+    }
+
+    /// A live sandbox's CPU limit and how often it was held to it; `None` without cgroups (not
+    /// root) or when there is no such sandbox.
+    pub fn cpu_stats(&self, sandbox_id: &str) -> Option<crate::CpuStats> {
+        self.get(sandbox_id)?;
+        self.host.cpu_stats(sandbox_id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Sandbox>>> {
@@ -388,23 +409,25 @@ impl Sandboxes {
 
     async fn create_reserved(self: &Arc<Self>, spec: CreateSpec) -> Result<Arc<Sandbox>, CreateError> {
         let id = format!("i{}", random_id(19));
-        let host_uid = crate::jail::is_root()
+        let host_uid = self
+            .host
+            .root
             .then(|| self.config.jail_uid_base + self.next_uid.fetch_add(1, Ordering::Relaxed) % 1_000_000);
         let venv = match spec.template {
-            Template::Python => self.config.python_venv.clone(),
+            Template::Python => self.python_venv.clone(),
             Template::Base => None,
         };
         let env: Vec<(String, String)> = spec.env_vars.into_iter().collect();
-        let jail = Jail::create(
-            self.config.state_dir.join(&id),
-            &id,
+        let jail_spec = JailSpec {
+            dir: self.config.state_dir.join(&id),
+            hostname: &id,
             host_uid,
             venv,
-            self.config.limits,
-            &self.config.network,
-            &env,
-        )
-        .await?;
+            limits: self.config.limits,
+            network: &self.config.network,
+            env_vars: &env,
+        };
+        let jail = Jail::create(jail_spec, self.host.clone()).await?;
         let now = SystemTime::now();
         let sandbox = Arc::new(Sandbox {
             id: id.clone(),

@@ -10,7 +10,7 @@ use common::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdk() {
-    let python = common::venv().join("bin/python");
+    let python = common::tools_venv().join("bin/python");
     assert!(python.exists(), "{} is missing; `cargo xtask setup` builds it", python.display());
     let s = Server::start().await;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/compat.py");

@@ -21,7 +21,13 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// What the `python` template mounts: the sandboxes' venv (psycopg only).
 pub fn venv() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/sandbox-venv")
+}
+
+/// The tests' own Python tools (the official e2b SDK among them).
+pub fn tools_venv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/venv")
 }
 
@@ -81,11 +87,13 @@ impl Server {
         self.delete(&format!("/sandboxes/{id}")).send().await.unwrap().status().as_u16()
     }
 
-    /// Kills what is left and asserts nothing of this server remains on the host.
+    /// Kills what is left and asserts nothing of this server remains on the host: not even its
+    /// templates' files, or its state directory.
     pub async fn finish(self) {
         self.state.shutdown().await;
         self.task.abort();
         assert_no_leftovers(&self.state_dir, self.uid_base).await;
+        assert!(!self.state_dir.exists(), "{} is left after shutdown", self.state_dir.display());
     }
 }
 
@@ -114,7 +122,8 @@ pub fn jailed_processes(uid_base: u32) -> Vec<String> {
     found
 }
 
-/// Polls (with a deadline) until no process, mount or directory of the server is left.
+/// Polls (with a deadline) until no process, mount or directory of the server's sandboxes is left
+/// (the server's own templates stay while it runs).
 pub async fn assert_no_leftovers(state_dir: &std::path::Path, uid_base: u32) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -122,11 +131,13 @@ pub async fn assert_no_leftovers(state_dir: &std::path::Path, uid_base: u32) {
         let mounts: Vec<String> = std::fs::read_to_string("/proc/mounts")
             .unwrap()
             .lines()
-            .filter(|l| l.contains(state_dir.to_str().unwrap()))
+            .filter(|l| l.contains(state_dir.to_str().unwrap()) && !l.contains("/.templates"))
             .map(str::to_owned)
             .collect();
         let dirs: Vec<String> = std::fs::read_dir(state_dir)
-            .map(|d| d.flatten().map(|e| e.path().display().to_string()).collect())
+            .map(|d| {
+                d.flatten().filter(|e| e.file_name() != ".templates").map(|e| e.path().display().to_string()).collect()
+            })
             .unwrap_or_default();
         if procs.is_empty() && mounts.is_empty() && dirs.is_empty() {
             return;

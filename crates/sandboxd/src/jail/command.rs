@@ -1,0 +1,307 @@
+//! The command line that starts one process inside a sandbox's jail: the host-side chain
+//! (`sh` joining the cgroups, `nsenter`, `prlimit`, `setpriv`, then `bwrap`), and what bwrap is
+//! told through a descriptor rather than on that command line.
+//!
+//! The split is the point. Everything on the host's command line is sandboxd's own: absolute
+//! program paths, limits, the sandbox's mounts. Everything a tenant chose — the environment (the
+//! sandbox's `envVars`, the process's `envs`, the database URL among them), the working directory —
+//! is written to an in-memory file that bwrap reads with `--args`, after `--clearenv`, so it
+//! exists only inside the jail, and no host process (nor `ps` on the host) ever sees it. Only the
+//! command itself must stay on bwrap's command line (bwrap takes it from there alone).
+
+use std::os::fd::{OwnedFd, RawFd};
+use std::path::Path;
+
+use command_fds::{CommandFdExt, FdMapping};
+use tokio::process::Command;
+
+use super::host::{host_command, memory_file};
+use super::{Jail, JailUser};
+use crate::sandbox::SandboxError;
+
+/// Where bwrap finds its tenant-chosen arguments, and the two seccomp programs.
+const ARGS_FD: RawFd = 3;
+const SECCOMP_DENIED_FD: RawFd = 4;
+const SECCOMP_ENOSYS_FD: RawFd = 5;
+
+/// Host directories every template sees read-only; the `/bin`-style ones are links into `/usr` on
+/// merged-usr systems and are recreated as links.
+const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+/// The `/etc` entries a template needs: dynamic linking, TLS roots, name resolution, time zone,
+/// shell profile, alternatives. Notably absent: shadow, gshadow, sudoers, ssh keys.
+const ETC_ALLOW: &[&str] = &[
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "nsswitch.conf",
+    "hosts",
+    "resolv.conf",
+    "host.conf",
+    "gai.conf",
+    "protocols",
+    "services",
+    "mime.types",
+    "bash.bashrc",
+    "profile",
+    "profile.d",
+    "inputrc",
+    "terminfo",
+    "python3",
+    "python3.11",
+    "os-release",
+    "debian_version",
+    "locale.alias",
+];
+
+/// The `PATH` a jailed process starts with, unless its own environment sets another.
+const JAIL_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn fd_error(e: std::io::Error) -> SandboxError {
+    SandboxError::Spawn(format!("preparing the jail's descriptors: {e}"))
+}
+
+impl Jail {
+    /// A command that runs `argv` inside the jail as `user` in `cwd`, with `envs` on top of the
+    /// sandbox's environment.
+    pub(crate) fn command(
+        &self,
+        user: JailUser,
+        cwd: &str,
+        argv: &[String],
+        envs: &[(String, String)],
+    ) -> Result<Command, SandboxError> {
+        let tools = &self.host.tools;
+        // sh (into the cgroups), nsenter (into the sandbox's network), prlimit, setpriv and bwrap
+        // each exec the next, all by absolute path.
+        let mut cmd = match &self.cgroup {
+            Some(cgroup) => {
+                // `$$` is the shell, which then becomes the rest of the chain by exec: the whole
+                // jail is inside the cgroups from its first instruction.
+                let join: String =
+                    cgroup.procs_files().map(|file| format!("echo $$ > '{}' || exit 125; ", file.display())).collect();
+                let mut cmd = host_command(&tools.sh);
+                cmd.args(["-c", &format!("{join}exec \"$@\""), "sh"]);
+                cmd.arg(self.net.as_ref().map_or(&tools.prlimit, |_| &tools.nsenter));
+                cmd
+            }
+            None => host_command(self.net.as_ref().map_or(&tools.prlimit, |_| &tools.nsenter)),
+        };
+        if let Some(net) = &self.net {
+            cmd.arg(format!("--net={}", net.path())).arg("--").arg(&tools.prlimit);
+        }
+        let l = &self.limits;
+        cmd.arg(format!("--nproc={}", l.max_processes))
+            .arg(format!("--as={}", l.address_space_bytes))
+            .arg(format!("--fsize={}", l.file_size_bytes))
+            .arg(format!("--cpu={}", l.cpu_seconds))
+            .arg("--core=0")
+            .arg("--");
+        if let Some(uid) = self.host_uid {
+            cmd.arg(&tools.setpriv).arg(format!("--reuid={uid}")).arg(format!("--regid={uid}")).args([
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+            ]);
+        }
+        cmd.arg(&tools.bwrap).args(self.bwrap_args(user));
+        cmd.arg("--").args(argv);
+
+        let args =
+            memory_file("mayfly-jail-args", &nul_separated(&self.inside_args(user, cwd, envs))).map_err(fd_error)?;
+        let seccomp = &self.host.seccomp;
+        let denied = memory_file("mayfly-seccomp", &seccomp.denied).map_err(fd_error)?;
+        let enosys = memory_file("mayfly-seccomp", &seccomp.not_implemented).map_err(fd_error)?;
+        let mapping = |parent_fd: OwnedFd, child_fd| FdMapping { parent_fd, child_fd };
+        cmd.fd_mappings(vec![
+            mapping(args, ARGS_FD),
+            mapping(denied, SECCOMP_DENIED_FD),
+            mapping(enosys, SECCOMP_ENOSYS_FD),
+        ])
+        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+        cmd.kill_on_drop(true);
+        Ok(cmd)
+    }
+
+    /// bwrap's options that are sandboxd's own: namespaces, mounts, the descriptors to read.
+    fn bwrap_args(&self, user: JailUser) -> Vec<String> {
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
+        push(&["--args", &ARGS_FD.to_string()]);
+        let uid = user.uid().to_string();
+        push(&["--unshare-user", "--disable-userns", "--uid", &uid, "--gid", &uid]);
+        push(&["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]);
+        push(&["--hostname", &self.hostname, "--die-with-parent", "--new-session"]);
+        for dir in SYSTEM_DIRS {
+            let p = Path::new(dir);
+            match std::fs::read_link(p) {
+                Ok(target) => push(&["--symlink", &target.to_string_lossy(), dir]),
+                Err(_) if p.is_dir() => push(&["--ro-bind", dir, dir]),
+                Err(_) => {}
+            }
+        }
+        push(&["--proc", "/proc", "--dev", "/dev", "--dir", "/etc"]);
+        for name in ETC_ALLOW {
+            let p = format!("/etc/{name}");
+            push(&["--ro-bind-try", &p, &p]);
+        }
+        let own = |rel: &str| self.dir.join(rel).to_string_lossy().into_owned();
+        for name in ["passwd", "group", "hostname"] {
+            push(&["--ro-bind", &own(&format!("etc/{name}")), &format!("/etc/{name}")]);
+        }
+        push(&["--bind", &own("home"), "/home/user"]);
+        push(&["--bind", &own("tmp"), "/tmp"]);
+        push(&["--dir", "/root"]);
+        if let Some(venv) = &self.venv {
+            push(&["--ro-bind", &venv.to_string_lossy(), "/opt/venv"]);
+        }
+        // The jail's own root tmpfs (holding /etc, /root and the mount points) is frozen too.
+        push(&["--remount-ro", "/"]);
+        args
+    }
+
+    /// What bwrap reads from [`ARGS_FD`]: the environment, cleared and rebuilt — `PATH`, `HOME`,
+    /// `USER`, `LOGNAME`, `E2B_SANDBOX=true`, then the sandbox's `envVars`, then the process's
+    /// `envs` — the seccomp programs and the working directory. bwrap applies it to itself before
+    /// it executes the command inside, so the command is looked up in the jail's `PATH`.
+    pub(super) fn inside_args(&self, user: JailUser, cwd: &str, envs: &[(String, String)]) -> Vec<String> {
+        let mut vars: Vec<(String, String)> = Vec::new();
+        let mut path = JAIL_PATH.to_owned();
+        if self.venv.is_some() {
+            path = format!("/opt/venv/bin:{path}");
+            if let Some(site_packages) = self.venv_site_packages() {
+                vars.push(("PYTHONPATH".into(), site_packages));
+            }
+        }
+        vars.push(("PATH".into(), path));
+        for (name, value) in [("HOME", user.home()), ("USER", user.name()), ("LOGNAME", user.name())] {
+            vars.push((name.into(), value.into()));
+        }
+        vars.push(("E2B_SANDBOX".into(), "true".into()));
+        vars.extend(self.base_env.iter().cloned());
+        vars.extend(envs.iter().cloned());
+
+        let mut args = vec!["--clearenv".to_owned()];
+        for (name, value) in vars {
+            args.extend(["--setenv".to_owned(), name, value]);
+        }
+        args.extend(["--add-seccomp-fd".into(), SECCOMP_DENIED_FD.to_string()]);
+        args.extend(["--add-seccomp-fd".into(), SECCOMP_ENOSYS_FD.to_string()]);
+        args.extend(["--chdir".into(), cwd.to_owned()]);
+        args
+    }
+
+    /// `lib/python3.X/site-packages` of the venv as seen inside the jail.
+    fn venv_site_packages(&self) -> Option<String> {
+        let venv = self.venv.as_ref()?;
+        let lib = std::fs::read_dir(venv.join("lib")).ok()?;
+        lib.filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with("python3"))
+            .map(|n| format!("/opt/venv/lib/{n}/site-packages"))
+    }
+}
+
+/// bwrap's `--args` format: every argument followed by a NUL.
+fn nul_separated(args: &[String]) -> Vec<u8> {
+    args.iter().flat_map(|a| a.bytes().chain(std::iter::once(0))).collect()
+}
+
+/// The floor the benchmark compares against: a bare `bwrap … true` with the same namespaces and
+/// system mounts, no sandbox directory, no limits.
+pub fn bwrap_baseline_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new("bwrap");
+    cmd.args(["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]);
+    cmd.args(["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib"]);
+    cmd.args(["--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--", "true"]);
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{JailHost, JailLimits};
+    use super::*;
+
+    fn jail() -> Jail {
+        Jail {
+            dir: "/nonexistent/sandboxes/iabc".into(),
+            hostname: "iabc".into(),
+            host_uid: Some(200_001),
+            mounted: false,
+            venv: None,
+            limits: JailLimits::default(),
+            base_env: vec![("SANDBOX_SECRET".into(), "from-the-sandbox".into())],
+            cgroup: None,
+            net: None,
+            host: Arc::new(JailHost::for_tests()),
+        }
+    }
+
+    const TENANT: [(&str, &str); 4] = [
+        ("PATH", "/evil/bin"),
+        ("LD_PRELOAD", "/evil/lib.so"),
+        ("LD_LIBRARY_PATH", "/evil/lib"),
+        ("TURN_SECRET", "from-the-process"),
+    ];
+
+    fn tenant() -> Vec<(String, String)> {
+        TENANT.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// The attack of a turn that names its own programs or libraries in `PATH`/`LD_PRELOAD`: none
+    /// of a tenant's variables may reach the host-side chain (nsenter, prlimit, setpriv, bwrap),
+    /// which runs as root outside the jail.
+    #[test]
+    fn the_host_side_command_carries_none_of_the_tenants_variables() {
+        let cmd = jail().command(JailUser::User, "/home/user", &["python3".into()], &tenant()).unwrap();
+        let std = cmd.as_std();
+        let program = std.get_program().to_string_lossy().into_owned();
+        assert!(program.starts_with('/'), "the first program is found by an absolute path, not PATH: {program}");
+        let envs: Vec<(String, Option<String>)> = std
+            .get_envs()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.map(|v| v.to_string_lossy().into_owned())))
+            .collect();
+        for (name, value) in &envs {
+            let value = value.as_deref().unwrap_or_default();
+            assert!(!value.contains("evil") && !value.contains("from-the-"), "the host-side chain gets {name}={value}");
+            assert!(!name.starts_with("LD_") && name != "TURN_SECRET" && name != "SANDBOX_SECRET", "{name}");
+        }
+        let args: Vec<String> = std.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        for arg in &args {
+            assert!(
+                !arg.contains("evil") && !arg.contains("from-the-"),
+                "a tenant's value on the host's command line: {arg}"
+            );
+        }
+        // Every program of the chain is named by an absolute path.
+        let chain: Vec<&String> = std::iter::once(&program).chain(&args).collect();
+        for name in ["prlimit", "setpriv", "bwrap"] {
+            assert!(chain.iter().any(|a| a.starts_with('/') && a.ends_with(&format!("/{name}"))), "{name}: {chain:?}");
+        }
+    }
+
+    /// …and all of them arrive inside, after everything else is cleared: `PATH` and `LD_*` are the
+    /// user's own business there (docs/security.md).
+    #[test]
+    fn the_tenants_variables_are_set_inside_the_jail_only() {
+        let inside = jail().inside_args(JailUser::User, "/home/user/work", &tenant());
+        assert_eq!(inside[0], "--clearenv", "nothing of bwrap's own environment is inherited");
+        let set: Vec<(&str, &str)> =
+            inside.windows(3).filter(|w| w[0] == "--setenv").map(|w| (w[1].as_str(), w[2].as_str())).collect();
+        for (name, value) in TENANT.iter().chain(&[("SANDBOX_SECRET", "from-the-sandbox")]) {
+            // The last setting of a name is the one that holds.
+            let last = set.iter().rev().find(|(n, _)| n == name).map(|(_, v)| *v);
+            assert_eq!(last, Some(*value), "{name}: {set:?}");
+        }
+        assert!(inside.ends_with(&["--chdir".to_owned(), "/home/user/work".to_owned()]));
+    }
+}

@@ -1,0 +1,101 @@
+//! Limits on what a sandbox shares with every other: CPU time, the connections its forwarded ports
+//! open on the host, and what it learns of the host's layout.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::Server;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_sandbox_is_held_to_its_cpu_limit() {
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    // Two busy loops on a two-core host: a one-CPU limit must throttle them.
+    let run = sb.run("for i in 1 2; do timeout 2 sh -c 'while :; do :; done' & done; wait; echo done").await;
+    assert_eq!(run.stdout(), "done\n", "{}", run.stderr());
+    if mayfly_sandboxd::is_root() {
+        let cpu = s.state.sandboxes().cpu_stats(&sb.id).expect("a root sandboxd gives every sandbox a cpu cgroup");
+        assert_eq!((cpu.quota_us, cpu.period_us), (100_000, 100_000), "one CPU");
+        assert!(cpu.throttled_periods > 0, "two busy loops were never throttled");
+    }
+    assert_eq!(s.kill(&sb.id).await, 204);
+    s.finish().await;
+}
+
+/// A host service that accepts every connection and holds it open, counting how many it holds at
+/// most at once.
+async fn holding_service() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = most.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+            held.retain(|c: &tokio::net::TcpStream| c.peer_addr().is_ok());
+            seen.fetch_max(held.len(), Ordering::SeqCst);
+        }
+    });
+    (port, most)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_port_holds_at_most_its_connection_limit_open() {
+    let (port, most) = holding_service().await;
+    let s = Server::start_with(|c| {
+        c.network = mayfly_sandboxd::SandboxNetwork::Isolated { forward_ports: vec![port] };
+    })
+    .await;
+    if !mayfly_sandboxd::is_root() {
+        return; // no namespace, so no forwarder: the host's network, as documented
+    }
+    let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    // 60 connections at once, held open; the ones past the limit are closed at once. The script
+    // waits (10 s at most) until that many have been closed, then reports how many were.
+    let limit = mayfly_sandboxd::DEFAULT_FORWARD_CONNECTIONS;
+    let script = format!(
+        "python3 -c '
+import select, socket, time
+held = [socket.create_connection((\"127.0.0.1\", {port}), timeout=5) for _ in range(60)]
+closed, deadline = set(), time.monotonic() + 10
+while len(closed) < 60 - {limit} and time.monotonic() < deadline:
+    ready, _, _ = select.select([s for s in held if s not in closed], [], [], 0.5)
+    for s in ready:
+        try:
+            if s.recv(1) == b\"\":
+                closed.add(s)
+        except OSError:
+            closed.add(s)
+print(len(closed))'"
+    );
+    let run = sb.run(&script).await;
+    let closed: usize = run.stdout().trim().parse().unwrap_or_else(|_| panic!("{}{}", run.stdout(), run.stderr()));
+    let most = most.load(Ordering::SeqCst);
+    assert!(most <= limit, "{most} connections reached the host at once; the limit is {limit}");
+    assert_eq!(closed, 60 - limit, "the connections past the limit are closed");
+    assert_eq!(s.kill(&sb.id).await, 204);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_cannot_read_where_it_lives_on_the_host() {
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "python", "timeout": 60})).await;
+    let run = sb
+        .run("cat /proc/self/mountinfo /proc/mounts /proc/self/cgroup; python3 -c 'import psycopg'; echo rc=$?")
+        .await;
+    let shown = run.stdout();
+    assert!(shown.ends_with("rc=0\n"), "{shown}{}", run.stderr());
+    let checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().parent().unwrap();
+    for host_path in [checkout, s.state_dir.as_path(), common::venv().as_path()] {
+        let host_path = host_path.to_str().unwrap();
+        if mayfly_sandboxd::is_root() {
+            assert!(!shown.contains(host_path), "the jail shows the host path {host_path}:\n{shown}");
+        }
+    }
+    s.finish().await;
+}
