@@ -1,12 +1,13 @@
 // The live view under trouble, and the embed view: the event stream is cut from the page's side
 // mid-turn and the view resumes with no line lost or doubled; then a parent page drives the
 // embed view over postMessage and receives every event.
-// Usage: node live.mjs <base-url> <artifacts-dir> <api-key>; prints one JSON report.
+// Usage: node live.mjs <base-url> <artifacts-dir> <api-key> <parent-port>; prints one JSON report.
+// The parent page is served on <parent-port>, an origin the stack's EMBED_ORIGINS names.
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { runNewTurn, session } from './launch.mjs';
 
-const [url, artifacts, key] = process.argv.slice(2);
+const [url, artifacts, key, parentPort] = process.argv.slice(2);
 
 // Every WebSocket the app opens is kept where the test can reach it, and every state the link
 // badge shows is recorded as it changes, however briefly.
@@ -87,7 +88,7 @@ await session('live', artifacts, async (page, report) => {
     res.writeHead(200, { 'Content-Type': 'text/html' });
     res.end(parentPage(`http://127.0.0.1:${server.address().port}`));
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => server.listen(Number(parentPort), '127.0.0.1', resolve));
   // A failing test must not be kept alive by it.
   server.unref();
   const parent = `http://127.0.0.1:${server.address().port}`;

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use mayfly_e2e::turns::{TurnStack, ALICE_KEY};
+use mayfly_e2e::stack::free_port;
+use mayfly_e2e::turns::{TurnStack, ALICE_KEY, BOB_KEY};
 use mayfly_e2e::Tools;
 use serde_json::Value;
 
@@ -134,8 +135,10 @@ fn the_playground_runs_fails_cancels_and_keeps_turns_and_the_dashboard_lists_the
 
 #[test]
 fn the_live_view_resumes_after_a_dropped_stream_and_the_embed_view_reports_to_its_parent() {
-    let stack = TurnStack::start();
-    let report = run_browser_script("live.mjs", &[&stack.stack.url, &artifacts(), ALICE_KEY]);
+    // The parent page's origin is one the deployment lets frame the embed view.
+    let parent_port = free_port().unwrap();
+    let stack = TurnStack::start_with_vars(&[("EMBED_ORIGINS", &format!("http://127.0.0.1:{parent_port}"))]);
+    let report = run_browser_script("live.mjs", &[&stack.stack.url, &artifacts(), ALICE_KEY, &parent_port.to_string()]);
 
     // Every line once, in order, although the stream was cut mid-turn.
     assert!(report["closed"].as_u64().unwrap() >= 1, "{report:#}");
@@ -198,4 +201,58 @@ fn the_live_view_resumes_after_a_dropped_stream_and_the_embed_view_reports_to_it
     assert_eq!(report.pointer("/embed/has_header"), Some(&Value::from(0)), "the embed view has no chrome");
     assert!(str_of(&report, "/embed/output").contains("from the embed"), "{report:#}");
     assert_screenshots(&["embed.png"]);
+}
+
+#[test]
+fn a_link_never_replaces_a_saved_key_and_the_embed_view_trusts_only_its_pinned_parent() {
+    let (allowed, denied) = (free_port().unwrap(), free_port().unwrap());
+    let stack = TurnStack::start_with_vars(&[("EMBED_ORIGINS", &format!("http://127.0.0.1:{allowed}"))]);
+    let (a, b) = (ALICE_KEY, BOB_KEY);
+    let (artifacts, allowed_port, denied_port) = (artifacts(), allowed.to_string(), denied.to_string());
+    let args = [stack.stack.url.as_str(), &artifacts, a, b, &allowed_port, &denied_port];
+    let report = run_browser_script("safety.mjs", &args);
+    let tail = |key: &str| key[key.len() - 4..].to_owned();
+
+    // The first link signed the browser in.
+    assert!(str_of(&report, "/first/bar").contains(&tail(a)), "{report:#}");
+    assert_eq!(str_of(&report, "/first/stored"), a);
+    // The second asked, showing the last four of each, and changed nothing until answered.
+    assert_eq!(str_of(&report, "/offer/new"), tail(b));
+    assert_eq!(str_of(&report, "/offer/saved"), tail(a));
+    assert!(str_of(&report, "/offer/bar").contains(&tail(a)), "{report:#}");
+    assert_eq!(str_of(&report, "/offer/stored"), a, "the link replaced the saved key before anyone was asked");
+    assert!(!str_of(&report, "/offer/url").contains("key="), "the key stayed in the address bar");
+    assert_eq!(str_of(&report, "/kept/stored"), a);
+    assert!(str_of(&report, "/kept/bar").contains(&tail(a)), "{report:#}");
+    // Taken when the person says so.
+    assert_eq!(str_of(&report, "/used/stored"), b);
+    assert!(str_of(&report, "/used/bar").contains(&tail(b)), "{report:#}");
+    for pointer in ["/first/bar", "/offer/new", "/offer/saved", "/used/bar"] {
+        let shown = str_of(&report, pointer);
+        assert!(!shown.contains(a) && !shown.contains(b), "a whole key is on the page: {shown}");
+    }
+
+    // Pinned by its own origin, the embed view ran on its own and reported to its parent.
+    let kinds: Vec<&str> =
+        report.pointer("/pinned/kinds").and_then(Value::as_array).unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(kinds[..2], ["mayfly.ready", "mayfly.turn"], "{report:#}");
+    assert!(str_of(&report, "/pinned/output").contains("ran on its own"), "{report:#}");
+    assert_eq!(report.pointer("/pinned/creates"), Some(&Value::from(1)), "{report:#}");
+    // Not pinned, or pinned to another origin: nothing ran, the frame said why, and a Run pressed
+    // there did not spend the saved key.
+    for path in ["unpinned", "elsewhere"] {
+        assert_eq!(report.pointer(&format!("/{path}/creates")), Some(&Value::from(0)), "{path}: {report:#}");
+        assert!(str_of(&report, &format!("/{path}/notice")).contains("origin="), "{path}: {report:#}");
+    }
+    assert_eq!(report.pointer("/elsewhere/run_creates"), Some(&Value::from(0)), "{report:#}");
+    assert!(str_of(&report, "/elsewhere/run_problem").contains("send one in `mayfly.run`"), "{report:#}");
+
+    // A page of an origin the deployment does not name could not frame it.
+    let refusals = report.pointer("/denied/refusals").and_then(Value::as_array).unwrap();
+    assert!(
+        refusals.iter().any(|r| r.as_str().unwrap_or_default().contains("frame-ancestors")),
+        "the browser did not refuse the frame: {report:#}"
+    );
+    assert_eq!(report.pointer("/denied/messages"), Some(&Value::from(0)), "{report:#}");
+    assert_screenshots(&["key-offer-used.png", "embed-untrusted.png"]);
 }

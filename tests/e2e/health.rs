@@ -45,8 +45,11 @@ fn unknown_api_route_is_a_json_404_and_app_routes_serve_the_app() {
     for path in ["/", "/turns", "/turns/t_0123456789abcdef"] {
         let (status, body) = get(&format!("{}{path}", stack.url));
         assert_eq!(status, 200, "{path}");
-        assert!(body.contains("/pkg/mayfly_web.js"), "{path} is not the app's index.html: {body}");
+        assert!(body.contains("/boot.js"), "{path} is not the app's index.html: {body}");
     }
+    let (status, body) = get(&format!("{}/boot.js", stack.url));
+    assert_eq!(status, 200);
+    assert!(body.contains("/pkg/mayfly_web.js"), "the app's start script is served: {body}");
     let (status, body) = get(&format!("{}/pkg/mayfly_web.js", stack.url));
     assert_eq!(status, 200);
     assert!(body.contains("mayfly_web_bg.wasm"), "the wasm-bindgen glue is served");

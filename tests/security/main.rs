@@ -8,5 +8,7 @@ mod auth;
 mod bad_input;
 mod escapes;
 mod host_chain;
+mod limits;
+mod pages;
 mod secrets;
 mod support;

@@ -18,6 +18,8 @@ pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) content_type: String,
     pub(crate) body: String,
+    /// `Retry-After`, in seconds, when the answer has one.
+    pub(crate) retry_after: Option<u64>,
 }
 
 /// A request with exactly these headers and body bytes, whatever the answer's status.
@@ -34,8 +36,9 @@ pub(crate) fn raw(stack: &TurnStack, method: &str, path: &str, headers: &[(&str,
     };
     let status = response.status();
     let content_type = response.content_type().to_owned();
+    let retry_after = response.header("Retry-After").and_then(|v| v.trim().parse().ok());
     let body = response.into_string().expect("a text body");
-    Answer { status, content_type, body }
+    Answer { status, content_type, body, retry_after }
 }
 
 /// The `{"error": {"code", "message"}}` of an answer; fails the test for any other shape.

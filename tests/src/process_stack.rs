@@ -399,7 +399,7 @@ impl ProcessStack {
             let task = tokio::spawn(connection);
             let row = client
                 .query_one(
-                    "SELECT count(*) FILTER (WHERE usename LIKE 'usr\\_%'), count(*) FILTER (WHERE usename NOT LIKE 'usr\\_%') \
+                    "SELECT count(*) FILTER (WHERE usename LIKE 'db\\_%'), count(*) FILTER (WHERE usename NOT LIKE 'db\\_%') \
                      FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
                     &[],
                 )
@@ -425,7 +425,7 @@ pub struct Leftovers {
     pub databases: Vec<String>,
     /// Scratch databases (`db_…`) in Postgres.
     pub pg_databases: Vec<String>,
-    /// Scratch roles (`usr_…`) in Postgres.
+    /// Scratch roles (`db_…`, named like their databases) in Postgres.
     pub pg_roles: Vec<String>,
     /// scratchdb's registry rows of live resources (being made, in use or being deleted), as `name status`.
     pub registry_rows: Vec<String>,
@@ -475,7 +475,7 @@ async fn postgres_leftovers(admin_url: &str) -> (Names, Names, Names) {
         }
     };
     let databases = names("SELECT datname FROM pg_database WHERE datname LIKE 'db\\_%' ORDER BY 1").await;
-    let roles = names("SELECT rolname FROM pg_roles WHERE rolname LIKE 'usr\\_%' ORDER BY 1").await;
+    let roles = names("SELECT rolname FROM pg_roles WHERE rolname LIKE 'db\\_%' ORDER BY 1").await;
     let registry =
         names("SELECT name || ' ' || status FROM scratchdb.resources WHERE status IN ('provisioning', 'active', 'deleting') ORDER BY 1").await;
     drop(client);

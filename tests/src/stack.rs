@@ -71,6 +71,12 @@ impl Stack {
             // is not used either.
             .env("X_LOCAL_OBSERVABILITY", "false")
             .env("X_LOCAL_EXPLORER", "false")
+            // wrangler dev wraps the worker in a middleware that reads every request body to its
+            // end before the answer leaves (a dev-only layer; the platform sends the worker's
+            // answer as soon as it is made). It would hold the worker's early refusal of a body
+            // past its limit until the client had sent all of it — for ever, for one that never
+            // ends.
+            .env("WRANGLER_DISABLE_REQUEST_BODY_DRAINING", "true")
             .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &inspector_port.to_string()])
             .arg("--persist-to")

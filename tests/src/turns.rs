@@ -53,6 +53,15 @@ impl TurnStack {
 
     /// [`TurnStack::start`] with scratchdb keeping `pool` ready databases to hand out.
     pub fn start_with_pool(pool: usize) -> TurnStack {
+        TurnStack::start_with(pool, &[])
+    }
+
+    /// [`TurnStack::start`] with the worker given `vars` besides the stack's own (a limit, say).
+    pub fn start_with_vars(vars: &[(&str, &str)]) -> TurnStack {
+        TurnStack::start_with(0, vars)
+    }
+
+    fn start_with(pool: usize, extra_vars: &[(&str, &str)]) -> TurnStack {
         // The local stack's servers are tokio tasks: a multi-threaded runtime keeps serving them
         // while the test thread makes blocking calls.
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -61,10 +70,12 @@ impl TurnStack {
             LocalStackOptions { data_dir: Some(data.path().to_path_buf()), pool, ..LocalStackOptions::default() };
         let local = runtime.block_on(LocalStack::start(options)).expect("the local stack starts");
         let endpoints = &local.endpoints;
-        let mut vars = worker_vars(endpoints);
-        vars.push(("MAYFLY_API_KEYS", format!("alice:{ALICE_KEY},bob:{BOB_KEY}")));
+        let mut vars: Vec<(String, String)> =
+            worker_vars(endpoints).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        vars.push(("MAYFLY_API_KEYS".to_owned(), format!("alice:{ALICE_KEY},bob:{BOB_KEY}")));
+        vars.extend(extra_vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let options = StackOptions {
-            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            vars,
             port: Some(crate::stack::free_port().unwrap()),
             state_dir: Some(data.path().join("worker-state")),
         };
@@ -176,7 +187,10 @@ impl TurnStack {
         // The stream ends after `turn.finished`, so reading to the end returns.
         let text = response.into_string().expect("a text stream");
         let mut events = Vec::new();
-        for frame in text.split("\n\n").filter(|frame| !frame.trim().is_empty()) {
+        // Frames of comments only (`: keepalive`) carry no event.
+        let frames =
+            text.split("\n\n").filter(|frame| frame.lines().any(|line| !line.is_empty() && !line.starts_with(':')));
+        for frame in frames {
             let field = |name: &str| {
                 frame.lines().find_map(|line| line.strip_prefix(name)).unwrap_or_else(|| panic!("{name} in {frame:?}"))
             };

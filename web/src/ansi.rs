@@ -45,15 +45,18 @@ impl Style {
     }
 
     /// An inline style for exact (24-bit or 256-palette) colours, which no class can name.
-    pub(crate) fn inline(&self) -> String {
-        let mut style = String::new();
+    /// The colours classes cannot hold (24-bit ones), as CSS declarations. They are set through
+    /// the element's style object, which the page's Content-Security-Policy allows, never as a
+    /// `style` attribute, which it does not.
+    pub(crate) fn declarations(&self) -> Vec<(&'static str, String)> {
+        let mut declarations = Vec::new();
         if let Some(Color::Rgb(r, g, b)) = self.fg {
-            style.push_str(&format!("color:rgb({r},{g},{b});"));
+            declarations.push(("color", format!("rgb({r},{g},{b})")));
         }
         if let Some(Color::Rgb(r, g, b)) = self.bg {
-            style.push_str(&format!("background:rgb({r},{g},{b});"));
+            declarations.push(("background", format!("rgb({r},{g},{b})")));
         }
-        style
+        declarations
     }
 
     fn apply_sgr(&mut self, params: &Params) {
@@ -224,7 +227,7 @@ mod tests {
     fn exact_colours_are_inline_styles() {
         let mut decoder = AnsiDecoder::default();
         let segments = decoder.feed("\x1b[38;2;10;20;30mrgb\x1b[48;5;196mcube\x1b[38;5;9mbright");
-        assert_eq!(segments[0].style.inline(), "color:rgb(10,20,30);");
+        assert_eq!(segments[0].style.declarations(), [("color", "rgb(10,20,30)".to_owned())]);
         assert_eq!(segments[1].style.bg, Some(Color::Rgb(255, 0, 0)));
         assert_eq!(segments[2].style.fg, Some(Color::Palette(9)));
         assert_eq!(segments[2].style.classes(), "ansi-fg-9");

@@ -134,19 +134,19 @@ pub(crate) mod key {
         }
     }
 
-    /// `cargo xtask dev` prints the app's URL as `…/#key=<dev key>`: the key is taken from the
-    /// fragment (which browsers never send to a server), saved, and wiped from the address bar.
-    pub(crate) fn adopt_from_fragment() {
+    /// `cargo xtask dev` prints the app's URL as `…/#key=<dev key>`: the key in the fragment
+    /// (which browsers never send to a server) is taken and wiped from the address bar. Whether
+    /// it is saved is the caller's decision: it never silently replaces another saved key.
+    pub(crate) fn take_from_fragment() -> Option<String> {
         let window = leptos::prelude::window();
         let hash = window.location().hash().unwrap_or_default();
-        if let Some(key) = hash.strip_prefix("#key=").filter(|k| !k.is_empty()) {
-            let key: String = js_sys::decode_uri_component(key).map(String::from).unwrap_or_else(|_| key.to_owned());
-            save(&key);
-            let location = window.location();
-            let clean = format!("{}{}", location.pathname().unwrap_or_default(), location.search().unwrap_or_default());
-            if let Ok(history) = window.history() {
-                let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&clean));
-            }
+        let key = hash.strip_prefix("#key=").filter(|k| !k.is_empty())?;
+        let key: String = js_sys::decode_uri_component(key).map(String::from).unwrap_or_else(|_| key.to_owned());
+        let location = window.location();
+        let clean = format!("{}{}", location.pathname().unwrap_or_default(), location.search().unwrap_or_default());
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&clean));
         }
+        Some(key.trim().to_owned()).filter(|k| !k.is_empty())
     }
 }

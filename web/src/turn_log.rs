@@ -86,6 +86,8 @@ pub(crate) struct TurnLog {
     pub(crate) claim: Option<ClaimInfo>,
     /// `reap.failed` messages, for the user to read.
     pub(crate) reap_errors: Vec<String>,
+    /// The output the turn kept, when it reached its limit (`output.truncated`).
+    pub(crate) output_kept_bytes: Option<u64>,
     pub(crate) duplicates_dropped: u64,
 }
 
@@ -137,6 +139,7 @@ impl TurnLog {
                 self.outcome = Some(*outcome);
                 self.error = error.clone();
             }
+            EventBody::OutputTruncated { kept_bytes } => self.output_kept_bytes = Some(*kept_bytes),
             EventBody::TurnAccepted { .. } | EventBody::Stdout { .. } | EventBody::Stderr { .. } => {}
         }
         Applied::New

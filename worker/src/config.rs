@@ -17,11 +17,19 @@ pub(crate) struct Config {
     pub(crate) instanode_token: Option<String>,
     /// What the sweep leaves a resource past its deadline before reaping it (`SWEEP_GRACE_S`).
     pub(crate) sweep_grace_ms: u64,
+    /// How many turns one tenant may have running at once (`MAX_TURNS_PER_TENANT`).
+    pub(crate) max_turns_per_tenant: usize,
+    /// The origins whose pages may frame the embed view (`EMBED_ORIGINS`, comma-separated); none
+    /// by default.
+    pub(crate) embed_origins: Vec<String>,
 }
 
 /// The sweep's grace when `SWEEP_GRACE_S` is unset or not a whole number of seconds: the turn's
 /// own reap and its object's alarm come first.
 const DEFAULT_SWEEP_GRACE_S: u64 = 60;
+
+/// A tenant's running turns when `MAX_TURNS_PER_TENANT` is unset or not a positive number.
+const DEFAULT_MAX_TURNS_PER_TENANT: usize = 10;
 
 impl Config {
     pub(crate) fn from_env(env: &Env) -> Config {
@@ -36,6 +44,8 @@ impl Config {
             instanode_url: var("INSTANODE_URL", "http://127.0.0.1:49983"),
             instanode_token: secret("INSTANODE_TOKEN"),
             sweep_grace_ms: sweep_grace_s(optional("SWEEP_GRACE_S").as_deref()) * 1000,
+            max_turns_per_tenant: max_turns_per_tenant(optional("MAX_TURNS_PER_TENANT").as_deref()),
+            embed_origins: embed_origins(optional("EMBED_ORIGINS").as_deref()),
         }
     }
 
@@ -57,6 +67,38 @@ fn sweep_grace_s(value: Option<&str>) -> u64 {
     value.and_then(|v| v.trim().parse::<u64>().ok()).map_or(DEFAULT_SWEEP_GRACE_S, |s| s.max(MIN_SWEEP_GRACE_S))
 }
 
+fn max_turns_per_tenant(value: Option<&str>) -> usize {
+    value.and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_TURNS_PER_TENANT)
+}
+
+/// The origins in `EMBED_ORIGINS`: each `scheme://host[:port]` with nothing after it. Anything
+/// else is left out (and logged), so that a typo cannot widen who may frame the embed view.
+fn embed_origins(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .filter(|origin| {
+            let valid = is_origin(origin);
+            if !valid {
+                worker::console_error!(
+                    "config: EMBED_ORIGINS: {origin:?} is not an origin (scheme://host[:port]); ignored"
+                );
+            }
+            valid
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn is_origin(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once("://") else { return false };
+    let host_ok = !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    matches!(scheme, "https" | "http") && host_ok
+}
+
 /// The shortest grace: a little past the moment a turn's safety alarm fires.
 const MIN_SWEEP_GRACE_S: u64 = crate::turn_object::DEADLINE_SLACK_MS / 1000 + 5;
 
@@ -73,5 +115,27 @@ mod tests {
         assert_eq!(sweep_grace_s(Some("0")), 15);
         assert_eq!(sweep_grace_s(Some(" 20 ")), 20);
         assert_eq!(sweep_grace_s(Some("600")), 600);
+    }
+
+    #[test]
+    fn the_turn_cap_defaults_and_refuses_zero() {
+        assert_eq!(max_turns_per_tenant(None), 10);
+        assert_eq!(max_turns_per_tenant(Some("0")), 10);
+        assert_eq!(max_turns_per_tenant(Some("many")), 10);
+        assert_eq!(max_turns_per_tenant(Some(" 3 ")), 3);
+    }
+
+    #[test]
+    fn embed_origins_keep_only_origins() {
+        assert!(embed_origins(None).is_empty());
+        assert_eq!(
+            embed_origins(Some("https://ide.example, http://127.0.0.1:5173 ,")),
+            ["https://ide.example", "http://127.0.0.1:5173"]
+        );
+        for bad in
+            ["*", "https://ide.example/path", "ide.example", "javascript://x", "https://a b", "https://x;script-src"]
+        {
+            assert!(!is_origin(bad), "{bad}");
+        }
     }
 }

@@ -3,16 +3,21 @@
 //!
 //! The ledger holds only which turns exist and when they were created; their state, outcome and
 //! per-resource reap state are read from each turn's own object when listed, so there is one
-//! source of truth and nothing to keep in step.
+//! source of truth and nothing to keep in step. It is also where a tenant's turns are admitted:
+//! a tenant may have at most `MAX_TURNS_PER_TENANT` turns running at once, counted here, so that
+//! one tenant cannot take every sandbox and database the providers will give. A turn counts as
+//! running from its admission until its object says it finished, or — should the object never
+//! say so — until its deadline and slack have passed.
 //!
-//! Storage keys: `turn:<created ms, 13 digits>:<turn id>` (value: the turn id) and `sweep` (the last
+//! Storage keys: `turn:<created ms, 13 digits>:<turn id>` (value: the turn id), `id:<turn id>` (the
+//! tenant owns the turn), `active:<turn id>` (an [`Active`] turn) and `sweep` (the last
 //! [`SweepReport`] as JSON).
 
 use mayfly_core::SweepReport;
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, DurableObject, Env, Headers, ListOptions, Method, Request, RequestInit, Response, Result, State,
-    Stub,
+    durable_object, Date, DurableObject, Env, Headers, ListOptions, Method, Request, RequestInit, Response, Result,
+    State, Stub,
 };
 
 /// The Durable Object binding of the ledgers (`wrangler.toml`).
@@ -25,6 +30,32 @@ pub(crate) const RECENT_TURNS: usize = 50;
 pub(crate) struct Entry {
     pub(crate) turn_id: String,
     pub(crate) created_unix_ms: u64,
+}
+
+/// A turn asking to be admitted: recorded and counted as running unless the tenant is at its cap.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Admission {
+    pub(crate) entry: Entry,
+    /// When the turn stops counting even if its object never says it finished.
+    pub(crate) running_until_unix_ms: u64,
+    pub(crate) max_running: usize,
+}
+
+/// The ledger's answer to an [`Admission`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) enum Admitted {
+    Yes,
+    /// The tenant is at its cap; the soonest a running turn stops counting, in seconds.
+    No {
+        retry_after_s: u64,
+    },
+}
+
+/// A running turn as the ledger counts it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Active {
+    turn_id: String,
+    until_unix_ms: u64,
 }
 
 // `#[durable_object]` exports the type to JavaScript, which needs it `pub`.
@@ -43,11 +74,24 @@ impl DurableObject for Ledger {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let storage = self.state.storage();
         match (req.method(), req.path().as_str()) {
-            (Method::Post, "/turns") => {
-                let entry: Entry = req.json().await?;
-                let key = format!("turn:{:013}:{}", entry.created_unix_ms, entry.turn_id);
-                storage.put(&key, entry.turn_id).await?;
+            (Method::Post, "/admit") => {
+                let admission: Admission = req.json().await?;
+                Response::from_json(&self.admit(admission).await?)
+            }
+            (Method::Post, "/finished") => {
+                let turn_id: String = req.json().await?;
+                storage.delete(&format!("active:{turn_id}")).await?;
                 Response::empty()
+            }
+            (Method::Post, "/owned") => {
+                let ids: Vec<String> = req.json().await?;
+                let mut owned = Vec::new();
+                for id in ids {
+                    if storage.get::<String>(&format!("id:{id}")).await?.is_some() {
+                        owned.push(id);
+                    }
+                }
+                Response::from_json(&owned)
             }
             (Method::Get, "/turns") => {
                 let options = ListOptions::new().prefix("turn:").reverse(true).limit(RECENT_TURNS);
@@ -77,6 +121,38 @@ impl DurableObject for Ledger {
     }
 }
 
+impl Ledger {
+    /// Counts the tenant's running turns (forgetting those past their time) and, below the cap,
+    /// records and counts the new one. The object handles one request at a time, so two
+    /// admissions cannot both take the last place.
+    async fn admit(&self, admission: Admission) -> Result<Admitted> {
+        let storage = self.state.storage();
+        let now = Date::now().as_millis();
+        let running = storage.list_with_options(ListOptions::new().prefix("active:")).await?;
+        let mut soonest = u64::MAX;
+        let mut count = 0;
+        for value in running.values() {
+            let Some(json) = value?.as_string() else { continue };
+            let active: Active = serde_json::from_str(&json)?;
+            if active.until_unix_ms <= now {
+                storage.delete(&format!("active:{}", active.turn_id)).await?;
+            } else {
+                count += 1;
+                soonest = soonest.min(active.until_unix_ms);
+            }
+        }
+        if count >= admission.max_running {
+            return Ok(Admitted::No { retry_after_s: soonest.saturating_sub(now).div_ceil(1000).max(1) });
+        }
+        let entry = &admission.entry;
+        let active = Active { turn_id: entry.turn_id.clone(), until_unix_ms: admission.running_until_unix_ms };
+        storage.put(&format!("active:{}", entry.turn_id), serde_json::to_string(&active)?).await?;
+        storage.put(&format!("id:{}", entry.turn_id), "1").await?;
+        storage.put(&format!("turn:{:013}:{}", entry.created_unix_ms, entry.turn_id), entry.turn_id.clone()).await?;
+        Ok(Admitted::Yes)
+    }
+}
+
 fn stub(env: &Env, name: &str) -> Result<Stub> {
     env.durable_object(LEDGER_BINDING)?.id_from_name(name)?.get_stub()
 }
@@ -98,10 +174,26 @@ async fn call(stub: Stub, method: Method, path: &str, body: Option<String>) -> R
     Ok(answer)
 }
 
-/// Adds a turn to its tenant's ledger.
-pub(crate) async fn record(env: &Env, tenant: &str, entry: &Entry) -> Result<()> {
-    call(tenant_ledger(env, tenant)?, Method::Post, "/turns", Some(serde_json::to_string(entry)?)).await?;
+/// Adds a turn to its tenant's ledger, counted as running, unless the tenant is at its cap.
+pub(crate) async fn admit(env: &Env, tenant: &str, admission: &Admission) -> Result<Admitted> {
+    call(tenant_ledger(env, tenant)?, Method::Post, "/admit", Some(serde_json::to_string(admission)?))
+        .await?
+        .json()
+        .await
+}
+
+/// The turn no longer counts against its tenant's cap.
+pub(crate) async fn finished(env: &Env, tenant: &str, turn_id: &str) -> Result<()> {
+    call(tenant_ledger(env, tenant)?, Method::Post, "/finished", Some(serde_json::to_string(turn_id)?)).await?;
     Ok(())
+}
+
+/// Which of `turn_ids` are the tenant's.
+pub(crate) async fn owned(env: &Env, tenant: &str, turn_ids: &[String]) -> Result<Vec<String>> {
+    call(tenant_ledger(env, tenant)?, Method::Post, "/owned", Some(serde_json::to_string(turn_ids)?))
+        .await?
+        .json()
+        .await
 }
 
 /// The tenant's most recent turn ids, newest first.

@@ -4,12 +4,14 @@
 //! [`router`]. Each feature lives in a module of its own; only this crate knows `worker::*`.
 
 mod auth;
+mod body;
 mod clock;
 mod config;
 mod fetch_client;
 mod health;
 mod ledger;
 mod openapi;
+mod pages;
 mod reaper;
 mod reply;
 mod router;

@@ -1,5 +1,7 @@
-//! The reaper: `GET /v1/reaper` (the tenant's leases that are alive, overdue or failed, and the
-//! last sweep) and the cron trigger that runs core's [`sweep`] over the providers.
+//! The reaper: `GET /v1/reaper` (the tenant's leases that are alive, overdue or failed, and what
+//! the last sweep did to the tenant's turns) and the cron trigger that runs core's [`sweep`] over
+//! the providers. The sweep itself sees every tenant's resources; a tenant is shown only the part
+//! of its report that concerns turns its ledger lists.
 
 use mayfly_core::sweep::sweep;
 use mayfly_core::{LeaseView, ReapState, ReaperStatus};
@@ -34,7 +36,10 @@ pub(crate) async fn get(req: Request, env: &Env) -> Result<Response> {
             }
         }
     }
-    status.last_sweep = ledger::last_sweep(env).await?;
+    if let Some(report) = ledger::last_sweep(env).await? {
+        let owned = ledger::owned(env, &tenant.0, &report.turn_ids()).await?;
+        status.last_sweep = Some(report.view_for(|turn_id| owned.iter().any(|own| own == turn_id)));
+    }
     Response::from_json(&status)
 }
 

@@ -8,6 +8,14 @@ pub(crate) fn error(err: &ApiError) -> Result<Response> {
     Ok(Response::from_json(&err.clone().into_body())?.with_status(err.status()))
 }
 
+/// The answer for a limit the caller is at (`429`), with when to try again.
+pub(crate) fn too_many(err: &ApiError, retry_after_s: u64) -> Result<Response> {
+    let response = error(err)?;
+    let headers = response.headers().clone();
+    headers.set("Retry-After", &retry_after_s.to_string())?;
+    Ok(response.with_headers(headers))
+}
+
 /// The answer for a path under `/v1/` that has no route.
 pub(crate) fn no_route(req: &Request) -> Result<Response> {
     let path = req.path();

@@ -1,13 +1,16 @@
-//! The route table of the edge API. The platform serves the web app's assets itself; only
-//! `/v1/*` (and wrangler dev's cron trigger, `/__scheduled`) reaches the worker (`run_worker_first`
-//! in `wrangler.toml`).
+//! The route table of the edge API. Every request reaches the worker first (`run_worker_first` in
+//! `wrangler.toml`): `/v1/*` is the API, anything else the web app, served from the assets with
+//! its security headers by [`pages`].
 
 use worker::{Env, Request, Response, Result, Router};
 
-use crate::{health, openapi, reaper, reply, turns};
+use crate::{health, openapi, pages, reaper, reply, turns};
 
 pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
     let (method, path) = (req.method(), req.path());
+    if !path.starts_with("/v1/") && path != "/v1" && path != "/__scheduled" {
+        return pages::serve(req, &env).await;
+    }
     let response = Router::new()
         .get("/v1/health", |_, ctx| health::get(&ctx.env))
         .get("/v1/openapi.json", |_, _| openapi::get())

@@ -51,6 +51,13 @@ pub(crate) const TENANT_HEADER: &str = "x-mayfly-tenant";
 pub(crate) const DEADLINE_SLACK_MS: u64 = 10_000;
 /// How soon a failed reap is tried again.
 const REAP_RETRY_MS: u64 = 5_000;
+/// How many viewers (WebSockets and event streams together) one turn serves at once: each holds
+/// memory of the object's and a connection of the runtime's, which every turn shares.
+pub(crate) const MAX_VIEWERS: usize = 16;
+/// When a viewer turned away may try again, in seconds.
+const VIEWER_RETRY_S: u64 = 5;
+/// How often a silent event stream gets a comment.
+const SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// What `POST /v1/turns` hands the object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,6 +202,7 @@ impl DurableObject for Turn {
         };
         match result {
             Ok(response) => Ok(response),
+            Err(err) if err.code == ErrorCode::TooManyRequests => reply::too_many(&err, VIEWER_RETRY_S),
             Err(err) => reply::error(&err),
         }
     }
@@ -287,10 +295,15 @@ impl Turn {
         };
         let providers = providers(&config, created);
         let sink = ObjectSink { turn: self };
-        let report = run_turn(turn_id, spec, TurnOptions::default(), &providers, &clock, &sink, &control).await;
+        let turn = std::pin::pin!(run_turn(turn_id, spec, TurnOptions::default(), &providers, &clock, &sink, &control));
+        let report = match futures::future::select(turn, std::pin::pin!(self.keep_streams_alive())).await {
+            futures::future::Either::Left((report, _)) => report,
+            futures::future::Either::Right(((), turn)) => turn.await,
+        };
         if let Some(live) = self.live.borrow_mut().as_mut() {
             live.running = false;
         }
+        self.finished(meta).await;
 
         for (resource, reap) in [(Resource::Sandbox, &report.sandbox), (Resource::Database, &report.database)] {
             let Some(reap) = reap else { continue };
@@ -364,11 +377,43 @@ impl Turn {
                 Timings { total_ms: clock.now_ms().saturating_sub(meta.created_unix_ms), ..Timings::default() };
             let body = EventBody::TurnFinished { outcome: Outcome::Failed, timings, error: Some(error) };
             events.push(self.append(meta, &events, body));
+            self.finished(meta).await;
         }
         if failing {
             self.state.storage().set_alarm(ms_as_alarm(clock.now_ms() + REAP_RETRY_MS)).await?;
         }
         Ok(!failing)
+    }
+
+    /// Tells the tenant's ledger the turn no longer runs. A failure is only logged: the ledger
+    /// stops counting the turn at its deadline anyway.
+    async fn finished(&self, meta: &StartTurn) {
+        if let Err(err) = crate::ledger::finished(&self.env, &meta.tenant, &meta.turn_id).await {
+            worker::console_error!("turn object: ledger: {err}");
+        }
+    }
+
+    /// While the turn runs, sends every event-stream viewer a comment now and then: proxies close a
+    /// silent stream (Cloudflare's after 100 s), and a viewer that left is only noticed when
+    /// something is sent to it — then its place under [`MAX_VIEWERS`] is free again.
+    async fn keep_streams_alive(&self) {
+        loop {
+            worker::Delay::from(SSE_KEEPALIVE).await;
+            let mut live = self.live.borrow_mut();
+            let Some(live) = live.as_mut() else { return };
+            live.streams.retain(|stream| stream.unbounded_send(b": keepalive\n\n".to_vec()).is_ok());
+        }
+    }
+
+    /// Refuses a new viewer when the turn already has as many as it serves.
+    fn check_viewers(&self) -> std::result::Result<(), ApiError> {
+        let streams =
+            self.live.borrow().as_ref().map_or(0, |live| live.streams.iter().filter(|s| !s.is_closed()).count());
+        if self.state.get_websockets().len() + streams >= MAX_VIEWERS {
+            let message = format!("the turn has {MAX_VIEWERS} viewers, the most it serves at once");
+            return Err(ApiError::new(ErrorCode::TooManyRequests, message));
+        }
+        Ok(())
     }
 
     /// Appends an event the orchestrator did not emit (a lost turn's ending) and fans it out.
@@ -428,6 +473,7 @@ impl Turn {
 
     async fn events(&self, req: &Request) -> std::result::Result<Response, ApiError> {
         self.owned_meta(req).await?;
+        self.check_viewers()?;
         let header = |name: &str| req.headers().get(name).ok().flatten().unwrap_or_default();
         if header("Accept").contains("text/event-stream") {
             return self.event_source(req).await;

@@ -10,9 +10,14 @@ use mayfly_core::{
 use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result, Stub};
 
 use crate::auth::{self, Tenant};
-use crate::ledger::{self, Entry};
+use crate::config::Config;
+use crate::ledger::{self, Admission, Admitted, Entry};
 use crate::reply;
-use crate::turn_object::{StartTurn, TENANT_HEADER};
+use crate::turn_object::{StartTurn, DEADLINE_SLACK_MS, TENANT_HEADER};
+
+/// How long past its deadline and the alarm's slack a turn still counts as running, should its
+/// object never say it finished: time for its reap.
+const REAP_ALLOWANCE_MS: u64 = 60_000;
 
 /// The Durable Object binding of the turns (`wrangler.toml`).
 const TURN_BINDING: &str = "TURN";
@@ -30,30 +35,44 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
         Err(err) => return reply::error(&err),
     };
     let limits = Limits::default();
-    let body = req.bytes().await?;
-    let max = max_body_bytes(&limits);
-    if body.len() > max {
-        let message = format!("the body is {} bytes; the limit is {max}", body.len());
-        return reply::error(&ApiError::new(ErrorCode::PayloadTooLarge, message));
-    }
+    let body = match crate::body::read_limited(&mut req, max_body_bytes(&limits)).await {
+        Ok(body) => body,
+        Err(err) => return reply::error(&err),
+    };
     let request: CreateTurnRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {
             return reply::error(&ApiError::new(ErrorCode::InvalidJson, format!("invalid turn request: {err}")))
         }
     };
-    if let Err(err) = TurnSpec::from_request(request.clone(), &limits) {
-        return reply::error(&err.to_api_error());
-    }
+    let spec = match TurnSpec::from_request(request.clone(), &limits) {
+        Ok(spec) => spec,
+        Err(err) => return reply::error(&err.to_api_error()),
+    };
 
     let namespace = env.durable_object(TURN_BINDING)?;
     let turn_id = new_turn_id(&namespace)?;
     let created_unix_ms = Date::now().as_millis();
-    // In the ledger before it starts: a turn that runs is always listed.
-    let entry = Entry { turn_id: turn_id.clone(), created_unix_ms };
-    if let Err(err) = ledger::record(env, &tenant.0, &entry).await {
-        worker::console_error!("turns: ledger: {err}");
-        return reply::error(&ApiError::new(ErrorCode::Internal, "the turn could not be recorded"));
+    // In the ledger before it starts: a turn that runs is always listed, and counted.
+    let max_running = Config::from_env(env).max_turns_per_tenant;
+    let admission = Admission {
+        entry: Entry { turn_id: turn_id.clone(), created_unix_ms },
+        running_until_unix_ms: created_unix_ms
+            + u64::from(spec.timeout_s) * 1000
+            + DEADLINE_SLACK_MS
+            + REAP_ALLOWANCE_MS,
+        max_running,
+    };
+    match ledger::admit(env, &tenant.0, &admission).await {
+        Ok(Admitted::Yes) => {}
+        Ok(Admitted::No { retry_after_s }) => {
+            let message = format!("{max_running} turns of this tenant are running, the most it may run at once");
+            return reply::too_many(&ApiError::new(ErrorCode::TooManyRequests, message), retry_after_s);
+        }
+        Err(err) => {
+            worker::console_error!("turns: ledger: {err}");
+            return reply::error(&ApiError::new(ErrorCode::Internal, "the turn could not be recorded"));
+        }
     }
     let start = StartTurn { tenant: tenant.0.clone(), turn_id: turn_id.clone(), created_unix_ms, request };
     let mut init = RequestInit::new();
@@ -62,6 +81,10 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
     init.with_method(Method::Post).with_headers(headers).with_body(Some(serde_json::to_string(&start)?.into()));
     let answer = stub(env, &turn_id)?.fetch_with_request(Request::new_with_init("https://turn/start", &init)?).await?;
     if answer.status_code() != 201 {
+        // It never ran: its place under the tenant's cap is free again.
+        if let Err(err) = ledger::finished(env, &tenant.0, &turn_id).await {
+            worker::console_error!("turns: ledger: {err}");
+        }
         return Ok(answer);
     }
     let created = CreateTurnResponse {

@@ -82,6 +82,7 @@ fn build_web(root: &Path, toolchain: &Toolchain) -> anyhow::Result<()> {
     run_checked(Command::new(toolchain.wasm_opt()).arg("-Oz").args(WASM_OPT_FEATURES).arg(&wasm).arg("-o").arg(&wasm))?;
     std::fs::copy(root.join("index.html"), dist.join("index.html")).context("copy index.html")?;
     std::fs::copy(root.join("web/style.css"), dist.join("style.css")).context("copy style.css")?;
+    std::fs::copy(root.join("web/boot.js"), dist.join("boot.js")).context("copy boot.js")?;
     Ok(())
 }
 

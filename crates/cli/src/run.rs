@@ -105,6 +105,9 @@ impl TurnSink for TerminalSink {
                 let mut err = std::io::stderr().lock();
                 let _ = err.write_all(data.as_bytes()).and_then(|()| err.flush());
             }
+            EventBody::OutputTruncated { kept_bytes } => {
+                step(format!("output truncated: the first {kept_bytes} bytes are kept, the rest is dropped"));
+            }
             EventBody::TurnAccepted { .. } => step("turn accepted".into()),
             EventBody::SandboxCreating { template } => step(format!("sandbox creating (template {template})")),
             EventBody::SandboxReady { sandbox_id, ms } => step(format!("sandbox ready: {sandbox_id} in {ms} ms")),

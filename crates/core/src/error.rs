@@ -19,6 +19,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request cannot be done in the turn's current state (keep after reap, say).
     Conflict,
+    /// A limit on what one tenant may hold at once: running turns, viewers of one turn. The
+    /// answer's `Retry-After` says when to try again.
+    TooManyRequests,
     /// A provider refused or failed; the turn could not go on.
     ProviderUnavailable,
     /// A fault of mayfly's own; the details are in its log, not in the answer.
@@ -35,6 +38,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::ProviderUnavailable => 502,
         }
@@ -104,6 +108,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
+            ErrorCode::TooManyRequests,
             ErrorCode::ProviderUnavailable,
             ErrorCode::Internal,
         ];
@@ -118,6 +123,7 @@ mod tests {
                 "\"not_found\" 404",
                 "\"method_not_allowed\" 405",
                 "\"conflict\" 409",
+                "\"too_many_requests\" 429",
                 "\"provider_unavailable\" 502",
                 "\"internal\" 500",
             ]

@@ -46,6 +46,13 @@ pub enum EventBody {
     Stdout { data: String },
     #[serde(rename = "stderr")]
     Stderr { data: String },
+    /// The turn's output reached its limit: what came after is dropped, once, and only said here.
+    #[serde(rename = "output.truncated")]
+    OutputTruncated {
+        /// The output kept (stdout and stderr together, bytes of UTF-8): the limit, or just under
+        /// it where a character would have been cut.
+        kept_bytes: u64,
+    },
     #[serde(rename = "process.exited")]
     ProcessExited { exit_code: i32, ms: u64 },
     #[serde(rename = "sandbox.reaped")]
@@ -84,6 +91,7 @@ impl EventBody {
             EventBody::ProcessStarted { .. } => "process.started",
             EventBody::Stdout { .. } => "stdout",
             EventBody::Stderr { .. } => "stderr",
+            EventBody::OutputTruncated { .. } => "output.truncated",
             EventBody::ProcessExited { .. } => "process.exited",
             EventBody::SandboxReaped { .. } => "sandbox.reaped",
             EventBody::DatabaseReaped { .. } => "database.reaped",
@@ -267,6 +275,10 @@ mod tests {
         check(
             EventBody::Stderr { data: "Traceback \u{1b}[31m".into() },
             expect![[r#"{"seq":7,"at_ms":1234,"type":"stderr","data":"Traceback \u001b[31m"}"#]],
+        );
+        check(
+            EventBody::OutputTruncated { kept_bytes: 4_194_304 },
+            expect![[r#"{"seq":7,"at_ms":1234,"type":"output.truncated","kept_bytes":4194304}"#]],
         );
         check(
             EventBody::ProcessExited { exit_code: -9, ms: 900 },

@@ -19,7 +19,7 @@ use crate::api::ClaimInfo;
 use crate::http::{HttpClient, HttpRequest, HttpResponse, Method, StatusCode};
 use crate::provider::{
     redact_credentials_in_text, Clock, Database, DatabaseInfo, DatabaseMode, DatabaseProvider, DatabaseRequest,
-    ProviderError,
+    DatabaseStatus, ProviderError,
 };
 use crate::retry::{error_body, header_name, header_value, join_url, percent_encode, send_with_retry, RetryPolicy};
 
@@ -163,6 +163,20 @@ struct ResourceItem {
     resource_type: Option<String>,
     #[serde(default)]
     status: Option<String>,
+}
+
+/// `GET /api/v1/resources/{token}`: what this client reads of it.
+#[derive(Deserialize)]
+struct ResourceAnswer {
+    item: ResourceState,
+}
+
+#[derive(Deserialize)]
+struct ResourceState {
+    #[serde(default)]
+    storage_exceeded: bool,
+    #[serde(default)]
+    storage_limit_bytes: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -360,6 +374,22 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         Ok(!already)
     }
 
+    /// In token mode, what `GET /api/v1/resources/{token}` says of the database's storage;
+    /// anonymous databases cannot be read, so then nothing is known.
+    async fn database_status(&self, token: &str) -> Result<Option<DatabaseStatus>, ProviderError> {
+        if self.config.token.is_none() {
+            return Ok(None);
+        }
+        let request = self.request(Method::GET, &format!("api/v1/resources/{}", percent_encode(token)))?;
+        let body = self.expect_success(self.send(&request, true).await?).await?;
+        let answer: ResourceAnswer =
+            serde_json::from_slice(&body).map_err(|error| protocol(format!("resource: {error}")))?;
+        Ok(Some(DatabaseStatus {
+            storage_exceeded: answer.item.storage_exceeded,
+            storage_limit_bytes: answer.item.storage_limit_bytes,
+        }))
+    }
+
     async fn list_databases(&self) -> Result<Vec<DatabaseInfo>, ProviderError> {
         if self.config.token.is_none() {
             // The trait's contract: anonymous databases cannot be listed, so there is nothing to sweep.
@@ -403,6 +433,10 @@ impl<H: HttpClient, C: Clock> DatabaseProvider for InstanodeClient<H, C> {
 
     fn list(&self) -> LocalBoxFuture<'_, Result<Vec<DatabaseInfo>, ProviderError>> {
         Box::pin(self.list_databases())
+    }
+
+    fn status<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<Option<DatabaseStatus>, ProviderError>> {
+        Box::pin(self.database_status(token))
     }
 }
 

@@ -74,6 +74,12 @@ pub trait DatabaseProvider {
     fn delete<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<bool, ProviderError>>;
     /// The databases this caller can delete (token mode); empty in anonymous mode.
     fn list(&self) -> LocalBoxFuture<'_, Result<Vec<DatabaseInfo>, ProviderError>>;
+    /// What the provider says of the database now, when it can say (token mode): whether it
+    /// stopped it for going past its storage limit. `Ok(None)` when it cannot tell.
+    fn status<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<Option<DatabaseStatus>, ProviderError>> {
+        let _ = token;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The sandbox provider and the database provider of one deployment.
@@ -208,6 +214,14 @@ impl fmt::Debug for Database {
     }
 }
 
+/// What the provider says of a database after the fact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseStatus {
+    /// The database went past its storage limit, and the provider stopped (or may stop) it.
+    pub storage_exceeded: bool,
+    pub storage_limit_bytes: Option<u64>,
+}
+
 /// A database as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseInfo {
@@ -263,6 +277,18 @@ pub fn parse_database_name(name: &str) -> Option<u64> {
         return None;
     }
     deadline.parse().ok()
+}
+
+/// The turn a mayfly sandbox belongs to, from its metadata.
+pub fn sandbox_turn(metadata: &BTreeMap<String, String>) -> Option<&str> {
+    parse_sandbox_metadata(metadata)?;
+    metadata.get("turn").map(String::as_str).filter(|turn| !turn.is_empty())
+}
+
+/// The turn a mayfly database belongs to, from its name.
+pub fn database_turn(name: &str) -> Option<&str> {
+    parse_database_name(name)?;
+    name.strip_prefix(MAYFLY_DATABASE_PREFIX)?.split_once('-').map(|(_, turn)| turn)
 }
 
 /// Hides the user-info part (`user:password@`) of every URL in a free text, such as a provider's

@@ -18,6 +18,10 @@ pub struct Limits {
     pub min_timeout_s: u32,
     pub max_timeout_s: u32,
     pub default_timeout_s: u32,
+    /// Output (stdout and stderr together, as UTF-8) a turn keeps; past it, output is dropped and
+    /// one `output.truncated` event says so, while the process runs on. Every viewer's replay and
+    /// the edge's durable log are bounded by it.
+    pub max_output_bytes: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +36,7 @@ impl Default for Limits {
             min_timeout_s: 1,
             max_timeout_s: 900,
             default_timeout_s: 30,
+            max_output_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -8,10 +8,11 @@
 //! provider error is reported in the [`SweepReport`], never fatal: one broken provider must not stop
 //! the other from being swept.
 
-use crate::api::SweepReport;
+use crate::api::{SweepFinding, SweepReport};
+use crate::event::Resource;
 use crate::provider::{
-    parse_database_name, parse_sandbox_metadata, redact_credentials_in_text, DatabaseProvider, Providers,
-    SandboxProvider,
+    database_turn, parse_database_name, parse_sandbox_metadata, redact_credentials_in_text, sandbox_turn,
+    DatabaseProvider, Providers, SandboxProvider,
 };
 
 /// Reaps every mayfly sandbox and database whose deadline plus `grace_ms` is before `now_unix_ms`.
@@ -36,10 +37,14 @@ where
                 if !expired(deadline) {
                     continue;
                 }
-                match providers.sandboxes.kill(&sandbox.sandbox_id).await {
-                    Ok(_was_alive) => report.sandboxes_reaped += 1,
-                    Err(error) => report.errors.push(format!("sandbox {}: {error}", sandbox.sandbox_id)),
-                }
+                let result = providers.sandboxes.kill(&sandbox.sandbox_id).await;
+                report.sandboxes_reaped += u64::from(result.is_ok());
+                report.findings.push(SweepFinding {
+                    turn_id: sandbox_turn(&sandbox.metadata).unwrap_or_default().to_owned(),
+                    resource: Resource::Sandbox,
+                    id: sandbox.sandbox_id.clone(),
+                    error: result.err().map(|error| redact_credentials_in_text(&error.to_string())),
+                });
             }
         }
         Err(error) => report.errors.push(format!("listing sandboxes: {error}")),
@@ -53,15 +58,19 @@ where
                 if !expired(deadline) {
                     continue;
                 }
-                match providers.databases.delete(&database.token).await {
-                    Ok(_existed) => report.databases_reaped += 1,
-                    Err(error) => report.errors.push(format!("database {}: {error}", database.name)),
-                }
+                let result = providers.databases.delete(&database.token).await;
+                report.databases_reaped += u64::from(result.is_ok());
+                report.findings.push(SweepFinding {
+                    turn_id: database_turn(&database.name).unwrap_or_default().to_owned(),
+                    resource: Resource::Database,
+                    id: database.name.clone(),
+                    // The report is shown on the reaper dashboard; an error may echo a connection URL.
+                    error: result.err().map(|error| redact_credentials_in_text(&error.to_string())),
+                });
             }
         }
         Err(error) => report.errors.push(format!("listing databases: {error}")),
     }
-    // The report is shown on the reaper dashboard; a provider error may echo a connection URL.
     report.errors = report.errors.iter().map(|error| redact_credentials_in_text(error)).collect();
     report
 }
@@ -118,6 +127,20 @@ mod tests {
                 sandboxes_reaped: 1,
                 databases_seen: 2,
                 databases_reaped: 1,
+                findings: [
+                    SweepFinding {
+                        turn_id: "t1",
+                        resource: Sandbox,
+                        id: "expired",
+                        error: None,
+                    },
+                    SweepFinding {
+                        turn_id: "t1",
+                        resource: Database,
+                        id: "mayfly-1699999939-t1",
+                        error: None,
+                    },
+                ],
                 errors: [],
             }
         "#]]
@@ -139,9 +162,17 @@ mod tests {
         expect![[r#"
             [
                 "listing sandboxes: e2b answered 500: list broke",
-                "database mayfly-1699999939-t1: instanode answered 503: could not drop postgres://***@db.test:5432/db_tok-expired",
             ]
-        "#]].assert_debug_eq(&report.errors);
+        "#]]
+        .assert_debug_eq(&report.errors);
+        // A resource's failure belongs to its turn, and is redacted like any error.
+        let failed: Vec<_> = report.findings.iter().filter(|f| f.error.is_some()).collect();
+        assert_eq!(failed.len(), 1, "{report:?}");
+        assert_eq!((failed[0].turn_id.as_str(), failed[0].id.as_str()), ("t1", "mayfly-1699999939-t1"));
+        assert_eq!(
+            failed[0].error.as_deref(),
+            Some("instanode answered 503: could not drop postgres://***@db.test:5432/db_tok-expired")
+        );
         assert_eq!(report.databases_seen, 2);
         assert_eq!(providers.sandboxes.live_ids().len(), 5);
 

@@ -138,51 +138,105 @@ fn verifier(password: &str) -> String {
     postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
-/// The database and role names of a resource token.
+/// A scratch database's name is this prefix and its token; its role has the same name, which is
+/// what lets pg_hba.conf's `sameuser` keep each role to its own database.
+pub(crate) const DB_PREFIX: &str = "db_";
+
+/// The database and role names of a resource token: one name for both (see [`DB_PREFIX`]).
 pub(crate) fn names(token: &str) -> (String, String) {
-    (format!("db_{token}"), format!("usr_{token}"))
+    let name = format!("{DB_PREFIX}{token}");
+    (name.clone(), name)
 }
 
-/// Creates the role (without login while `login` is `None`) and its database, closed to everyone else.
+/// The role name versions before the `sameuser` rule gave a token, still found in kept clusters.
+pub(crate) fn legacy_role(token: &str) -> String {
+    format!("usr_{token}")
+}
+
+/// What a role needs to log in: its password, connection limit and temporary-file budget.
+#[derive(Clone, Copy)]
+pub(crate) struct Login<'a> {
+    pub(crate) password: &'a str,
+    pub(crate) connections: i32,
+    pub(crate) temp_file_mb: i32,
+}
+
+/// The statements that give a role its limits and then its login, in that order: run in one batch
+/// (one transaction), nothing can log in under the old limits.
+fn login_sql(role: &str, login: &Login<'_>) -> String {
+    format!(
+        "ALTER ROLE {role} SET temp_file_limit = '{temp}MB'; \
+         ALTER ROLE {role} LOGIN PASSWORD {pw} CONNECTION LIMIT {limit}",
+        role = ident(role),
+        temp = login.temp_file_mb,
+        pw = literal(&verifier(login.password)),
+        limit = login.connections,
+    )
+}
+
+/// Creates the role and its database, closed to everyone else; with `login`, the role can log in
+/// once it returns.
+///
+/// There is no moment when another role could connect: the database is created with connections
+/// turned off (for every role, PUBLIC's default CONNECT notwithstanding), and they are turned on in
+/// the same transaction that takes CONNECT from PUBLIC and gives the role its login.
 pub(crate) async fn create_pair(
     pool: &AdminPool,
     token: &str,
-    login: Option<(&str, i32)>,
+    login: Option<Login<'_>>,
     strategy: Option<&str>,
 ) -> Result<(), AdminError> {
     let (db, role) = names(token);
     let c = pool.get().await?;
-    let role_sql = match login {
-        Some((pw, limit)) => {
-            format!("CREATE ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {limit}", ident(&role), literal(&verifier(pw)))
-        }
-        None => format!("CREATE ROLE {} NOLOGIN", ident(&role)),
-    };
-    c.batch_execute(&role_sql).await?;
+    c.batch_execute(&format!("CREATE ROLE {} NOLOGIN", ident(&role))).await?;
     let strategy = strategy.map(|s| format!(" STRATEGY = {s}")).unwrap_or_default();
-    let made = c.batch_execute(&format!("CREATE DATABASE {} OWNER {}{strategy}", ident(&db), ident(&role))).await;
+    let made = c
+        .batch_execute(&format!(
+            "CREATE DATABASE {} OWNER {} ALLOW_CONNECTIONS false{strategy}",
+            ident(&db),
+            ident(&role)
+        ))
+        .await;
     if let Err(e) = made {
         let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&role))).await;
         return Err(e.into());
     }
+    let mut sql = format!(
+        "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT ALL PRIVILEGES ON DATABASE {db} TO {role}; \
+         ALTER DATABASE {db} ALLOW_CONNECTIONS true",
+        db = ident(&db),
+        role = ident(&role)
+    );
+    if let Some(login) = &login {
+        sql = format!("{sql}; {}", login_sql(&role, login));
+    }
+    c.batch_execute(&sql).await?;
+    Ok(())
+}
+
+/// Gives a (pooled) role a fresh password, login and its limits: its credentials from now on.
+pub(crate) async fn set_login(pool: &AdminPool, token: &str, login: Login<'_>) -> Result<(), AdminError> {
+    let (_, role) = names(token);
+    let c = pool.get().await?;
+    c.batch_execute(&login_sql(&role, &login)).await?;
+    Ok(())
+}
+
+/// Stops a database for good: no new connections (CONNECT taken, the role NOLOGIN), then the
+/// current ones ended. Only teardown undoes it.
+pub(crate) async fn stop(pool: &AdminPool, token: &str) -> Result<(), AdminError> {
+    let (db, role) = names(token);
+    let c = pool.get().await?;
     c.batch_execute(&format!(
-        "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT ALL PRIVILEGES ON DATABASE {db} TO {role}",
+        "REVOKE CONNECT ON DATABASE {db} FROM PUBLIC, {role}; ALTER ROLE {role} NOLOGIN",
         db = ident(&db),
         role = ident(&role)
     ))
     .await?;
-    Ok(())
-}
-
-/// Gives a (pooled) role a fresh password, login and its connection limit: its credentials from now on.
-pub(crate) async fn set_login(pool: &AdminPool, token: &str, password: &str, limit: i32) -> Result<(), AdminError> {
-    let (_, role) = names(token);
-    let c = pool.get().await?;
-    c.batch_execute(&format!(
-        "ALTER ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {limit}",
-        ident(&role),
-        literal(&verifier(password))
-    ))
+    c.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 OR usename = $2",
+        &[&db, &role],
+    )
     .await?;
     Ok(())
 }
@@ -240,7 +294,14 @@ async fn teardown_once(pool: &AdminPool, token: &str) -> Result<(), AdminError> 
             }
         }
     }
-    let role_result = c.batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&role))).await;
+    // The legacy name too: a pair made by an older version whose rename never happened must not leak.
+    let role_result = c
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {}; DROP ROLE IF EXISTS {}",
+            ident(&role),
+            ident(&legacy_role(token))
+        ))
+        .await;
     drop_result?;
     role_result?;
     Ok(())

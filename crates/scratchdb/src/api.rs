@@ -3,20 +3,23 @@
 //! Every client mistake is a 4xx with instanode's stable `error` code; a 503 (with
 //! `retry_after_seconds`) means Postgres itself failed. Nothing here answers 500.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::config::{ANON_CONNECTIONS, ANON_STORAGE_MB};
+use crate::limits::SUSPENDED;
 use crate::registry::Row;
-use crate::service::{sha256_hex, Caller, NewResource, Service, ServiceError, ANON_CONNECTIONS, ANON_STORAGE_MB};
+use crate::service::{sha256_hex, Caller, NewResource, Service, ServiceError};
 
 /// The envelope every error answer uses.
 #[derive(Debug)]
@@ -87,6 +90,10 @@ fn from_service(e: ServiceError, unavailable_code: &'static str) -> ApiError {
 }
 
 /// The routes, ready to serve. The request log line is added here so every route gets one.
+///
+/// Serve them with peer addresses (`into_make_service_with_connect_info::<SocketAddr>()`, as
+/// [`crate::serve`] does): anonymous idempotency keys are scoped per address, and without one an
+/// anonymous key is not honoured at all.
 pub fn router(service: Service) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -125,9 +132,12 @@ async fn healthz(State(svc): State<Service>) -> Response {
     }
 }
 
-/// Strict optional auth: no header is anonymous, a header that is not a known token is 401.
-async fn caller(svc: &Service, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let Some(value) = headers.get("authorization") else { return Ok(Caller::Anonymous) };
+/// The address a request came from, when the server was given it.
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+/// Strict optional auth: no header is anonymous (from `peer`), a header that is not a known token is 401.
+async fn caller(svc: &Service, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Caller, ApiError> {
+    let Some(value) = headers.get("authorization") else { return Ok(Caller::Anonymous(peer)) };
     let token = value
         .to_str()
         .ok()
@@ -143,9 +153,9 @@ async fn caller(svc: &Service, headers: &HeaderMap) -> Result<Caller, ApiError> 
 }
 
 async fn owner(svc: &Service, headers: &HeaderMap) -> Result<String, ApiError> {
-    match caller(svc, headers).await? {
+    match caller(svc, headers, None).await? {
         Caller::Owner(o) => Ok(o),
-        Caller::Anonymous => Err(ApiError::unauthorized("missing_credentials")),
+        Caller::Anonymous(_) => Err(ApiError::unauthorized("missing_credentials")),
     }
 }
 
@@ -199,10 +209,11 @@ struct EnvQuery {
 async fn db_new(
     State(svc): State<Service>,
     Query(q): Query<EnvQuery>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = caller(&svc, &headers).await?;
+    let who = caller(&svc, &headers, peer.map(|Extension(ConnectInfo(a))| a.ip())).await?;
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
@@ -237,7 +248,7 @@ async fn db_new(
     let wants_dedicated = fields.get("dedicated").and_then(Value::as_bool) == Some(true);
     let wants_parent = fields.get("parent_resource_id").is_some_and(|v| !v.is_null());
     match who {
-        Caller::Anonymous if wants_dedicated || wants_parent => {
+        Caller::Anonymous(_) if wants_dedicated || wants_parent => {
             return Err(ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
                 "auth_required",
@@ -270,12 +281,11 @@ async fn db_new(
             Some((key.to_string(), hash))
         }
     };
-    let explicit = idempotency.is_some();
     let created = svc.create(&who, NewResource { name, env, idempotency }).await.map_err(|e| match e {
         ServiceError::NotFound => ApiError::unavailable("provision_failed"),
         other => from_service(other, "provision_failed"),
     })?;
-    let row = created.row;
+    let (row, explicit) = (created.row, created.idempotent);
     let mut body = json!({
         "ok": true,
         "id": row.id,
@@ -327,6 +337,7 @@ async fn db_new(
 }
 
 fn item(row: &Row, storage_bytes: i64) -> Value {
+    let limit = i64::from(row.storage_mb) * 1024 * 1024;
     let mut v = json!({
         "id": row.id,
         "token": row.token,
@@ -338,8 +349,9 @@ fn item(row: &Row, storage_bytes: i64) -> Value {
         "name": row.name,
         "storage_bytes": storage_bytes,
         "connections_limit": row.connections,
-        "storage_limit_bytes": i64::from(row.storage_mb) * 1024 * 1024,
-        "storage_exceeded": storage_bytes > i64::from(row.storage_mb) * 1024 * 1024,
+        "storage_limit_bytes": limit,
+        // A stopped database was over its limit when stopped, whatever its size reads now.
+        "storage_exceeded": row.status == SUSPENDED || storage_bytes > limit,
     });
     if let Some(e) = &row.expires_at {
         v["expires_at"] = json!(e);

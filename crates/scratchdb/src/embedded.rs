@@ -263,43 +263,62 @@ fn init_cluster(
          password_encryption = 'scram-sha-256'\ninclude_if_exists = 'scratchdb.conf'"
     )
     .map_err(io_err("postgresql.conf"))?;
-    // Only TCP with a password from outside; the unix socket stays for the postgres user's own tools.
-    // Resource roles reach their own database only: the admin database (which holds the registry) and
-    // template1 (where a session would block CREATE DATABASE) are closed to everyone but the superuser.
-    std::fs::write(
-        data_dir.join("pg_hba.conf"),
-        "local all postgres trust\nhost all postgres 127.0.0.1/32 scram-sha-256\n\
-         host postgres,template1 all 127.0.0.1/32 reject\nhost all all 127.0.0.1/32 scram-sha-256\n",
-    )
-    .map_err(io_err("pg_hba.conf"))?;
     std::fs::write(pw_file, &password).map_err(io_err("write admin password"))?;
     std::fs::set_permissions(pw_file, std::fs::Permissions::from_mode(0o600)).map_err(io_err("chmod pw"))?;
     if let Some((uid, gid)) = pg_user {
-        for f in ["postgresql.conf", "pg_hba.conf"] {
-            std::os::unix::fs::chown(data_dir.join(f), Some(uid), Some(gid)).map_err(io_err("chown conf"))?;
-        }
+        std::os::unix::fs::chown(data_dir.join("postgresql.conf"), Some(uid), Some(gid))
+            .map_err(io_err("chown conf"))?;
     }
     Ok(())
 }
 
+/// Who may connect to what. Only TCP with a password from outside; the unix socket stays for the
+/// postgres user's own tools. A resource's role is named like its database, and `sameuser` lets it
+/// into that database and no other, whatever the databases' ACLs say. The admin database (which
+/// holds the registry) and template1 (where a session would block CREATE DATABASE) are closed to
+/// everyone but the superuser. Written at every start, so a data dir kept from an older version
+/// gets these rules too.
+const PG_HBA: &str = "local all postgres trust
+host all postgres 127.0.0.1/32 scram-sha-256
+host postgres,template1 all 127.0.0.1/32 reject
+host sameuser all 127.0.0.1/32 scram-sha-256
+host all all 127.0.0.1/32 reject
+";
+
+/// Files the server reads that are written as root must stay readable by the postgres user.
+fn owned_like_data_dir(data_dir: &Path, file: &Path) {
+    if let Ok(meta) = std::fs::metadata(data_dir) {
+        let _ = std::os::unix::fs::chown(file, Some(meta.uid()), Some(meta.gid()));
+    }
+}
+
 fn write_runtime_conf(data_dir: &Path, port: u16) -> Result<(), EmbeddedError> {
+    let hba = data_dir.join("pg_hba.conf");
+    std::fs::write(&hba, PG_HBA).map_err(io_err("pg_hba.conf"))?;
+    owned_like_data_dir(data_dir, &hba);
     let sock = data_dir.join("sock");
     // A unix socket path must fit in sun_path (108 bytes); a deep data dir goes without one.
     let sock_dirs = if sock.as_os_str().len() < 90 {
         std::fs::create_dir_all(&sock).map_err(io_err("socket dir"))?;
-        if let Ok(meta) = std::fs::metadata(data_dir) {
-            let _ = std::os::unix::fs::chown(&sock, Some(meta.uid()), Some(meta.gid()));
-        }
+        owned_like_data_dir(data_dir, &sock);
         sock.display().to_string()
     } else {
         String::new()
     };
     let conf = data_dir.join("scratchdb.conf");
+    // temp_file_limit here is the default for roles scratchdb did not set one for (the superuser,
+    // which may lift it with SET): the smallest budget any resource gets.
     std::fs::write(
         &conf,
-        format!("port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{sock_dirs}'\n"),
+        format!(
+            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{sock_dirs}'\n\
+             temp_file_limit = '{}MB'\n",
+            crate::limits::TEMP_FILE_FLOOR_MB
+        ),
     )
-    .map_err(io_err("scratchdb.conf"))
+    .map_err(io_err("scratchdb.conf"))?;
+    owned_like_data_dir(data_dir, &conf);
+    Ok(())
 }
 
 fn free_port() -> Result<u16, EmbeddedError> {

@@ -30,6 +30,9 @@ struct Args {
     /// How often the expiry sweep runs.
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
     sweep_interval: Duration,
+    /// How often database sizes are checked; a database over its storage limit is stopped.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    storage_check_interval: Duration,
     /// Bearer tokens accepted for owned resources (repeatable; comma-separated in the env var).
     #[arg(long = "token", env = "SCRATCHDB_TOKENS", value_delimiter = ',', hide_env_values = true)]
     tokens: Vec<String>,
@@ -74,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         pool_size: args.pool,
         anonymous_ttl: args.anonymous_ttl,
         sweep_interval: args.sweep_interval,
+        storage_check_interval: args.storage_check_interval,
         tokens: args.tokens.into_iter().filter(|t| !t.is_empty()).collect(),
         public_url: args.public_url,
         ..Config::new(admin_url)
@@ -82,9 +86,9 @@ async fn main() -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, pool = args.pool, "scratchdb listening");
-    axum::serve(mayfly_scratchdb::no_delay(listener), mayfly_scratchdb::router(service.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // Peer addresses scope anonymous idempotency keys.
+    let app = mayfly_scratchdb::router(service.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(mayfly_scratchdb::no_delay(listener), app).with_graceful_shutdown(shutdown_signal()).await?;
     service.shutdown().await;
     if let Some(pg) = embedded {
         tokio::task::spawn_blocking(move || pg.stop()).await?;

@@ -4,7 +4,7 @@
 //! so a crash at any point leaves a row that startup or the sweep can finish tearing down — nothing in
 //! the cluster is ever unknown to the registry.
 
-use crate::admin::{AdminError, AdminPool};
+use crate::admin::{ident, legacy_role, names, AdminError, AdminPool, DB_PREFIX};
 
 /// One resource row, as the API needs it.
 #[derive(Debug, Clone)]
@@ -99,9 +99,46 @@ pub(crate) async fn migrate(pool: &AdminPool, schema: &str) -> Result<(), AdminE
              team_id text NOT NULL,
              email text NOT NULL,
              created_at timestamptz NOT NULL DEFAULT now());",
-        s = crate::admin::ident(schema)
+        s = ident(schema)
     ))
     .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Renames the roles of this registry's live pairs that an older version named `usr_<token>` to
+/// their database's name, so they pass pg_hba.conf's `sameuser` rule and `names()` finds them. A
+/// role's SCRAM verifier survives a rename, so stored passwords keep working; a client holding the
+/// old URL must fetch the new one (`GET …/credentials`). A live role also gets its temporary-file
+/// budget, which older versions did not set; pool pairs get theirs when handed out.
+pub(crate) async fn adopt_legacy_roles(pool: &AdminPool, schema: &str) -> Result<(), AdminError> {
+    let c = pool.get().await?;
+    let legacy = c
+        .query(
+            &format!(
+                "WITH live AS (SELECT token, storage_mb FROM {s}.resources \
+                     WHERE status NOT IN ('deleted', 'expired', 'error') \
+                 UNION ALL SELECT token, NULL FROM {s}.pool) \
+                 SELECT live.token, live.storage_mb FROM live JOIN pg_roles r ON r.rolname = 'usr_' || live.token \
+                 WHERE NOT EXISTS (SELECT 1 FROM pg_roles n WHERE n.rolname = $1 || live.token)",
+                s = ident(schema)
+            ),
+            &[&DB_PREFIX],
+        )
+        .await?;
+    for r in legacy {
+        let (token, storage_mb): (String, Option<i32>) = (r.get(0), r.get(1));
+        let (_, role) = names(&token);
+        let mut sql = format!("ALTER ROLE {} RENAME TO {}", ident(&legacy_role(&token)), ident(&role));
+        if let Some(mb) = storage_mb {
+            let temp = crate::limits::temp_file_mb(mb);
+            sql = format!("{sql}; ALTER ROLE {} SET temp_file_limit = '{temp}MB'", ident(&role));
+        }
+        // One role that cannot be renamed must not keep the provisioner from starting; its resource
+        // stays unreachable until an operator looks, and its teardown still drops the old name.
+        if let Err(e) = c.batch_execute(&sql).await {
+            tracing::warn!(error = %AdminError::from(e), "a role named by an older version could not be renamed");
+        }
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! crashed one left off.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,65 +12,9 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminError, AdminPool};
+use crate::config::{Config, ANON_CONNECTIONS, ANON_STORAGE_MB, OWNED_STORAGE_MB, OWNED_TIER};
+use crate::limits;
 use crate::registry::{self, Row};
-
-/// Everything scratchdb needs to run against one Postgres server.
-#[derive(Clone)]
-pub struct Config {
-    /// A superuser URL for the server that holds the registry and the scratch databases.
-    pub admin_url: String,
-    /// The registry's schema in the admin database.
-    pub schema: String,
-    /// Ready (role, database) pairs to keep; 0 turns the pool off.
-    pub pool_size: usize,
-    pub anonymous_ttl: Duration,
-    pub sweep_interval: Duration,
-    /// Bearer tokens that may create owned resources and use `/api/v1`.
-    pub tokens: Vec<String>,
-    /// Base of the claim links; when `None`, taken from the request's `Host`.
-    pub public_url: Option<String>,
-    /// Connections an authenticated resource's role may hold.
-    pub authenticated_connections: i32,
-    /// How many admin connections may be open at once.
-    pub admin_connections: usize,
-}
-
-impl std::fmt::Debug for Config {
-    // Tokens and the admin URL are secrets: the debug form says only whether they are set.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("schema", &self.schema)
-            .field("pool_size", &self.pool_size)
-            .field("anonymous_ttl", &self.anonymous_ttl)
-            .field("sweep_interval", &self.sweep_interval)
-            .field("tokens", &self.tokens.len())
-            .field("public_url", &self.public_url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Config {
-    pub fn new(admin_url: impl Into<String>) -> Self {
-        Self {
-            admin_url: admin_url.into(),
-            schema: "scratchdb".into(),
-            pool_size: 4,
-            anonymous_ttl: Duration::from_secs(24 * 3600),
-            sweep_interval: Duration::from_secs(60),
-            tokens: Vec::new(),
-            public_url: None,
-            authenticated_connections: 20,
-            admin_connections: 8,
-        }
-    }
-}
-
-/// The anonymous tier's limits, as instanode's `plans.yaml` has them.
-pub(crate) const ANON_STORAGE_MB: i32 = 10;
-pub(crate) const ANON_CONNECTIONS: i32 = 2;
-/// The tier named for owned resources; instanode's Pro limits, without an expiry.
-pub(crate) const OWNED_TIER: &str = "pro";
-pub(crate) const OWNED_STORAGE_MB: i32 = 10240;
 
 /// Why a service operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -94,11 +39,25 @@ impl From<tokio_postgres::Error> for ServiceError {
     }
 }
 
-/// Who is asking: an owner id (hash of their Bearer token) or nobody.
+/// Who is asking: an owner id (hash of their Bearer token), or nobody from an address (when the
+/// server was given it: see `crate::serve`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Caller {
-    Anonymous,
+    Anonymous(Option<IpAddr>),
     Owner(String),
+}
+
+impl Caller {
+    /// Whose idempotency keys these are. Owner ids are hex hashes, so an `anonymous:` scope never
+    /// collides with one. Without an address an anonymous caller has no scope: sharing one would
+    /// hand one caller another's database.
+    fn idempotency_scope(&self) -> Option<String> {
+        match self {
+            Caller::Owner(o) => Some(o.clone()),
+            Caller::Anonymous(Some(ip)) => Some(format!("anonymous:{}", ip.to_canonical())),
+            Caller::Anonymous(None) => None,
+        }
+    }
 }
 
 /// A create request after validation.
@@ -109,11 +68,13 @@ pub(crate) struct NewResource {
     pub(crate) idempotency: Option<(String, String)>,
 }
 
-/// The result of a create: the row and whether it is a replay of an earlier create.
+/// The result of a create: the row, whether it is a replay of an earlier create, and whether its
+/// Idempotency-Key was honoured.
 #[derive(Debug)]
 pub(crate) struct Created {
     pub(crate) row: Row,
     pub(crate) replay: bool,
+    pub(crate) idempotent: bool,
 }
 
 /// A claim's result: the new owner's session token and ids.
@@ -164,6 +125,7 @@ impl Service {
         }
         let admin = AdminPool::new(&config.admin_url, config.admin_connections)?;
         registry::migrate(&admin, &config.schema).await?;
+        registry::adopt_legacy_roles(&admin, &config.schema).await?;
         let version: i32 = {
             let c = admin.get().await?;
             let v: String = c.query_one("SHOW server_version_num", &[]).await?.get(0);
@@ -191,7 +153,8 @@ impl Service {
         svc.recover().await?;
         let filler = tokio::spawn(svc.clone().fill_loop());
         let sweeper = tokio::spawn(svc.clone().sweep_loop());
-        svc.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend([filler, sweeper]);
+        let checker = tokio::spawn(svc.clone().storage_check_loop());
+        svc.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend([filler, sweeper, checker]);
         Ok(svc)
     }
 
@@ -210,8 +173,18 @@ impl Service {
         &self.inner.config
     }
 
-    fn s(&self) -> &str {
+    /// The registry's schema, quoted.
+    pub(crate) fn s(&self) -> &str {
         &self.inner.schema
+    }
+
+    pub(crate) fn admin(&self) -> &AdminPool {
+        &self.inner.admin
+    }
+
+    /// Turns true when the background tasks are to stop.
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
 
     /// The owner id for a Bearer token, if the token is one we know.
@@ -275,7 +248,7 @@ impl Service {
     pub(crate) async fn create(&self, caller: &Caller, req: NewResource) -> Result<Created, ServiceError> {
         let s = self.s().to_string();
         let (owner, tier, connections, storage_mb, ttl) = match caller {
-            Caller::Anonymous => (
+            Caller::Anonymous(_) => (
                 None,
                 "anonymous",
                 ANON_CONNECTIONS,
@@ -286,7 +259,17 @@ impl Service {
                 (Some(o.clone()), OWNED_TIER, self.inner.config.authenticated_connections, OWNED_STORAGE_MB, None)
             }
         };
-        let owner_key = owner.clone().unwrap_or_else(|| "anonymous".into());
+        let scope = caller.idempotency_scope();
+        let idempotency = match (&scope, req.idempotency) {
+            (Some(scope), Some((key, hash))) => Some((scope.clone(), key, hash)),
+            (None, Some(_)) => {
+                tracing::warn!(
+                    "an anonymous Idempotency-Key was not honoured: the server was not given peer addresses"
+                );
+                None
+            }
+            (_, None) => None,
+        };
         let password = admin::new_password();
         let id = uuid::Uuid::new_v4().to_string();
         let claim_token = owner.is_none().then(|| format!("clm_{}", admin::new_password()));
@@ -306,7 +289,7 @@ impl Service {
             None
         };
         let token = pooled.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        if let Some((key, hash)) = &req.idempotency {
+        if let Some((owner_key, key, hash)) = &idempotency {
             let inserted = tx
                 .execute(
                     &format!(
@@ -319,7 +302,7 @@ impl Service {
             if inserted == 0 {
                 tx.rollback().await?;
                 drop(c);
-                return self.replay(&owner_key, key, hash).await;
+                return self.replay(owner_key, key, hash).await;
             }
         }
         let row = tx
@@ -352,11 +335,10 @@ impl Service {
         if pooled.is_some() {
             self.inner.refill.notify_one();
         }
+        let login = admin::Login { password: &password, connections, temp_file_mb: limits::temp_file_mb(storage_mb) };
         let made = match pooled {
-            Some(_) => admin::set_login(&self.inner.admin, &token, &password, connections).await,
-            None => {
-                admin::create_pair(&self.inner.admin, &token, Some((&password, connections)), self.inner.strategy).await
-            }
+            Some(_) => admin::set_login(&self.inner.admin, &token, login).await,
+            None => admin::create_pair(&self.inner.admin, &token, Some(login), self.inner.strategy).await,
         };
         let c = self.inner.admin.get().await?;
         if let Err(e) = made {
@@ -373,7 +355,7 @@ impl Service {
         )
         .await?;
         row.status = "active".into();
-        Ok(Created { row, replay: false })
+        Ok(Created { row, replay: false, idempotent: idempotency.is_some() })
     }
 
     /// Answers a repeated key: the same resource once it is ready, or a conflict for another body.
@@ -403,7 +385,7 @@ impl Service {
                 .ok_or(ServiceError::NotFound)?;
             // The first request may still be creating the database; a replay must not answer before it.
             if row.status != "provisioning" || tokio::time::Instant::now() > deadline {
-                return Ok(Created { row, replay: true });
+                return Ok(Created { row, replay: true, idempotent: true });
             }
             drop(c);
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -415,7 +397,8 @@ impl Service {
         let c = self.inner.admin.get().await?;
         c.query_opt(
             &format!(
-                "SELECT {} FROM {}.resources WHERE token = $1 AND owner = $2 AND status IN ('active', 'provisioning')",
+                "SELECT {} FROM {}.resources WHERE token = $1 AND owner = $2 \
+                 AND status IN ('active', 'provisioning', 'suspended')",
                 registry::columns(),
                 self.s()
             ),
@@ -431,8 +414,9 @@ impl Service {
         let rows = c
             .query(
                 &format!(
-                    "SELECT {} FROM {}.resources WHERE owner = $1 AND status IN ('active', 'provisioning') \
-                     AND ($2::text IS NULL OR env = $2) ORDER BY created_at",
+                    "SELECT {} FROM {}.resources WHERE owner = $1 \
+                     AND status IN ('active', 'provisioning', 'suspended') AND ($2::text IS NULL OR env = $2) \
+                     ORDER BY created_at",
                     registry::columns(),
                     self.s()
                 ),
@@ -501,7 +485,7 @@ impl Service {
             .query_opt(
                 &format!(
                     "SELECT {}, {} FROM {}.resources WHERE claim_token = $1 AND claim_expires_at > now() \
-                     AND claimed_at IS NULL AND status = 'active'",
+                     AND claimed_at IS NULL AND status IN ('active', 'suspended')",
                     registry::columns(),
                     "to_char(claim_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
                     self.s()
@@ -524,7 +508,8 @@ impl Service {
             .execute(
                 &format!(
                     "UPDATE {s}.resources SET owner = $2, tier = $3, expires_at = NULL, claimed_at = now() \
-                     WHERE claim_token = $1 AND claim_expires_at > now() AND claimed_at IS NULL AND status = 'active'"
+                     WHERE claim_token = $1 AND claim_expires_at > now() AND claimed_at IS NULL \
+                     AND status IN ('active', 'suspended')"
                 ),
                 &[&claim, &owner, &OWNED_TIER],
             )
@@ -609,7 +594,8 @@ impl Service {
         let due = c
             .query(
                 &format!(
-                    "SELECT token, status FROM {s}.resources WHERE (status = 'active' AND expires_at < now()) \
+                    "SELECT token, status FROM {s}.resources \
+                     WHERE (status IN ('active', 'suspended') AND expires_at < now()) \
                      OR status = 'deleting' \
                      OR (status = 'provisioning' AND created_at < now() - interval '10 minutes')"
                 ),
@@ -623,7 +609,7 @@ impl Service {
             let (token, status): (String, String) = (r.get(0), r.get(1));
             match admin::teardown(&self.inner.admin, &token).await {
                 Ok(()) => {
-                    let next = if status == "active" { "expired" } else { "deleted" };
+                    let next = if status == "deleting" || status == "provisioning" { "deleted" } else { "expired" };
                     let c = self.inner.admin.get().await?;
                     c.execute(
                         &format!("UPDATE {s}.resources SET status = $2, deleted_at = now() WHERE token = $1"),

@@ -11,6 +11,7 @@ use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mayfly_core::{Event, EventBody, KeepResponse, ReapState, Resource, ResourceView, TurnDetail, TurnState};
+use wasm_bindgen::JsCast;
 
 use crate::ansi::AnsiDecoder;
 use crate::api;
@@ -117,6 +118,14 @@ pub(crate) fn TurnView(
                     )}
                 </p>
             </Show>
+            {move || log.with(|l| l.output_kept_bytes).map(|kept| view! {
+                <p class="notice" data-testid="output-truncated">
+                    {format!(
+                        "The turn kept its first {kept} bytes of output, its limit; what it printed after that \
+                         was dropped while the code ran on."
+                    )}
+                </p>
+            })}
             <Timeline log=log/>
             <Resources turn_id=turn_id key=key detail=detail log=log now=now/>
         </section>
@@ -175,7 +184,7 @@ fn Timeline(log: RwSignal<TurnLog>) -> impl IntoView {
                         let running = span.end.is_none();
                         view! {
                             <div class="bar" class:running=running
-                                style=format!("left:{left:.2}%;width:{width:.2}%")></div>
+                                style:left=format!("{left:.2}%") style:width=format!("{width:.2}%")></div>
                         }
                     });
                     let ms = match (span.start, span.ms()) {
@@ -407,9 +416,10 @@ impl Printer {
             let Ok(span) = document.create_element("span") else { continue };
             let classes = segment.style.classes();
             let _ = span.set_attribute("class", format!("{stream} {classes}").trim_end());
-            let inline = segment.style.inline();
-            if !inline.is_empty() {
-                let _ = span.set_attribute("style", &inline);
+            if let Some(element) = span.dyn_ref::<web_sys::HtmlElement>() {
+                for (property, value) in segment.style.declarations() {
+                    let _ = element.style().set_property(property, &value);
+                }
             }
             span.set_text_content(Some(&segment.text));
             let _ = pre.append_child(&span);

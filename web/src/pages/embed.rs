@@ -9,6 +9,11 @@
 //! - from the frame: `{type: "mayfly.ready"}`, `{type: "mayfly.turn", turn_id}`,
 //!   `{type: "mayfly.event", turn_id, event}` (every event, once, in order),
 //!   `{type: "mayfly.error", message}`.
+//!
+//! Trust. Which pages may frame this view at all is the deployment's `EMBED_ORIGINS` (the page's
+//! `frame-ancestors`). Within that, the frame runs nothing on its own (`autorun`) and never uses
+//! the key saved in this browser unless the embedder pinned its origin (`origin=`) and the page
+//! framing it really is at that origin; otherwise a `mayfly.run` must bring its own `api_key`.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -55,8 +60,12 @@ enum Outbound<'a> {
     Error { message: &'a str },
 }
 
-/// Posts `message` to the parent window, only to `origin` when the embedder pinned one.
+/// Posts `message` to the parent window, only to `origin` when the embedder pinned one; with no
+/// origin (the parent is not the pinned one), to nobody.
 fn post(message: &Outbound<'_>, origin: &str) {
+    if origin.is_empty() {
+        return;
+    }
     let window = window();
     let Ok(Some(parent)) = window.parent() else { return };
     if let Ok(json) = serde_json::to_string(message) {
@@ -66,12 +75,43 @@ fn post(message: &Outbound<'_>, origin: &str) {
     }
 }
 
+/// The origin of the page that frames this one, as the browser reports it: Chromium and Safari
+/// list the ancestors' origins; elsewhere the referrer is the best there is. `None` at the top.
+fn parent_origin() -> Option<String> {
+    let window = window();
+    let framed = window.parent().ok().flatten().is_some_and(|parent| !js_sys::Object::is(&parent, &window));
+    if !framed {
+        return None;
+    }
+    // `location.ancestorOrigins` is not in every browser, so not in web-sys either.
+    let ancestors = js_sys::Reflect::get(&window.location(), &"ancestorOrigins".into()).ok();
+    let list = ancestors.and_then(|list| wasm_bindgen::JsCast::dyn_into::<web_sys::DomStringList>(list).ok());
+    if let Some(origin) = list.and_then(|list| list.item(0)) {
+        return Some(origin);
+    }
+    let referrer = document().referrer();
+    web_sys::Url::new(&referrer).ok().map(|url| url.origin()).filter(|origin| origin != "null")
+}
+
+/// Whether the parent is the one the embedder pinned: only then may the frame act on its own.
+fn trusts(pinned: Option<&str>, parent: Option<&str>) -> bool {
+    matches!((pinned, parent), (Some(pinned), Some(parent)) if pinned == parent)
+}
+
 #[component]
 pub(crate) fn Embed() -> impl IntoView {
     let ApiKey(key) = ApiKey::get();
     let query = use_query_map().get_untracked();
     let param = |name: &str| query.get(name).filter(|v| !v.is_empty());
-    let origin = param("origin").unwrap_or_else(|| "*".to_owned());
+    let parent = parent_origin();
+    let trusted = trusts(param("origin").as_deref(), parent.as_deref());
+    // Where messages go: the pinned origin (or anyone, unpinned). When the parent is known to be
+    // elsewhere, nothing is posted at all: the browser would drop it, and complain.
+    let origin = match (param("origin"), parent) {
+        (Some(pinned), Some(parent)) if pinned != parent => String::new(),
+        (Some(pinned), _) => pinned,
+        (None, _) => "*".to_owned(),
+    };
     let code = RwSignal::new(param("code").unwrap_or_default());
     let language = RwSignal::new(
         param("language").and_then(|l| Language::ALL.into_iter().find(|x| x.as_str() == l)).unwrap_or_default(),
@@ -84,8 +124,15 @@ pub(crate) fn Embed() -> impl IntoView {
     let start = {
         let origin = origin.clone();
         move |request: CreateTurnRequest, api_key: Option<String>| {
-            let Some(api_key) = api_key.or_else(|| key.get_untracked()) else {
-                let message = "no API key: send one in `mayfly.run` or save it in the playground";
+            // The saved key is this browser's person's: only a parent they trust may spend it.
+            let saved = if trusted { key.get_untracked() } else { None };
+            let Some(api_key) = api_key.or(saved) else {
+                let message = if trusted || key.get_untracked().is_none() {
+                    "no API key: send one in `mayfly.run` or save it in the playground"
+                } else {
+                    "no API key: the key saved in this browser is used only when the embed URL pins this \
+                     page's origin (`origin=`); send one in `mayfly.run`"
+                };
                 problem.set(Some(message.to_owned()));
                 post(&Outbound::Error { message }, &origin);
                 return;
@@ -123,7 +170,7 @@ pub(crate) fn Embed() -> impl IntoView {
         }
     };
 
-    let pinned = (origin != "*").then(|| origin.clone());
+    let pinned = param("origin");
     let listener = window_event_listener(leptos::ev::message, {
         move |ev: web_sys::MessageEvent| {
             // Only the embedding page speaks to the frame, and only from the pinned origin.
@@ -155,8 +202,17 @@ pub(crate) fn Embed() -> impl IntoView {
     on_cleanup(move || listener.remove());
 
     post(&Outbound::Ready {}, &origin);
+    let notice = RwSignal::new(None::<String>);
     if param("autorun").is_some_and(|a| a == "1" || a == "true") && !code.get_untracked().is_empty() {
-        run_editor.run(());
+        if trusted {
+            run_editor.run(());
+        } else {
+            notice.set(Some(
+                "Not run on its own: autorun needs the embed URL to pin the embedding page's origin \
+                 (origin=…), and this page to be at it. Press Run to run it."
+                    .to_owned(),
+            ));
+        }
     }
     let on_event = {
         Callback::new(move |event: Event| {
@@ -172,12 +228,30 @@ pub(crate) fn Embed() -> impl IntoView {
             <div class="controls">
                 <span class="brand small">"mayfly"</span>
                 <span class="badge">{move || language.get().as_str()}</span>
-                <button class="primary" data-testid="run" on:click=move |_| run_editor.run(())>"Run"</button>
+                <button class="primary" data-testid="run" on:click=move |_| {
+                    notice.set(None);
+                    run_editor.run(());
+                }>"Run"</button>
                 <button data-testid="cancel" on:click=move |_| cancel()>"Cancel"</button>
             </div>
             <Editor code=code on_run=run_editor label="Code"/>
+            {move || notice.get().map(|n| view! { <p class="notice" data-testid="notice">{n}</p> })}
             {move || problem.get().map(|p| view! { <p class="error" role="alert" data-testid="problem">{p}</p> })}
             {move || shown.get().map(|(turn_id, key)| view! { <TurnView turn_id=turn_id key=key on_event=on_event/> })}
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trusts;
+
+    #[test]
+    fn only_a_pinned_origin_that_is_the_parents_is_trusted() {
+        assert!(trusts(Some("https://ide.example"), Some("https://ide.example")));
+        assert!(!trusts(Some("https://ide.example"), Some("https://evil.example")));
+        assert!(!trusts(None, Some("https://ide.example")), "not pinned");
+        assert!(!trusts(Some("https://ide.example"), None), "not framed, or the parent is unknown");
+        assert!(!trusts(None, None));
     }
 }

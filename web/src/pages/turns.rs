@@ -110,15 +110,18 @@ fn ReaperCard(reaper: RwSignal<Option<Result<ReaperStatus, String>>>) -> impl In
         Some(Ok(status)) => {
             let sweep = match &status.last_sweep {
                 None => "no sweep has run yet".to_owned(),
-                Some(s) => format!(
-                    "last sweep {} ago: {} sandboxes seen, {} reaped; {} databases seen, {} reaped{}",
-                    format_ms(now_unix_ms().saturating_sub(s.at_unix_ms)),
-                    s.sandboxes_seen,
-                    s.sandboxes_reaped,
-                    s.databases_seen,
-                    s.databases_reaped,
-                    if s.errors.is_empty() { String::new() } else { format!("; errors: {}", s.errors.join("; ")) },
-                ),
+                Some(s) => {
+                    let failed = s.failed.iter().map(|f| {
+                        format!("{} {}: {}", f.resource.as_str(), f.id, f.error.as_deref().unwrap_or_default())
+                    });
+                    let errors: Vec<String> = failed.chain(s.errors.iter().cloned()).collect();
+                    format!(
+                        "last sweep {} ago: reaped {} of your turns' resources left behind{}",
+                        format_ms(now_unix_ms().saturating_sub(s.at_unix_ms)),
+                        s.reaped.len(),
+                        if errors.is_empty() { String::new() } else { format!("; errors: {}", errors.join("; ")) },
+                    )
+                }
             };
             view! {
                 <dl class="stats">

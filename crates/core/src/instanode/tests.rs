@@ -355,3 +355,35 @@ fn debug_output_hides_the_token() {
     let config = InstanodeConfig { base_url: "b".into(), token: Some("ink_secret".into()) };
     assert!(!format!("{config:?}").contains("ink_secret"));
 }
+
+#[test]
+fn status_reads_whether_the_provider_stopped_the_database() {
+    let http = MemoryHttpClient::new(|request| {
+        Ok(if request.url.ends_with("/full") {
+            json(
+                200,
+                r#"{"ok":true,"item":{"token":"full","status":"suspended","storage_bytes":11534336,"storage_limit_bytes":10485760,"storage_exceeded":true}}"#,
+            )
+        } else {
+            json(200, r#"{"ok":true,"item":{"token":"fine","status":"active","storage_bytes":0}}"#)
+        })
+    });
+    let (client, clock) = instanode(&http, Some("ink_pat"));
+    let full = run_virtual(&clock, client.status("full")).unwrap().unwrap();
+    assert_eq!(full, DatabaseStatus { storage_exceeded: true, storage_limit_bytes: Some(10 << 20) });
+    let fine = run_virtual(&clock, client.status("fine")).unwrap().unwrap();
+    assert!(!fine.storage_exceeded);
+    check(
+        &http.requests()[0],
+        expect![[r#"
+            GET https://api.instanode.test/api/v1/resources/full
+            accept: application/json
+            authorization: Bearer ink_pat
+
+        "#]],
+    );
+    // Anonymous databases cannot be read: nothing is asked, nothing known.
+    let (anonymous, clock) = instanode(&http, None);
+    assert_eq!(run_virtual(&clock, anonymous.status("full")), Ok(None));
+    assert_eq!(http.requests().len(), 2);
+}

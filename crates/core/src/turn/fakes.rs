@@ -23,8 +23,8 @@ use futures::StreamExt;
 use crate::api::ClaimInfo;
 use crate::event::{Event, Resource};
 use crate::provider::{
-    Clock, Database, DatabaseInfo, DatabaseMode, DatabaseProvider, DatabaseRequest, ProcessEvent, ProcessEvents,
-    ProcessRequest, ProviderError, SandboxHandle, SandboxInfo, SandboxProvider, SandboxRequest,
+    Clock, Database, DatabaseInfo, DatabaseMode, DatabaseProvider, DatabaseRequest, DatabaseStatus, ProcessEvent,
+    ProcessEvents, ProcessRequest, ProviderError, SandboxHandle, SandboxInfo, SandboxProvider, SandboxRequest,
 };
 use crate::turn::{Lease, LeasedResource, SinkError, TurnSink};
 
@@ -349,6 +349,8 @@ pub(crate) struct FakeDatabases {
     /// Live databases: token → name.
     pub(crate) live: RefCell<BTreeMap<String, String>>,
     pub(crate) created: Cell<u32>,
+    /// When set, `status` says the database was stopped for passing this many bytes.
+    pub(crate) stopped_for_storage: Cell<Option<u64>>,
 }
 
 /// The password every fake database gets, so tests can look for it.
@@ -365,6 +367,7 @@ impl FakeDatabases {
             delete_failures: Cell::new(0),
             live: RefCell::default(),
             created: Cell::new(0),
+            stopped_for_storage: Cell::new(None),
         }
     }
 
@@ -443,6 +446,15 @@ impl DatabaseProvider for FakeDatabases {
             }
             let live = self.live.borrow();
             Ok(live.iter().map(|(token, name)| DatabaseInfo { token: token.clone(), name: name.clone() }).collect())
+        })
+    }
+
+    fn status<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<Option<DatabaseStatus>, ProviderError>> {
+        Box::pin(async move {
+            self.clock.sleep(10).await;
+            self.trace.note(&self.clock, format!("database status {token}"));
+            let limit = self.stopped_for_storage.get();
+            Ok(limit.map(|bytes| DatabaseStatus { storage_exceeded: true, storage_limit_bytes: Some(bytes) }))
         })
     }
 }

@@ -75,6 +75,8 @@ where
         deadline_unix_ms: accepted_unix_ms + u64::from(spec.timeout_s) * 1000,
         timings: RefCell::new(Timings::default()),
         run_started_at: Cell::new(None),
+        output_bytes: Cell::new(0),
+        output_truncated: Cell::new(false),
     };
     turn.run().await
 }
@@ -133,11 +135,18 @@ pub struct TurnOptions {
     /// How long past the deadline the sandbox may live: its provider timeout is deadline + grace.
     pub grace_s: u32,
     pub reap: ReapPolicy,
+    /// The output the turn keeps ([`crate::spec::Limits::max_output_bytes`]).
+    pub max_output_bytes: usize,
 }
 
 impl Default for TurnOptions {
     fn default() -> TurnOptions {
-        TurnOptions { keep_database: false, grace_s: 60, reap: ReapPolicy::default() }
+        TurnOptions {
+            keep_database: false,
+            grace_s: 60,
+            reap: ReapPolicy::default(),
+            max_output_bytes: crate::spec::Limits::default().max_output_bytes,
+        }
     }
 }
 
@@ -312,6 +321,9 @@ struct Turn<'a, S, D, C, K> {
     timings: RefCell<Timings>,
     /// When the process was started (Unix ms), once it was.
     run_started_at: Cell<Option<u64>>,
+    /// Output kept so far; once it reaches the limit, everything after is dropped.
+    output_bytes: Cell<usize>,
+    output_truncated: Cell<bool>,
 }
 
 impl<S, D, C, K> Turn<'_, S, D, C, K>
@@ -343,6 +355,15 @@ where
             self.execute_until_interrupted(sandbox, database.as_ref()).await
         };
 
+        // A process that failed may have failed because the provider stopped its database; asked
+        // before the reap deletes it.
+        let failed_run = matches!(ending, Ending::Exited(code) if code != 0)
+            || (matches!(ending, Ending::Failed(_)) && self.run_started_at.get().is_some());
+        let database_stopped = match &database {
+            Some(database) if failed_run => self.database_stopped(database).await,
+            _ => None,
+        };
+
         let reap_started = self.clock.now_ms();
         let (sandbox_reap, database_reap) =
             future::join(self.reap_sandbox(sandbox.as_ref()), self.reap_database(database.as_ref())).await;
@@ -359,6 +380,10 @@ where
             Ending::SinkClosed => {
                 (Outcome::Cancelled, None, Some("nobody is watching the turn any more: its event sink closed".into()))
             }
+        };
+        let error = match (error, database_stopped) {
+            (Some(error), Some(why)) => Some(format!("{error}; {why}")),
+            (error, _) => error,
         };
         let error = error.map(|e| self.emitter.scrub(&e));
         let timings = {
@@ -611,14 +636,46 @@ where
     C: Clock,
     K: TurnSink,
 {
-    fn emit_output(&self, stream: Stream, data: String) {
-        if data.is_empty() {
+    /// Emits output while the turn's output limit allows; the output that reaches the limit is cut
+    /// on a character boundary, followed by one `output.truncated`, and later output is dropped.
+    fn emit_output(&self, stream: Stream, mut data: String) {
+        if data.is_empty() || self.output_truncated.get() {
             return;
         }
-        self.emitter.emit(match stream {
-            Stream::Stdout => EventBody::Stdout { data },
-            Stream::Stderr => EventBody::Stderr { data },
-        });
+        let room = self.options.max_output_bytes.saturating_sub(self.output_bytes.get());
+        let over = data.len() > room;
+        if over {
+            let mut cut = room;
+            while !data.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            data.truncate(cut);
+        }
+        self.output_bytes.set(self.output_bytes.get() + data.len());
+        if !data.is_empty() {
+            self.emitter.emit(match stream {
+                Stream::Stdout => EventBody::Stdout { data },
+                Stream::Stderr => EventBody::Stderr { data },
+            });
+        }
+        if over {
+            self.output_truncated.set(true);
+            self.emitter.emit(EventBody::OutputTruncated { kept_bytes: self.output_bytes.get() as u64 });
+        }
+    }
+
+    /// Why the provider stopped the turn's database, when it did (and can say so).
+    async fn database_stopped(&self, database: &Database) -> Option<String> {
+        let status = self.databases.status(&database.token).await.ok().flatten()?;
+        if !status.storage_exceeded {
+            return None;
+        }
+        Some(match status.storage_limit_bytes {
+            Some(bytes) => {
+                format!("the provider stopped its database: it went past its storage limit of {} MB", bytes >> 20)
+            }
+            None => "the provider stopped its database: it went past its storage limit".to_owned(),
+        })
     }
 
     async fn reap_sandbox(&self, sandbox: Option<&SandboxHandle>) -> Option<ResourceReap> {

@@ -615,3 +615,47 @@ fn reap_backoff_doubles_up_to_the_cap() {
     let waits: Vec<u64> = (1..=6).map(|n| policy.backoff_ms(n)).collect();
     assert_eq!(waits, [250, 500, 1000, 2000, 4000, 4000]);
 }
+
+/// Output past the turn's cap is neither stored nor sent: what fits is emitted (cut on a character
+/// boundary), then one `output.truncated` with the bytes kept; the process runs on to its exit.
+#[test]
+fn output_past_the_cap_is_dropped_after_one_truncation_event() {
+    let world = World::new();
+    let chunk = Bytes::from("é".repeat(600)); // 1,200 bytes, two per character
+    let mut steps = vec![started()];
+    steps.extend((0..10).flat_map(|_| [Step::Emit(ProcessEvent::Stdout(chunk.clone())), Step::Wait(1)]));
+    steps.push(stderr(b"still here\n"));
+    steps.push(exited(0));
+    world.process(steps);
+    let options = TurnOptions { max_output_bytes: 3_001, ..TurnOptions::default() };
+    let report = world.run(spec("print(1)"), options);
+    assert_eq!(report.outcome, Outcome::Succeeded, "the process kept running to its own exit");
+    let events = world.sink.events.borrow();
+    let kept: usize = events
+        .iter()
+        .map(|e| match &e.body {
+            EventBody::Stdout { data } | EventBody::Stderr { data } => data.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(kept, 3_000, "up to the cap, cut between characters");
+    let truncated: Vec<&EventBody> =
+        events.iter().map(|e| &e.body).filter(|b| matches!(b, EventBody::OutputTruncated { .. })).collect();
+    assert_eq!(truncated, [&EventBody::OutputTruncated { kept_bytes: 3_000 }]);
+    assert!(events.iter().any(|e| matches!(e.body, EventBody::ProcessExited { exit_code: 0, .. })));
+}
+
+#[test]
+fn a_turn_whose_database_was_stopped_says_why() {
+    let world = World::new();
+    world.process(vec![started(), stderr(b"terminating connection due to administrator command\n"), exited(1)]);
+    world.providers.databases.stopped_for_storage.set(Some(10 << 20));
+    let report = world.run(spec("print(1)"), TurnOptions::default());
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert_eq!(
+        report.error.as_deref(),
+        Some(
+            "the code exited with status 1; the provider stopped its database: it went past its storage limit of 10 MB"
+        )
+    );
+}

@@ -6,6 +6,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub fn config(schema: &str, pool: usize) -> Config {
         pool_size: pool,
         tokens: vec![TOKEN_A.into(), TOKEN_B.into()],
         sweep_interval: Duration::from_secs(3600),
+        storage_check_interval: Duration::from_millis(200),
         ..Config::new(cluster().admin_url())
     }
 }
@@ -50,9 +52,11 @@ impl Server {
         let service = Service::start(config).await.expect("start service");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = mayfly_scratchdb::router(service.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+        let task = tokio::spawn({
+            let service = service.clone();
+            async move {
+                let _ = mayfly_scratchdb::serve(service, listener).await;
+            }
         });
         Server { addr, service, schema, task }
     }
@@ -75,40 +79,24 @@ impl Server {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Resp {
-        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
-        if let Some(b) = bearer {
-            req.push_str(&format!("Authorization: Bearer {b}\r\n"));
-        }
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        let body = body.unwrap_or("");
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await.unwrap();
-        let text = String::from_utf8(raw).unwrap();
-        let (head, rest) = text.split_once("\r\n\r\n").unwrap();
-        let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let json = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            // Axum only chunks bodies of unknown length; JSON answers carry a length, but be safe.
-            let mut out = String::new();
-            let mut r = rest;
-            loop {
-                let (len, tail) = r.split_once("\r\n").unwrap();
-                let n = usize::from_str_radix(len.trim(), 16).unwrap();
-                if n == 0 {
-                    break;
-                }
-                out.push_str(&tail[..n]);
-                r = &tail[n + 2..];
-            }
-            serde_json::from_str(&out).unwrap_or(Value::Null)
-        } else {
-            serde_json::from_str(rest).unwrap_or(Value::Null)
-        };
-        Resp { status, json, head: head.to_ascii_lowercase() }
+        let s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        exchange(s, self.addr, method, path, bearer, headers, body).await
+    }
+
+    /// Like `call_h`, from a connection bound to `source` (any 127.x.y.z works on loopback), so the
+    /// server sees another caller.
+    pub async fn call_from(
+        &self,
+        source: IpAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(source, 0)).unwrap();
+        let s = socket.connect(self.addr).await.unwrap();
+        exchange(s, self.addr, method, path, None, headers, body).await
     }
 
     /// Creates a resource and returns the 201 body.
@@ -117,6 +105,50 @@ impl Server {
         assert_eq!(r.status, 201, "{:?}", r.json);
         r.json
     }
+}
+
+pub async fn exchange(
+    mut s: tokio::net::TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Resp {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(b) = bearer {
+        req.push_str(&format!("Authorization: Bearer {b}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let json = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        // Axum only chunks bodies of unknown length; JSON answers carry a length, but be safe.
+        let mut out = String::new();
+        let mut r = rest;
+        loop {
+            let (len, tail) = r.split_once("\r\n").unwrap();
+            let n = usize::from_str_radix(len.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            r = &tail[n + 2..];
+        }
+        serde_json::from_str(&out).unwrap_or(Value::Null)
+    } else {
+        serde_json::from_str(rest).unwrap_or(Value::Null)
+    };
+    Resp { status, json, head: head.to_ascii_lowercase() }
 }
 
 #[derive(Debug)]
@@ -137,8 +169,10 @@ pub async fn db_exists(admin: &tokio_postgres::Client, token: &str) -> bool {
     admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&format!("db_{token}")]).await.unwrap().is_some()
 }
 
+/// Whether the resource's role exists, under its name or the one older versions gave it.
 pub async fn role_exists(admin: &tokio_postgres::Client, token: &str) -> bool {
-    admin.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&format!("usr_{token}")]).await.unwrap().is_some()
+    let names = [format!("db_{token}"), format!("usr_{token}")];
+    admin.query_opt("SELECT 1 FROM pg_roles WHERE rolname = ANY($1)", &[&names.as_slice()]).await.unwrap().is_some()
 }
 
 /// Connects with a resource's URL; the error text on failure.
@@ -152,6 +186,27 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
             Some(db) => db.message().to_string(),
             None => e.to_string(),
         }),
+    }
+}
+
+/// `url` with its database (the path) replaced by `db`, user and password untouched.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (credentials, rest) = url.rsplit_once('@').expect("a url with credentials");
+    let (host, path) = rest.split_once('/').expect("a url with a database");
+    let query = path.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    format!("{credentials}@{host}/{db}{query}")
+}
+
+/// Polls `f` until it holds; panics with `what` after 60 s.
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
