@@ -4,14 +4,13 @@
 //! outliving the turn. Every attempt prints its verdict; every turn still reaps, and afterwards no
 //! process of it is left on the host.
 
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mayfly_core::{CreateTurnResponse, Event, EventBody, Outcome};
 use mayfly_e2e::turns::{outcome_of, stdout_of, TurnStack, ALICE_KEY, BOB_KEY};
 use mayfly_e2e::Tools;
 
-use crate::support::{host_processes, lines_with, resources_of, CancelOnDrop};
+use crate::support::{follow_until, host_processes, lines_with, resources_of, CancelOnDrop};
 
 const ESCAPE: &str = include_str!("escape.py");
 const OUTLIVE: &str = include_str!("outlive.py");
@@ -103,19 +102,8 @@ fn a_turn_cannot_reach_the_host_or_another_live_turn() {
     std::thread::scope(|scope| {
         // Whatever fails below, the victim ends now rather than at its timeout.
         let _cancel = CancelOnDrop { stack: &stack, turn: &victim, key: BOB_KEY };
-        let (sender, events) = mpsc::channel();
-        let follower = scope.spawn(|| {
-            stack.follow_with(&victim, BOB_KEY, 0, move |event| {
-                let _ = sender.send(event.clone());
-            })
-        });
         // The victim is live, its files written: its sandbox and database are known from its events.
-        let mut seen = Vec::new();
-        while !stdout_of(&seen).contains("ready") {
-            let event = events.recv_timeout(Duration::from_secs(120)).expect("the victim gets ready");
-            assert!(!event.body.is_terminal(), "the victim ended early: {seen:?}");
-            seen.push(event);
-        }
+        let (seen, follower) = follow_until(scope, &stack, &victim, BOB_KEY, "ready");
         let (Some(sandbox), Some((_, database))) = resources_of(&seen) else { panic!("{seen:?}") };
 
         let attacker_mark = mark("attacker");

@@ -7,14 +7,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use mayfly_core::Outcome;
 use mayfly_e2e::turns::{outcome_of, stdout_of, TurnStack, ALICE_KEY, BOB_KEY};
 
-use crate::support::{resources_of, CancelOnDrop};
+use crate::support::{follow_until, resources_of, CancelOnDrop};
 
 /// Turn A: plants the fakes, says where, then waits to be cancelled.
 const PLANTER: &str = r##"
@@ -80,18 +78,7 @@ fn a_turns_variables_never_reach_the_programs_that_run_outside_the_jail() {
     std::thread::scope(|scope| {
         // Whatever fails below, the planter ends now rather than at its timeout.
         let _cancel = CancelOnDrop { stack: &stack, turn: &planter, key: ALICE_KEY };
-        let (sender, events) = mpsc::channel();
-        let follower = scope.spawn(|| {
-            stack.follow_with(&planter, ALICE_KEY, 0, move |event| {
-                let _ = sender.send(event.clone());
-            })
-        });
-        let mut seen = Vec::new();
-        while !stdout_of(&seen).contains("planted") {
-            let event = events.recv_timeout(Duration::from_secs(120)).expect("the planter gets ready");
-            assert!(!event.body.is_terminal(), "the planter ended early: {seen:?}");
-            seen.push(event);
-        }
+        let (seen, follower) = follow_until(scope, &stack, &planter, ALICE_KEY, "planted");
         let (Some(sandbox), _) = resources_of(&seen) else { panic!("{seen:?}") };
         // Where A's home is on the host (its sandbox's directory under sandboxd's state).
         let home = stack.data_dir().join("sandboxes").join(&sandbox).join("home");

@@ -124,3 +124,27 @@ impl Drop for CancelOnDrop<'_> {
         self.stack.call("DELETE", &self.turn.status_url, Some(self.key), None);
     }
 }
+
+/// Follows `turn` on a thread of `scope` until its stdout says `ready` (failing the test if it ends
+/// first): the events so far, and the follower, which reads on to the turn's end.
+pub(crate) fn follow_until<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    stack: &'env TurnStack,
+    turn: &'env CreateTurnResponse,
+    key: &'env str,
+    ready: &str,
+) -> (Vec<Event>, std::thread::ScopedJoinHandle<'scope, Vec<Event>>) {
+    let (sender, events) = std::sync::mpsc::channel();
+    let follower = scope.spawn(move || {
+        stack.follow_with(turn, key, 0, move |event| {
+            let _ = sender.send(event.clone());
+        })
+    });
+    let mut seen = Vec::new();
+    while !mayfly_e2e::turns::stdout_of(&seen).contains(ready) {
+        let event = events.recv_timeout(Duration::from_secs(120)).expect("the turn gets ready");
+        assert!(!event.body.is_terminal(), "the turn ended before it was ready: {seen:?}");
+        seen.push(event);
+    }
+    (seen, follower)
+}

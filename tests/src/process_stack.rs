@@ -328,8 +328,13 @@ impl ProcessStack {
             let databases = databases.list().await;
             (sandboxes, databases, postgres_leftovers(&admin_url).await)
         });
+        // sandboxd's own files (its templates' tmpfs, `.templates`) live as long as it does.
         let mut jail_dirs: Vec<String> = match std::fs::read_dir(&self.sandboxd_state) {
-            Ok(entries) => entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
+                .collect(),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(err) => return Err(err.into()),
         };
@@ -483,23 +488,25 @@ async fn postgres_leftovers(admin_url: &str) -> (Names, Names, Names) {
     (databases, roles, registry)
 }
 
-/// Mount points at or under `dir`, from the kernel's mount table.
+/// Mount points of sandboxes at or under `dir`, from the kernel's mount table (not sandboxd's own
+/// templates, which live as long as it does).
 fn mounts_under(dir: &Path) -> anyhow::Result<Vec<String>> {
     let table = std::fs::read_to_string("/proc/self/mountinfo")?;
     let dir = dir.to_string_lossy();
     Ok(table
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .filter(|m| m.starts_with(&*dir))
+        .filter(|m| m.starts_with(&*dir) && !m.contains("/."))
         .map(str::to_owned)
         .collect())
 }
 
-/// sandboxd's cgroups for a sandbox id that exist.
+/// sandboxd's cgroups for a sandbox id that exist, on cgroup v1 or v2.
 fn cgroups_of(id: &str) -> Vec<PathBuf> {
-    ["memory", "pids"]
+    let root = Path::new("/sys/fs/cgroup");
+    ["memory", "pids", "cpu", ""]
         .iter()
-        .map(|c| Path::new("/sys/fs/cgroup").join(c).join("mayfly-sandboxd").join(id))
+        .map(|controller| root.join(controller).join("mayfly-sandboxd").join(id))
         .filter(|p| p.exists())
         .collect()
 }

@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Stack { data_dir, pool } => {
-            runtime.block_on(stack_command(StackOptions { data_dir, pool, python_venv: None }))
+            runtime.block_on(stack_command(StackOptions { data_dir, pool, ..StackOptions::default() }))
         }
         Command::Run { file, language, no_db, keep_db, timeout } => {
             let args = RunArgs {

@@ -46,6 +46,10 @@ pub struct StackOptions {
     pub python_venv: Option<PathBuf>,
     /// Warm pool of ready databases.
     pub pool: usize,
+    /// The storage each (owned) scratch database may use, in MB; scratchdb's default when `None`.
+    pub database_storage_mb: Option<i32>,
+    /// How often scratchdb checks databases against their storage limit; its default when `None`.
+    pub storage_check_interval: Option<std::time::Duration>,
 }
 
 impl LocalStack {
@@ -62,6 +66,12 @@ impl LocalStack {
         let mut db_config = mayfly_scratchdb::Config::new(postgres.admin_url());
         db_config.tokens = vec![scratchdb_token.clone()];
         db_config.pool_size = options.pool;
+        if let Some(mb) = options.database_storage_mb {
+            db_config.authenticated_storage_mb = mb;
+        }
+        if let Some(interval) = options.storage_check_interval {
+            db_config.storage_check_interval = interval;
+        }
         let scratchdb = mayfly_scratchdb::Service::start(db_config).await.context("start scratchdb")?;
         let db_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let scratchdb_url = format!("http://{}", db_listener.local_addr()?);

@@ -163,6 +163,50 @@ async fn a_failing_turn_and_a_turn_past_its_deadline_still_reap() {
     stack.shutdown().await;
 }
 
+/// A turn that fills its database past the storage limit has it stopped by scratchdb, fails, and is
+/// told why: the provider's own account of the database, asked before the reap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_whose_database_went_past_its_storage_limit_is_told_why() {
+    let options = StackOptions {
+        database_storage_mb: Some(16),
+        storage_check_interval: Some(Duration::from_millis(200)),
+        ..StackOptions::default()
+    };
+    let stack = LocalStack::start(options).await.unwrap();
+    let providers = providers::build(&EnvProviders::default(), Some(&stack.endpoints)).unwrap();
+    // 1 MiB at a time until the database is stopped under it (at most 200 MiB).
+    let code = r#"
+import os, psycopg, sys
+try:
+    with psycopg.connect(os.environ["PG_URL"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE filler (x text)")
+        for _ in range(200):
+            conn.execute("INSERT INTO filler SELECT repeat('x', 1024) FROM generate_series(1, 1024)")
+    print("never stopped")
+except psycopg.Error as error:
+    print("stopped:", error, file=sys.stderr)
+    sys.exit(1)
+"#;
+    let (report, events) = turn(&providers, spec(code, Language::Python), "full").await;
+    assert_eq!(report.outcome, Outcome::Failed, "{}", events.json());
+    assert_eq!(events.stdout(), "", "the database was never stopped: {}", events.json());
+    assert_eq!(
+        report.error.as_deref(),
+        Some(
+            "the code exited with status 1; the provider stopped its database: it went past its storage limit of 16 MB"
+        ),
+        "{}",
+        events.json()
+    );
+    assert_eq!(
+        report.database.as_ref().map(|r| r.state),
+        Some(ReapState::Reaped),
+        "a stopped database is still reaped"
+    );
+    assert_nothing_left(&stack, &providers).await;
+    stack.shutdown().await;
+}
+
 /// `mayfly stack` in one terminal, `mayfly run` in another, as the README says.
 #[test]
 fn mayfly_stack_then_mayfly_run_as_a_user_would() {

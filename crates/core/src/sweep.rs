@@ -12,7 +12,7 @@ use crate::api::{SweepFinding, SweepReport};
 use crate::event::Resource;
 use crate::provider::{
     database_turn, parse_database_name, parse_sandbox_metadata, redact_credentials_in_text, sandbox_turn,
-    DatabaseProvider, Providers, SandboxProvider,
+    DatabaseProvider, ProviderError, Providers, SandboxProvider,
 };
 
 /// Reaps every mayfly sandbox and database whose deadline plus `grace_ms` is before `now_unix_ms`.
@@ -39,12 +39,8 @@ where
                 }
                 let result = providers.sandboxes.kill(&sandbox.sandbox_id).await;
                 report.sandboxes_reaped += u64::from(result.is_ok());
-                report.findings.push(SweepFinding {
-                    turn_id: sandbox_turn(&sandbox.metadata).unwrap_or_default().to_owned(),
-                    resource: Resource::Sandbox,
-                    id: sandbox.sandbox_id.clone(),
-                    error: result.err().map(|error| redact_credentials_in_text(&error.to_string())),
-                });
+                let turn_id = sandbox_turn(&sandbox.metadata).unwrap_or_default();
+                report.findings.push(finding(turn_id, Resource::Sandbox, &sandbox.sandbox_id, result));
             }
         }
         Err(error) => report.errors.push(format!("listing sandboxes: {error}")),
@@ -60,19 +56,21 @@ where
                 }
                 let result = providers.databases.delete(&database.token).await;
                 report.databases_reaped += u64::from(result.is_ok());
-                report.findings.push(SweepFinding {
-                    turn_id: database_turn(&database.name).unwrap_or_default().to_owned(),
-                    resource: Resource::Database,
-                    id: database.name.clone(),
-                    // The report is shown on the reaper dashboard; an error may echo a connection URL.
-                    error: result.err().map(|error| redact_credentials_in_text(&error.to_string())),
-                });
+                let turn_id = database_turn(&database.name).unwrap_or_default();
+                report.findings.push(finding(turn_id, Resource::Database, &database.name, result));
             }
         }
         Err(error) => report.errors.push(format!("listing databases: {error}")),
     }
     report.errors = report.errors.iter().map(|error| redact_credentials_in_text(error)).collect();
     report
+}
+
+/// What the sweep did to one resource. The report is shown on the reaper dashboard, and a
+/// provider's error may echo a connection URL: it is redacted.
+fn finding(turn_id: &str, resource: Resource, id: &str, result: Result<bool, ProviderError>) -> SweepFinding {
+    let error = result.err().map(|error| redact_credentials_in_text(&error.to_string()));
+    SweepFinding { turn_id: turn_id.to_owned(), resource, id: id.to_owned(), error }
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Connections an authenticated resource's role may hold.
     pub authenticated_connections: i32,
+    /// The storage an authenticated resource may use, in MB (instanode's Pro tier by default).
+    pub authenticated_storage_mb: i32,
     /// How many admin connections may be open at once.
     pub admin_connections: usize,
 }
@@ -52,6 +54,7 @@ impl Config {
             tokens: Vec::new(),
             public_url: None,
             authenticated_connections: 20,
+            authenticated_storage_mb: OWNED_STORAGE_MB,
             admin_connections: 8,
         }
     }
@@ -62,4 +65,4 @@ pub(crate) const ANON_STORAGE_MB: i32 = 10;
 pub(crate) const ANON_CONNECTIONS: i32 = 2;
 /// The tier named for owned resources; instanode's Pro limits, without an expiry.
 pub(crate) const OWNED_TIER: &str = "pro";
-pub(crate) const OWNED_STORAGE_MB: i32 = 10240;
+const OWNED_STORAGE_MB: i32 = 10240;

@@ -12,7 +12,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminError, AdminPool};
-use crate::config::{Config, ANON_CONNECTIONS, ANON_STORAGE_MB, OWNED_STORAGE_MB, OWNED_TIER};
+use crate::config::{Config, ANON_CONNECTIONS, ANON_STORAGE_MB, OWNED_TIER};
 use crate::limits;
 use crate::registry::{self, Row};
 
@@ -256,7 +256,8 @@ impl Service {
                 Some(self.inner.config.anonymous_ttl.as_secs_f64()),
             ),
             Caller::Owner(o) => {
-                (Some(o.clone()), OWNED_TIER, self.inner.config.authenticated_connections, OWNED_STORAGE_MB, None)
+                let config = &self.inner.config;
+                (Some(o.clone()), OWNED_TIER, config.authenticated_connections, config.authenticated_storage_mb, None)
             }
         };
         let scope = caller.idempotency_scope();
