@@ -50,3 +50,11 @@ export async function runNewTurn(page) {
   await page.getByTestId('run').click();
   await page.waitForSelector(`[data-testid="turn-view"]:not([data-turn-id="${previous}"])`, { timeout: 15000 });
 }
+
+// Opens `url` with the key in a `#key=` link, as `cargo xtask dev` prints it, and accepts the key
+// when the page asks (it always asks before it takes a key from a link).
+export async function signInWithLink(page, url, key) {
+  await page.goto(`${url}/#key=${encodeURIComponent(key)}`);
+  await page.getByTestId('key-offer-use').click({ timeout: 20000 });
+  await page.waitForSelector('[data-testid="key-bar"][data-state="set"]', { timeout: 20000 });
+}

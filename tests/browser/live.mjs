@@ -5,7 +5,7 @@
 // The parent page is served on <parent-port>, an origin the stack's EMBED_ORIGINS names.
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { runNewTurn, session } from './launch.mjs';
+import { runNewTurn, session, signInWithLink } from './launch.mjs';
 
 const [url, artifacts, key, parentPort] = process.argv.slice(2);
 
@@ -31,8 +31,7 @@ const LINES = 60;
 const code = `import time\nfor i in range(1, ${LINES + 1}):\n    print(f"n{i}", flush=True)\n    time.sleep(0.05)\n`;
 
 await session('live', artifacts, async (page, report) => {
-  await page.goto(`${url}/#key=${encodeURIComponent(key)}`);
-  await page.waitForSelector('[data-testid="key-bar"][data-state="set"]', { timeout: 20000 });
+  await signInWithLink(page, url, key);
   await page.getByLabel('Database').uncheck();
   await page.getByLabel('Agent code').fill(code);
   await runNewTurn(page);

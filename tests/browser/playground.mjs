@@ -2,7 +2,7 @@
 // Ctrl-Enter, a failing turn, a cancelled one, a kept database, and the page at phone width.
 // Usage: node playground.mjs <base-url> <artifacts-dir> <api-key>; prints one JSON report.
 import { join } from 'node:path';
-import { runNewTurn, session } from './launch.mjs';
+import { runNewTurn, session, signInWithLink } from './launch.mjs';
 
 const [url, artifacts, key] = process.argv.slice(2);
 let page;
@@ -36,9 +36,9 @@ async function turnSummary() {
 
 await session('playground', artifacts, async (p, report) => {
   page = p;
-  // The dev link carries the key in its fragment; the app keeps it and wipes it from the URL.
-  await page.goto(`${url}/#key=${encodeURIComponent(key)}`);
-  await page.waitForSelector('[data-testid="key-bar"][data-state="set"]', { timeout: 20000 });
+  // The dev link carries the key in its fragment; asked, the person takes it, and the app keeps it
+  // and wipes it from the URL.
+  await signInWithLink(page, url, key);
   report.key_bar = await text('key-bar');
   report.url_after_key = page.url();
 

@@ -41,8 +41,16 @@ await session('safety', artifacts, async (page, report) => {
   const creates = [];
   page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/v1/turns')) creates.push(r.frame().url()); });
 
-  // A link signs a fresh browser in.
+  // Even a fresh browser asks before a link signs it in, and takes nothing until answered.
   await page.goto(`${url}/#key=${encodeURIComponent(keyA)}`);
+  await page.getByTestId('key-offer').waitFor({ timeout: 20000 });
+  report.fresh = {
+    new: await text(page, 'key-offer-new'),
+    saved: await page.getByTestId('key-offer-saved').count(),
+    stored: await storedKey(page),
+    url: page.url(),
+  };
+  await page.getByTestId('key-offer-use').click();
   await page.waitForSelector('[data-testid="key-bar"][data-state="set"]', { timeout: 20000 });
   report.first = { bar: await text(page, 'key-bar'), stored: await storedKey(page) };
 

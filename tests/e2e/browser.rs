@@ -204,7 +204,7 @@ fn the_live_view_resumes_after_a_dropped_stream_and_the_embed_view_reports_to_it
 }
 
 #[test]
-fn a_link_never_replaces_a_saved_key_and_the_embed_view_trusts_only_its_pinned_parent() {
+fn a_link_never_sets_a_key_without_asking_and_the_embed_view_trusts_only_its_pinned_parent() {
     let (allowed, denied) = (free_port().unwrap(), free_port().unwrap());
     let stack = TurnStack::start_with_vars(&[("EMBED_ORIGINS", &format!("http://127.0.0.1:{allowed}"))]);
     let (a, b) = (ALICE_KEY, BOB_KEY);
@@ -213,7 +213,11 @@ fn a_link_never_replaces_a_saved_key_and_the_embed_view_trusts_only_its_pinned_p
     let report = run_browser_script("safety.mjs", &args);
     let tail = |key: &str| key[key.len() - 4..].to_owned();
 
-    // The first link signed the browser in.
+    // A fresh browser asked before the first link signed it in, and took nothing meanwhile.
+    assert_eq!(str_of(&report, "/fresh/new"), tail(a));
+    assert_eq!(report.pointer("/fresh/saved"), Some(&Value::from(0)), "{report:#}");
+    assert_eq!(report.pointer("/fresh/stored"), Some(&Value::Null), "the link set a key before anyone was asked");
+    assert!(!str_of(&report, "/fresh/url").contains("key="), "the key stayed in the address bar");
     assert!(str_of(&report, "/first/bar").contains(&tail(a)), "{report:#}");
     assert_eq!(str_of(&report, "/first/stored"), a);
     // The second asked, showing the last four of each, and changed nothing until answered.

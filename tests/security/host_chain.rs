@@ -60,6 +60,20 @@ fn build_evil_library(dir: &Path, marker: &Path) -> Vec<u8> {
     std::fs::read(library).unwrap()
 }
 
+/// A NUL ends an argument in what the jail's bwrap reads: a value carrying one would add bwrap
+/// options of the tenant's own (binding the host's `/` into the jail, or leaving out the seccomp
+/// filter). No environment can hold a NUL: it is refused at the edge, before anything is made.
+#[test]
+fn a_nul_in_a_turns_variables_is_refused_before_anything_is_made() {
+    let stack = TurnStack::start();
+    let env = serde_json::json!({ "ZZ": "x\u{0}--ro-bind\u{0}/\u{0}/host\u{0}--setenv\u{0}Y" });
+    let body = serde_json::json!({ "code": "import os; print(os.listdir('/host'))", "env": env, "database": false });
+    let (status, answer) = stack.call("POST", "/v1/turns", Some(ALICE_KEY), Some(&body.to_string()));
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("NUL"), "{answer}");
+    crate::support::assert_nothing_provisioned(&stack);
+}
+
 #[test]
 fn a_turns_variables_never_reach_the_programs_that_run_outside_the_jail() {
     let scratch = tempfile::tempdir().unwrap();

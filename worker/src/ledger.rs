@@ -85,12 +85,11 @@ impl DurableObject for Ledger {
             }
             (Method::Post, "/owned") => {
                 let ids: Vec<String> = req.json().await?;
-                let mut owned = Vec::new();
-                for id in ids {
-                    if storage.get::<String>(&format!("id:{id}")).await?.is_some() {
-                        owned.push(id);
-                    }
-                }
+                let keys: Vec<String> = ids.iter().map(|id| format!("id:{id}")).collect();
+                // One read for all of them; the map holds the keys that exist.
+                let found = storage.get_multiple(keys.clone()).await?;
+                let owned: Vec<&String> =
+                    ids.iter().zip(&keys).filter(|(_, key)| found.has(&(*key).into())).map(|(id, _)| id).collect();
                 Response::from_json(&owned)
             }
             (Method::Get, "/turns") => {

@@ -17,9 +17,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::future::LocalBoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use mayfly_core::e2b_client::{E2bClient, E2bConfig};
 use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
 use mayfly_core::provider::{
@@ -42,6 +41,7 @@ use crate::clock::WorkerClock;
 use crate::config::Config;
 use crate::fetch_client::FetchClient;
 use crate::reply;
+use crate::viewers::SseViewer;
 
 /// The header through which the router tells the object whose request it is forwarding.
 pub(crate) const TENANT_HEADER: &str = "x-mayfly-tenant";
@@ -119,7 +119,7 @@ struct Live {
     log: Vec<Event>,
     control: TurnControl,
     running: bool,
-    streams: Vec<UnboundedSender<Vec<u8>>>,
+    streams: Vec<SseViewer>,
     /// The turn's database once created, for `POST /keep` only. Holds its connection URL.
     database: Rc<RefCell<Option<KeepResponse>>>,
 }
@@ -217,9 +217,11 @@ impl DurableObject for Turn {
             self.run(&meta).await?;
         }
         if self.reap_leftovers(&meta).await? {
-            // Everything is reaped or kept: the safety alarm has nothing left to do, and nothing
-            // of the turn needs to stay in memory (the log is in storage), so the runtime may
-            // evict the object.
+            // Everything is reaped or kept: the turn stops counting against its tenant's cap
+            // only now, so that a turn whose reap keeps failing still holds its place.
+            self.finished(&meta).await;
+            // The safety alarm has nothing left to do, and nothing of the turn needs to stay in
+            // memory (the log is in storage), so the runtime may evict the object.
             self.state.storage().delete_alarm().await?;
             self.live.borrow_mut().take();
         }
@@ -303,7 +305,6 @@ impl Turn {
         if let Some(live) = self.live.borrow_mut().as_mut() {
             live.running = false;
         }
-        self.finished(meta).await;
 
         for (resource, reap) in [(Resource::Sandbox, &report.sandbox), (Resource::Database, &report.database)] {
             let Some(reap) = reap else { continue };
@@ -377,7 +378,6 @@ impl Turn {
                 Timings { total_ms: clock.now_ms().saturating_sub(meta.created_unix_ms), ..Timings::default() };
             let body = EventBody::TurnFinished { outcome: Outcome::Failed, timings, error: Some(error) };
             events.push(self.append(meta, &events, body));
-            self.finished(meta).await;
         }
         if failing {
             self.state.storage().set_alarm(ms_as_alarm(clock.now_ms() + REAP_RETRY_MS)).await?;
@@ -401,14 +401,13 @@ impl Turn {
             worker::Delay::from(SSE_KEEPALIVE).await;
             let mut live = self.live.borrow_mut();
             let Some(live) = live.as_mut() else { return };
-            live.streams.retain(|stream| stream.unbounded_send(b": keepalive\n\n".to_vec()).is_ok());
+            live.streams.retain(|stream| stream.send(b": keepalive\n\n".to_vec()));
         }
     }
 
     /// Refuses a new viewer when the turn already has as many as it serves.
     fn check_viewers(&self) -> std::result::Result<(), ApiError> {
-        let streams =
-            self.live.borrow().as_ref().map_or(0, |live| live.streams.iter().filter(|s| !s.is_closed()).count());
+        let streams = self.live.borrow().as_ref().map_or(0, |live| live.streams.iter().filter(|s| s.is_open()).count());
         if self.state.get_websockets().len() + streams >= MAX_VIEWERS {
             let message = format!("the turn has {MAX_VIEWERS} viewers, the most it serves at once");
             return Err(ApiError::new(ErrorCode::TooManyRequests, message));
@@ -439,7 +438,7 @@ impl Turn {
         }
         if let Some(live) = self.live.borrow_mut().as_mut() {
             // A viewer that went away has dropped its receiver: its sender is forgotten here.
-            live.streams.retain(|stream| stream.unbounded_send(sse_frame(event.seq, &json)).is_ok());
+            live.streams.retain(|stream| stream.send(sse_frame(event.seq, &json)));
             if event.body.is_terminal() {
                 // Dropping the senders ends the response bodies: the stream ends with the turn.
                 live.streams.clear();
@@ -522,10 +521,10 @@ impl Turn {
         let stored = self.stored_events(after).await.map_err(|err| internal(&err))?;
         // As for WebSockets, nothing awaits between reading the log and joining the fan-out.
         let events = self.merge(stored, after);
-        let (sender, receiver) = unbounded::<Vec<u8>>();
+        let (viewer, body) = SseViewer::new();
         for event in &events {
             if let Ok(json) = serde_json::to_string(event) {
-                let _ = sender.unbounded_send(sse_frame(event.seq, &json));
+                viewer.replay(sse_frame(event.seq, &json));
             }
         }
         let finished = events.last().is_some_and(|e| e.body.is_terminal());
@@ -534,14 +533,13 @@ impl Turn {
             // held here was lost with its process: the alarm closes its log, and the viewer gets
             // what there is now.
             if let Some(live) = self.live.borrow_mut().as_mut() {
-                live.streams.push(sender);
+                live.streams.push(viewer);
             }
         }
         let headers = worker::Headers::new();
         let set = |name: &str, value: &str| headers.set(name, value).map_err(|err| internal(&err));
         set("Content-Type", "text/event-stream")?;
         set("Cache-Control", "no-cache")?;
-        let body = receiver.map(Ok::<Vec<u8>, worker::Error>);
         Response::from_stream(body).map(|r| r.with_headers(headers)).map_err(|err| internal(&err))
     }
 

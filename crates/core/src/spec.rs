@@ -68,6 +68,8 @@ pub enum SpecError {
     BadEnvName { name: String, reason: &'static str },
     #[error("environment variable {name:?} is {bytes} bytes; the limit is {max}")]
     EnvValueTooLarge { name: String, bytes: usize, max: usize },
+    #[error("environment variable {name:?} contains a NUL character, which no environment can hold")]
+    NulInEnvValue { name: String },
     #[error("timeout_s must be between {min} and {max}, got {got}")]
     TimeoutOutOfRange { got: u32, min: u32, max: u32 },
     #[error("template {0:?} is not allowed: use 1-64 of A-Z a-z 0-9 _ . -")]
@@ -152,6 +154,9 @@ impl TurnSpec {
         }
         for (name, value) in &env {
             check_env_name(name)?;
+            if value.contains('\0') {
+                return Err(SpecError::NulInEnvValue { name: name.clone() });
+            }
             if value.len() > limits.max_env_value_bytes {
                 return Err(SpecError::EnvValueTooLarge {
                     name: name.clone(),
@@ -312,6 +317,12 @@ mod tests {
     #[test]
     fn env() {
         check(r#"{"code":"x","env":{"OK_1":"v"}}"#, expect![[r#"ok Python python 30 []"#]]);
+        // No environment can hold a NUL; passed on, it would end the value early.
+        check(
+            r#"{"code":"x","env":{"ZZ":"x\u0000--ro-bind"}}"#,
+            expect![[r#"400 environment variable "ZZ" contains a NUL character, which no environment can hold"#]],
+        );
+        check(r#"{"code":"x","env":{"TABS":"a\tb\nc"}}"#, expect![[r#"ok Python python 30 []"#]]);
         check(
             r#"{"code":"x","env":{"PG_URL":"v"}}"#,
             expect![[r#"400 environment variable name "PG_URL" is not allowed: mayfly sets it"#]],

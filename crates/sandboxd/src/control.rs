@@ -139,10 +139,15 @@ async fn create_sandbox(state: AppState, req: NewSandbox) -> Response {
         }
         Some(t) => Duration::from_secs(t as u64),
     };
+    let env_vars = req.env_vars.unwrap_or_default();
+    // Refused here, not at the first process: these are set inside every jail of the sandbox.
+    if let Some(err) = env_vars.iter().find_map(|(name, value)| crate::jail::check_env(name, value).err()) {
+        return error(StatusCode::BAD_REQUEST, err.to_string());
+    }
     let spec = CreateSpec {
         template,
         timeout,
-        env_vars: req.env_vars.unwrap_or_default(),
+        env_vars,
         metadata: req.metadata.unwrap_or_default(),
         secure: req.secure.unwrap_or(false),
     };

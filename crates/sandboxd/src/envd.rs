@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 use crate::jail::JailUser;
-use crate::sandbox::{Proc, Sandbox};
+use crate::sandbox::{Proc, Sandbox, SandboxError};
 use crate::AppState;
 
 /// envd's default keepalive interval when the header is absent or unparsable.
@@ -312,6 +312,7 @@ async fn start(axum::Extension(sb): Sb, headers: HeaderMap, body: Bytes) -> Resp
     let stdin = req.stdin.unwrap_or(true);
     let (proc, events) = match sb.start(user, req.process, req.tag, stdin).await {
         Ok(p) => p,
+        Err(e @ SandboxError::Invalid(_)) => return stream_error(RpcError::new("invalid_argument", e.to_string())),
         Err(e) => return stream_error(RpcError::new("internal", e.to_string())),
     };
     tracing::info!(sandbox = %sb.id, pid = proc.pid, "process started");

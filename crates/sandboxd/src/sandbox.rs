@@ -35,6 +35,9 @@ pub(crate) enum SandboxError {
     Jail(String),
     #[error("failed to start process: {0}")]
     Spawn(String),
+    /// What the caller asked for cannot be done as asked (a NUL in an environment variable, say).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The templates sandboxd knows.

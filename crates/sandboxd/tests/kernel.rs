@@ -28,7 +28,7 @@ async fn the_calls_container_runtimes_deny_fail_inside_a_sandbox() {
         })
         .collect();
     assert!(allowed.is_empty(), "calls not denied as expected: {allowed:?}\n{stdout}");
-    assert_eq!(stdout.lines().count(), 19, "{stdout}");
+    assert_eq!(stdout.lines().count(), 22, "{stdout}");
 
     // No way around it through the tools either: no new user (or network) namespace.
     let run = sb.run("unshare -Urn true; echo rc=$?").await;
@@ -57,6 +57,30 @@ print(psycopg.__name__)
     assert_eq!(run.stdout(), "node\n", "{}", run.stderr());
     let run = sb.run("seq 3 | sort -r | tr '\\n' ' '; ps -e -o comm= | grep -c bash; ls /home | head -1").await;
     assert_eq!(run.stdout(), "3 2 1 1\nuser\n", "{}", run.stderr());
+    assert_eq!(s.kill(&sb.id).await, 204);
+    s.finish().await;
+}
+
+/// A NUL in an environment variable or a working directory would end an argument early in what
+/// the jail's bwrap reads, and what followed would be bwrap's own options. Refused on both planes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_variable_or_directory_is_refused_on_both_planes() {
+    let s = Server::start().await;
+    let injected = "x\u{0}--ro-bind\u{0}/\u{0}/host";
+    let res =
+        s.post("/sandboxes").json(&json!({"templateID": "base", "envVars": {"ZZ": injected}})).send().await.unwrap();
+    assert_eq!(res.status(), 400, "{:?}", res.text().await);
+    let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    for process in [
+        json!({"cmd": "/bin/ls", "args": ["/host"], "envs": {"ZZ": injected}}),
+        json!({"cmd": "/bin/ls", "args": ["/host"], "envs": {"A\u{0}--bind": "v"}}),
+        json!({"cmd": "/bin/ls", "args": ["/host"], "cwd": "/tmp\u{0}--ro-bind\u{0}/\u{0}/host"}),
+    ] {
+        let run = sb.start(json!({"process": process, "stdin": false}), &[]).await;
+        let error = run.end_stream.as_ref().and_then(|e| e.error.as_ref()).expect("the start is refused");
+        assert_eq!(error.code, "invalid_argument", "{process}: {error:?}");
+        assert!(run.stdout.is_empty() && run.end.is_none(), "{process}: something ran");
+    }
     assert_eq!(s.kill(&sb.id).await, 204);
     s.finish().await;
 }

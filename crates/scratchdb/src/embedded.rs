@@ -307,12 +307,14 @@ fn write_runtime_conf(data_dir: &Path, port: u16) -> Result<(), EmbeddedError> {
     };
     let conf = data_dir.join("scratchdb.conf");
     // temp_file_limit here is the default for roles scratchdb did not set one for (the superuser,
-    // which may lift it with SET): the smallest budget any resource gets.
+    // which may lift it with SET): the smallest budget any resource gets. A connection holds one of
+    // the server's slots from its first packet, whatever its role's own limit: one that never
+    // finishes logging in lets it go after authentication_timeout (60 s by default, 5 s here).
     std::fs::write(
         &conf,
         format!(
             "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{sock_dirs}'\n\
-             temp_file_limit = '{}MB'\n",
+             temp_file_limit = '{}MB'\nauthentication_timeout = '5s'\n",
             crate::limits::TEMP_FILE_FLOOR_MB
         ),
     )

@@ -115,3 +115,14 @@ async fn a_stopped_database_still_expires() {
     assert_eq!(status, "expired");
     srv.stop().await;
 }
+
+/// A connection holds one of the server's slots from its first packet, whatever its role's own
+/// limit, until it has logged in: one that never finishes must let the slot go soon, not after
+/// Postgres's default minute, or a few sandboxes' worth of stalled logins would lock every
+/// resource out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_that_never_finishes_holds_its_server_slot_briefly() {
+    let admin = admin().await;
+    let timeout: String = admin.query_one("SHOW authentication_timeout", &[]).await.unwrap().get(0);
+    assert_eq!(timeout, "5s");
+}

@@ -1,10 +1,11 @@
 //! The API key: asked for once, kept in this browser's storage, changeable at any time. Shown
 //! only by its last four characters once saved.
 //!
-//! A `#key=` link signs a browser in (`cargo xtask dev` prints one), but it never silently
-//! replaces a different key already saved: a link someone else made would otherwise move this
-//! browser's turns into their tenant. The person is asked instead, shown the last four
-//! characters of each.
+//! A `#key=` link signs a browser in (`cargo xtask dev` prints one), but never silently: a link
+//! someone else made would otherwise move this browser's turns — their code, files and output —
+//! into that someone's tenant, which can read them. Unless the link carries the key already
+//! saved, the person is asked, shown the last four characters of the link's key and of the saved
+//! one, and nothing changes until they answer.
 
 use leptos::prelude::*;
 
@@ -21,19 +22,17 @@ struct OfferedKey(RwSignal<Option<String>>);
 /// What to do with a key a link carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Adoption {
-    /// Nothing is saved: take it.
-    Save,
     /// It is the saved key already.
     Same,
-    /// Another key is saved: ask.
+    /// Anything else: ask.
     Ask,
 }
 
 fn adoption(saved: Option<&str>, offered: &str) -> Adoption {
-    match saved {
-        None => Adoption::Save,
-        Some(saved) if saved == offered => Adoption::Same,
-        Some(_) => Adoption::Ask,
+    if saved == Some(offered) {
+        Adoption::Same
+    } else {
+        Adoption::Ask
     }
 }
 
@@ -44,27 +43,13 @@ pub(crate) fn tail(key: &str) -> String {
 }
 
 impl ApiKey {
-    /// Loads the saved key (taking one from a `#key=` link when that replaces nothing) and
-    /// shares it with the app.
+    /// Loads the saved key, keeps a key a `#key=` link carries for the person to decide on, and
+    /// shares both with the app.
     pub(crate) fn provide() -> ApiKey {
         let saved = api::key::load();
-        let offered = api::key::take_from_fragment();
-        let mut pending = None;
-        let key = match (offered, saved) {
-            (Some(offered), saved) => match adoption(saved.as_deref(), &offered) {
-                Adoption::Save => {
-                    api::key::save(&offered);
-                    Some(offered)
-                }
-                Adoption::Same => saved,
-                Adoption::Ask => {
-                    pending = Some(offered);
-                    saved
-                }
-            },
-            (None, saved) => saved,
-        };
-        let key = ApiKey(RwSignal::new(key));
+        let pending =
+            api::key::take_from_fragment().filter(|offered| adoption(saved.as_deref(), offered) == Adoption::Ask);
+        let key = ApiKey(RwSignal::new(saved));
         provide_context(key);
         provide_context(OfferedKey(RwSignal::new(pending)));
         key
@@ -102,16 +87,34 @@ pub(crate) fn KeyBar() -> impl IntoView {
     };
     let keep_saved = move |_| offered.set(None);
     let offer = move || {
-        let (new, saved) = (offered.get()?, key.get()?);
-        Some(view! {
-            <div class="key-offer" role="dialog" aria-label="Another API key" data-testid="key-offer">
+        let new = offered.get()?;
+        let saved = key.get();
+        let what = match &saved {
+            Some(saved) => view! {
                 <p>
                     "This link carries another API key, ····" <strong data-testid="key-offer-new">{tail(&new)}</strong>
-                    ". This browser has ····" <strong data-testid="key-offer-saved">{tail(&saved)}</strong>
-                    " saved. Turns run under the tenant of the key in use."
+                    ". This browser has ····" <strong data-testid="key-offer-saved">{tail(saved)}</strong>
+                    " saved. Turns run under the tenant of the key in use, and it sees them."
                 </p>
+            }
+            .into_any(),
+            None => view! {
+                <p>
+                    "This link carries an API key, ····" <strong data-testid="key-offer-new">{tail(&new)}</strong>
+                    ". Use it in this browser? Turns run under the tenant of the key in use, and it sees them."
+                </p>
+            }
+            .into_any(),
+        };
+        let keep = match &saved {
+            Some(saved) => format!("Keep ····{}", tail(saved)),
+            None => "Ignore it".to_owned(),
+        };
+        Some(view! {
+            <div class="key-offer" role="dialog" aria-label="An API key from a link" data-testid="key-offer">
+                {what}
                 <button data-testid="key-offer-use" on:click=take_offered>"Use ····" {tail(&new)}</button>
-                <button class="primary" data-testid="key-offer-keep" on:click=keep_saved>"Keep ····" {tail(&saved)}</button>
+                <button class="primary" data-testid="key-offer-keep" on:click=keep_saved>{keep}</button>
             </div>
         })
     };
@@ -142,8 +145,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_link_never_replaces_another_saved_key_without_asking() {
-        assert_eq!(adoption(None, "key-b"), Adoption::Save);
+    fn a_link_never_sets_a_key_without_asking() {
+        assert_eq!(adoption(None, "key-b"), Adoption::Ask, "not even in a browser that has none");
         assert_eq!(adoption(Some("key-b"), "key-b"), Adoption::Same);
         assert_eq!(adoption(Some("key-a"), "key-b"), Adoption::Ask);
     }

@@ -111,11 +111,11 @@ impl Jail {
                 "--",
             ]);
         }
+        let inside = self.inside_args(user, cwd, envs)?;
         cmd.arg(&tools.bwrap).args(self.bwrap_args(user));
         cmd.arg("--").args(argv);
 
-        let args =
-            memory_file("mayfly-jail-args", &nul_separated(&self.inside_args(user, cwd, envs))).map_err(fd_error)?;
+        let args = memory_file("mayfly-jail-args", &nul_separated(&inside)).map_err(fd_error)?;
         let seccomp = &self.host.seccomp;
         let denied = memory_file("mayfly-seccomp", &seccomp.denied).map_err(fd_error)?;
         let enosys = memory_file("mayfly-seccomp", &seccomp.not_implemented).map_err(fd_error)?;
@@ -135,6 +135,10 @@ impl Jail {
         let mut args: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
         push(&["--args", &ARGS_FD.to_string()]);
+        // On the command line, after what bwrap reads: nothing read from a descriptor can take
+        // the filter's place.
+        let (denied, enosys) = (SECCOMP_DENIED_FD.to_string(), SECCOMP_ENOSYS_FD.to_string());
+        push(&["--add-seccomp-fd", &denied, "--add-seccomp-fd", &enosys]);
         let uid = user.uid().to_string();
         push(&["--unshare-user", "--disable-userns", "--uid", &uid, "--gid", &uid]);
         push(&["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]);
@@ -169,9 +173,19 @@ impl Jail {
 
     /// What bwrap reads from [`ARGS_FD`]: the environment, cleared and rebuilt — `PATH`, `HOME`,
     /// `USER`, `LOGNAME`, `E2B_SANDBOX=true`, then the sandbox's `envVars`, then the process's
-    /// `envs` — the seccomp programs and the working directory. bwrap applies it to itself before
-    /// it executes the command inside, so the command is looked up in the jail's `PATH`.
-    pub(super) fn inside_args(&self, user: JailUser, cwd: &str, envs: &[(String, String)]) -> Vec<String> {
+    /// `envs` — and the working directory. bwrap applies it to itself before it executes the
+    /// command inside, so the command is looked up in the jail's `PATH`. A NUL in any of it would
+    /// end an argument early, and what followed would be read as bwrap's own options: refused.
+    pub(super) fn inside_args(
+        &self,
+        user: JailUser,
+        cwd: &str,
+        envs: &[(String, String)],
+    ) -> Result<Vec<String>, SandboxError> {
+        for (name, value) in self.base_env.iter().chain(envs) {
+            check_env(name, value)?;
+        }
+        check_text("the working directory", cwd)?;
         let mut vars: Vec<(String, String)> = Vec::new();
         let mut path = JAIL_PATH.to_owned();
         if self.venv.is_some() {
@@ -192,10 +206,8 @@ impl Jail {
         for (name, value) in vars {
             args.extend(["--setenv".to_owned(), name, value]);
         }
-        args.extend(["--add-seccomp-fd".into(), SECCOMP_DENIED_FD.to_string()]);
-        args.extend(["--add-seccomp-fd".into(), SECCOMP_ENOSYS_FD.to_string()]);
         args.extend(["--chdir".into(), cwd.to_owned()]);
-        args
+        Ok(args)
     }
 
     /// `lib/python3.X/site-packages` of the venv as seen inside the jail.
@@ -207,6 +219,24 @@ impl Jail {
             .find(|n| n.starts_with("python3"))
             .map(|n| format!("/opt/venv/lib/{n}/site-packages"))
     }
+}
+
+/// A value a tenant chose, if it can be passed on whole: no NUL.
+fn check_text(what: &str, text: &str) -> Result<(), SandboxError> {
+    if text.contains('\0') {
+        return Err(SandboxError::Invalid(format!("{what} contains a NUL character")));
+    }
+    Ok(())
+}
+
+/// An environment variable a tenant chose, if it can be one: a name that is not empty and has no
+/// `=`, and neither with a NUL.
+pub(crate) fn check_env(name: &str, value: &str) -> Result<(), SandboxError> {
+    if name.is_empty() || name.contains('=') {
+        return Err(SandboxError::Invalid(format!("environment variable name {name:?} is not allowed")));
+    }
+    check_text(&format!("environment variable {name:?}"), name)?;
+    check_text(&format!("the value of environment variable {name:?}"), value)
 }
 
 /// bwrap's `--args` format: every argument followed by a NUL.
@@ -289,11 +319,25 @@ mod tests {
         }
     }
 
+    /// A NUL ends an argument in what bwrap reads: one inside a tenant's value would let it add
+    /// options of its own (a bind of the host's `/`, or swallow the seccomp programs). Refused.
+    #[test]
+    fn a_nul_in_a_tenants_value_is_refused_not_read_as_more_options() {
+        let injected = [("ZZ".to_owned(), "x\0--ro-bind\0/\0/host\0--setenv\0Y".to_owned())];
+        assert!(jail().command(JailUser::User, "/home/user", &["true".into()], &injected).is_err());
+        let named = [("A\0--ro-bind".to_owned(), "v".to_owned())];
+        assert!(jail().command(JailUser::User, "/home/user", &["true".into()], &named).is_err());
+        assert!(jail().command(JailUser::User, "/home\0--bind", &["true".into()], &[]).is_err());
+        let mut with_base = jail();
+        with_base.base_env.push(("B".into(), "\0--unshare-net".into()));
+        assert!(with_base.command(JailUser::User, "/home/user", &["true".into()], &[]).is_err());
+    }
+
     /// …and all of them arrive inside, after everything else is cleared: `PATH` and `LD_*` are the
     /// user's own business there (docs/security.md).
     #[test]
     fn the_tenants_variables_are_set_inside_the_jail_only() {
-        let inside = jail().inside_args(JailUser::User, "/home/user/work", &tenant());
+        let inside = jail().inside_args(JailUser::User, "/home/user/work", &tenant()).unwrap();
         assert_eq!(inside[0], "--clearenv", "nothing of bwrap's own environment is inherited");
         let set: Vec<(&str, &str)> =
             inside.windows(3).filter(|w| w[0] == "--setenv").map(|w| (w[1].as_str(), w[2].as_str())).collect();

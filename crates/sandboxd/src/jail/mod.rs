@@ -54,6 +54,7 @@ use nix::mount::{MntFlags, MsFlags};
 
 pub use cgroup::CpuStats;
 pub use command::bwrap_baseline_command;
+pub(crate) use command::check_env;
 
 use crate::netns::{ForwardBudget, SandboxNet, SandboxNetwork};
 use crate::sandbox::SandboxError;
@@ -153,17 +154,7 @@ impl JailHost {
         let root = is_root();
         let tools = HostTools::resolve(root)?;
         let seccomp = seccomp::programs()?;
-        let cgroups = if root {
-            let root_dir = Path::new("/sys/fs/cgroup");
-            let cgroups = Cgroups::detect(root_dir).ok_or_else(|| {
-                format!("no cgroup hierarchy (v1 or v2) at {}: as root, sandboxes need one", root_dir.display())
-            })?;
-            cgroups.prepare().map_err(|e| format!("setting up cgroups for sandboxes: {e}"))?;
-            tracing::info!(version = ?cgroups.version(), "each sandbox gets cgroups for memory, processes and CPU");
-            Some(cgroups)
-        } else {
-            None
-        };
+        let cgroups = if root { Some(sandbox_cgroups(Path::new("/sys/fs/cgroup"))?) } else { None };
         Ok(JailHost { root, tools, seccomp, cgroups, forward: ForwardBudget::new(forward_connections) })
     }
 
@@ -182,6 +173,16 @@ impl JailHost {
             forward: ForwardBudget::new(4),
         }
     }
+}
+
+/// The hierarchy at `root`, ready for sandboxes' groups. Without one, a root sandboxd does not
+/// start: its sandboxes would run without memory or CPU caps.
+fn sandbox_cgroups(root: &Path) -> Result<Cgroups, String> {
+    let cgroups = Cgroups::detect(root)
+        .ok_or_else(|| format!("no cgroup hierarchy (v1 or v2) at {}: as root, sandboxes need one", root.display()))?;
+    cgroups.prepare().map_err(|e| format!("setting up cgroups for sandboxes: {e}"))?;
+    tracing::info!(version = ?cgroups.version(), "each sandbox gets cgroups for memory, processes and CPU");
+    Ok(cgroups)
 }
 
 /// A sandbox's host side: its directory and how to jail processes in it.
@@ -368,4 +369,20 @@ pub(crate) fn remove_leftovers(state_dir: &Path, host: &JailHost) -> usize {
         }
     }
     removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_root_no_cgroups_is_a_refusal_to_start_not_a_downgrade() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = sandbox_cgroups(empty.path()).unwrap_err();
+        assert!(err.contains("no cgroup hierarchy"), "{err}");
+        // A v2 tree without the cpu controller is refused by name as well.
+        std::fs::write(empty.path().join("cgroup.controllers"), "memory pids\n").unwrap();
+        let err = sandbox_cgroups(empty.path()).unwrap_err();
+        assert!(err.contains("controllers cpu are not available"), "{err}");
+    }
 }

@@ -5,15 +5,16 @@
 //! key store, eBPF, userfaultfd, perf events, kexec and modules, every way to mount or to enter or
 //! make namespaces (`unshare`, `setns`, `clone` with a `CLONE_NEW*` flag), handles to files by
 //! inode, attaching to another process with `ptrace`, personalities other than the plain ones,
-//! io_uring (whose requests bypass this filter), the clock, swap, reboot and accounting. Most of
+//! io_uring (whose requests bypass this filter), NUMA memory placement, the `AF_ALG` and `AF_VSOCK`
+//! socket families, the clock, swap, reboot and accounting. Most of
 //! these fail without capabilities anyway; the filter makes that true on any kernel and for the
 //! namespace root a jailed process is.
 //!
 //! Two programs, because one seccompiler program has one action on a match: denied calls answer
 //! `EPERM`, and `clone3` answers `ENOSYS` — its flags sit behind a pointer the filter cannot read,
 //! and `ENOSYS` makes the C library fall back to `clone`, whose flags it can. Both programs kill a
-//! process that calls with another architecture's numbering (i386 `int 0x80`), and on x86_64 the
-//! second one also refuses x32 numbers, which share x86_64's architecture tag.
+//! process that calls with another architecture's numbering (i386 `int 0x80`), and on x86_64 both
+//! also refuse x32 numbers, which share x86_64's architecture tag.
 
 use std::collections::BTreeMap;
 
@@ -73,6 +74,11 @@ const DENIED: &[i64] = &[
     libc::SYS_lookup_dcookie,
     libc::SYS_kcmp,
     libc::SYS_pidfd_getfd,
+    // NUMA placement of memory: moving another process's pages, or binding to nodes others use.
+    libc::SYS_mbind,
+    libc::SYS_set_mempolicy,
+    libc::SYS_migrate_pages,
+    libc::SYS_move_pages,
 ];
 
 /// x86_64's calls that other architectures do not have.
@@ -96,6 +102,10 @@ const NAMESPACE_FLAGS: &[i32] = &[
 /// (0x20000) and the two together, and the query (0xffffffff). Anything else — notably
 /// `ADDR_NO_RANDOMIZE` — is denied.
 const PERSONALITIES: &[u64] = &[0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
+/// Socket families with a large kernel surface and no use in a sandbox: the kernel's crypto API
+/// (`AF_ALG`) and host–guest sockets (`AF_VSOCK`).
+const DENIED_SOCKET_FAMILIES: &[u64] = &[libc::AF_ALG as u64, libc::AF_VSOCK as u64];
 
 /// `ptrace` requests that attach to a process that did not ask to be traced.
 const PTRACE_ATTACHES: &[u64] = &[16 /* PTRACE_ATTACH */, 0x4206 /* PTRACE_SEIZE */];
@@ -135,6 +145,11 @@ fn denied_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     let attaches =
         PTRACE_ATTACHES.iter().map(|&r| rule(vec![condition(0, SeccompCmpOp::Eq, r)?])).collect::<Result<_, _>>()?;
     rules.insert(libc::SYS_ptrace, attaches);
+    let families = DENIED_SOCKET_FAMILIES
+        .iter()
+        .map(|&family| rule(vec![condition_dword(0, SeccompCmpOp::Eq, family)?]))
+        .collect::<Result<_, _>>()?;
+    rules.insert(libc::SYS_socket, families);
     Ok(rules)
 }
 
@@ -147,7 +162,8 @@ pub(crate) fn programs() -> Result<SeccompPrograms, String> {
     let denied = compile(denied_rules()?, SeccompAction::Errno(libc::EPERM as u32))?;
     let clone3: BTreeMap<i64, Vec<SeccompRule>> = [(libc::SYS_clone3, Vec::new())].into_iter().collect();
     let not_implemented = compile(clone3, SeccompAction::Errno(libc::ENOSYS as u32))?;
-    Ok(SeccompPrograms { denied: to_bytes(&denied), not_implemented: to_bytes(&x32_guard(not_implemented)) })
+    // Both guarded: each program must stand on its own, whatever the other does.
+    Ok(SeccompPrograms { denied: to_bytes(&x32_guard(denied)), not_implemented: to_bytes(&x32_guard(not_implemented)) })
 }
 
 /// On x86_64, a program that answers `ENOSYS` to every x32 call before anything else.

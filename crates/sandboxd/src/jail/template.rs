@@ -4,7 +4,7 @@
 //! source relative to the source's filesystem: bind-mounting `<checkout>/tools/sandbox-venv` would
 //! tell every turn where the checkout is, and from there where every other sandbox's directory is.
 //! As root, sandboxd therefore copies the venv once, at start-up, onto a tmpfs of its own
-//! (`<state_dir>/.templates`, read-only once filled), so the jail sees only `tmpfs` and
+//! (`<state_dir>/.templates`, bound read-only into every jail), so the jail sees only `tmpfs` and
 //! `/python`. Nothing depends on that path being secret — no host program takes a path from a
 //! tenant — but nothing needs to tell it either. Without root there is no tmpfs to make, and the
 //! venv is mounted from where it is.
@@ -91,16 +91,9 @@ impl Templates {
         nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(opts.as_str()))
             .map_err(|e| format!("mounting {}: {e}", dir.display()))?;
         let templates = Templates { python_venv: Some(dir.join("python")), mount: Some(dir.clone()) };
-        let filled = copy_tree(venv, &dir.join("python")).map_err(io(venv)).and_then(|()| {
-            nix::mount::mount(
-                None::<&str>,
-                &dir,
-                None::<&str>,
-                flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None::<&str>,
-            )
-            .map_err(|e| format!("making {} read-only: {e}", dir.display()))
-        });
+        // Not remounted read-only here: a process another thread forks meanwhile may hold a copied
+        // file open for a moment (EBUSY). Every jail binds it read-only, and its files are root's.
+        let filled = copy_tree(venv, &dir.join("python")).map_err(io(venv));
         if let Err(e) = filled {
             templates.release();
             return Err(e);

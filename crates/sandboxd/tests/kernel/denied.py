@@ -6,11 +6,11 @@ NUMBERS = {
     "x86_64": dict(keyctl=250, add_key=248, request_key=249, bpf=321, userfaultfd=323, perf_event_open=298,
                    kexec_load=246, kexec_file_load=320, mount=165, umount2=166, pivot_root=155, setns=308,
                    unshare=272, clone=56, clone3=435, open_by_handle_at=304, ptrace=101, personality=135,
-                   io_uring_setup=425),
+                   io_uring_setup=425, socket=41, mbind=237),
     "aarch64": dict(keyctl=219, add_key=217, request_key=218, bpf=280, userfaultfd=282, perf_event_open=241,
                     kexec_load=104, kexec_file_load=294, mount=40, umount2=39, pivot_root=41, setns=268,
                     unshare=97, clone=220, clone3=435, open_by_handle_at=265, ptrace=117, personality=92,
-                    io_uring_setup=425),
+                    io_uring_setup=425, socket=198, mbind=235),
 }[platform.machine()]
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -18,7 +18,7 @@ CLONE_NEWUSER, CLONE_NEWNET, SIGCHLD = 0x10000000, 0x40000000, 17
 
 def call(name, *args):
     ctypes.set_errno(0)
-    ret = libc.syscall(NUMBERS[name], *args)
+    ret = libc.syscall(NUMBERS[name.split("_af_")[0]], *args)
     if ret == 0 and name == "clone":
         os._exit(0)  # the child of a clone that worked
     if ret >= 0:
@@ -54,6 +54,9 @@ results = {
     "ptrace": call("ptrace", 16, sibling, None, None),
     "personality": call("personality", 0x0040000),
     "io_uring_setup": call("io_uring_setup", 1, buf),
+    "socket_af_alg": call("socket", 38, 5, 0),
+    "socket_af_vsock": call("socket", 40, 1, 0),
+    "mbind": call("mbind", buf, 4096, 1, None, 0, 0),
 }
 os.kill(sibling, signal.SIGKILL)
 os.waitpid(sibling, 0)
