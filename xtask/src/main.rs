@@ -9,6 +9,7 @@
 
 mod bench;
 mod build;
+mod debian;
 mod dev;
 mod flags;
 mod process;

@@ -9,34 +9,15 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
+use crate::debian;
 use crate::process::{output, run_checked, version_of};
 use crate::toolchain::{
     parse_node_version, Toolchain, WasmMode, MIN_NODE_FOR_WRANGLER, WASM_BINDGEN_VERSION, WORKER_BUILD_VERSION,
 };
 
-/// Debian packages every machine needs: Postgres for scratchdb, bubblewrap, `ip` and `nsenter`
-/// for sandboxd, Chromium for the browser tests, Python's venv module for the tools' venv, and a
-/// font for the bench's charts.
-const APT_ALWAYS: [&str; 10] = [
-    "postgresql",
-    "bubblewrap",
-    "iproute2",
-    "util-linux",
-    "chromium",
-    "chromium-driver",
-    "python3-venv",
-    "procps",
-    "ca-certificates",
-    "fonts-dejavu-core",
-];
-/// The wasm32 route when rustup has no wasm32 target: Debian's rustc 1.96 with its std source.
-/// `rust-web-llvm` owns `/usr/bin/rust-lld` (only a Recommends of `rustc-web`, so never installed
-/// with `--no-install-recommends` unless named).
-const APT_DEBIAN_WASM: [&str; 5] = ["rustc-web", "cargo-web", "rust-web-src", "rust-web-llvm", "lld-22"];
-
 pub(crate) fn run(root: &Path) -> anyhow::Result<Toolchain> {
     let started = Instant::now();
-    let toolchain = Toolchain::detect(root);
+    let toolchain = rustup_wasm_target(root);
     eprintln!("== setup: wasm32 via {}", toolchain.mode_name());
     apt(&toolchain)?;
     cargo_tools()?;
@@ -47,12 +28,31 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<Toolchain> {
     Ok(toolchain)
 }
 
-fn apt(toolchain: &Toolchain) -> anyhow::Result<()> {
-    let mut wanted: Vec<&str> = APT_ALWAYS.to_vec();
-    if toolchain.mode == WasmMode::Debian {
-        wanted.extend(APT_DEBIAN_WASM);
+/// Where rustup is, its own wasm32 target is the simplest route: it is asked for once (quietly
+/// refused where rustup cannot download), and Debian's compiler is the fallback.
+fn rustup_wasm_target(root: &Path) -> Toolchain {
+    let toolchain = Toolchain::detect(root);
+    if toolchain.mode == WasmMode::Debian && Command::new("rustup").arg("--version").output().is_ok() {
+        eprintln!("$ rustup target add wasm32-unknown-unknown");
+        // Bounded: a network that drops packets must not hold setup up.
+        let added = Command::new("timeout")
+            .args(["120", "rustup", "target", "add", "wasm32-unknown-unknown"])
+            .status()
+            .is_ok_and(|status| status.success());
+        if added {
+            return Toolchain::detect(root);
+        }
+        eprintln!("rustup could not add the wasm32 target; building wasm32 with Debian's rustc-web");
     }
-    let missing: Vec<&str> = wanted.into_iter().filter(|p| !dpkg_installed(p)).collect();
+    toolchain
+}
+
+fn apt(toolchain: &Toolchain) -> anyhow::Result<()> {
+    let mut needed: Vec<&debian::Needed> = debian::ALWAYS.iter().collect();
+    if toolchain.mode == WasmMode::Debian {
+        needed.extend(debian::DEBIAN_WASM);
+    }
+    let missing = debian::missing(needed);
     if missing.is_empty() {
         eprintln!("apt: all packages present");
     } else {
@@ -78,7 +78,7 @@ fn apt(toolchain: &Toolchain) -> anyhow::Result<()> {
             );
         }
         if !Path::new("/usr/bin/rust-lld").exists() {
-            bail!("/usr/bin/rust-lld does not resolve: install rust-web-llvm and lld-22");
+            bail!("/usr/bin/rust-lld does not resolve: install rust-web-llvm (it links to lld-22's lld)");
         }
         // worker-build insists that the target's libdir exists; with build-std nothing is read
         // from it, so an empty directory satisfies the check.
@@ -97,14 +97,6 @@ fn apt(toolchain: &Toolchain) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn dpkg_installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
-        .unwrap_or(false)
 }
 
 fn is_root() -> bool {

@@ -1,8 +1,34 @@
 //! Tidy checks that run under `cargo test`: the tree keeps the promises its docs make.
 
 #[cfg(test)]
+use std::path::{Path, PathBuf};
+
+/// The project's files below `dir` with one of `extensions`, skipping build output, installed
+/// tools and VCS data.
+#[cfg(test)]
+pub(crate) fn source_files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            let skipped = ["target", "node_modules", "build", "venv", "sandbox-venv", ".wrangler", ".git"];
+            if !skipped.contains(&name.to_string_lossy().as_ref()) {
+                out.extend(source_files(&path, extensions));
+            }
+        } else if path.extension().is_some_and(|e| extensions.iter().any(|x| e == *x)) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
+
+    use super::source_files;
 
     use crate::toolchain::{Toolchain, WASM_BINDGEN_VERSION};
 
@@ -12,29 +38,9 @@ mod tests {
 
     /// Every file under the project's source folders with the given extension, skipping build output.
     fn files_with_extension(ext: &str) -> Vec<PathBuf> {
-        fn walk(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if path.is_dir() {
-                    if !matches!(
-                        name.as_ref(),
-                        "target" | "node_modules" | "build" | "venv" | "sandbox-venv" | ".wrangler" | ".git"
-                    ) {
-                        walk(&path, ext, out);
-                    }
-                } else if path.extension().is_some_and(|e| e == ext) {
-                    out.push(path);
-                }
-            }
-        }
         let mut out = Vec::new();
         for dir in ["crates", "worker", "web", "tests", "xtask"] {
-            walk(&root().join(dir), ext, &mut out);
+            out.extend(source_files(&root().join(dir), &[ext]));
         }
         assert!(!out.is_empty(), "no .{ext} files found under {}", root().display());
         out
