@@ -25,6 +25,9 @@ pub enum Fault {
     Hang,
     /// Forwards the request and cuts the connection in the middle of the answer.
     Cut,
+    /// Forwards the request, lets the provider answer in full, and closes the connection before a
+    /// byte of the answer: the client cannot tell it from a connection that broke while sending.
+    Drop,
 }
 
 impl Fault {
@@ -35,6 +38,7 @@ impl Fault {
             Fault::Unavailable => "503",
             Fault::Hang => "hang",
             Fault::Cut => "cut",
+            Fault::Drop => "drop",
         }
     }
 }
@@ -228,6 +232,10 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, shared: &Mutex<Shared>, st
             while held.elapsed() < MAX_HOLD && !stopping.load(Ordering::SeqCst) && !peer_closed(&client) {}
         }
         Some(Fault::Cut) => cut_answer(&mut server, &mut client),
+        Some(Fault::Drop) => {
+            let mut sink = Vec::new();
+            let _ = server.read_to_end(&mut sink);
+        }
         Some(Fault::Unavailable) => unreachable!("answered above"),
     }
     let _ = client.shutdown(Shutdown::Both);

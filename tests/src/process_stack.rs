@@ -210,6 +210,9 @@ impl ProcessStack {
             ("INSTANODE_TOKEN", scratchdb_token.clone()),
             ("MAYFLY_API_KEYS", format!("faults:{KEY}")),
             ("SWEEP_GRACE_S", SWEEP_GRACE.as_secs().to_string()),
+            // A create held by the fault proxy fails after 10 s, not E2B's SDK's 60 s, so that
+            // the suite's turns (5 s each) do not wait out a minute per held create.
+            ("E2B_CREATE_TIMEOUT_S", "10".to_owned()),
         ];
         let worker_options = StackOptions {
             vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),

@@ -1,5 +1,6 @@
 //! The worker's configuration: provider base URLs from `[vars]`, keys from secrets.
 
+use mayfly_core::e2b_client::E2bConfig;
 use mayfly_core::{redact_url, ProvidersView, SecretState};
 use worker::Env;
 
@@ -22,6 +23,8 @@ pub(crate) struct Config {
     /// The origins whose pages may frame the embed view (`EMBED_ORIGINS`, comma-separated); none
     /// by default.
     pub(crate) embed_origins: Vec<String>,
+    /// How long a sandbox create may take (`E2B_CREATE_TIMEOUT_S`; E2B's SDK's 60 s by default).
+    pub(crate) e2b_create_timeout_ms: u64,
 }
 
 /// The sweep's grace when `SWEEP_GRACE_S` is unset or not a whole number of seconds: the turn's
@@ -46,6 +49,10 @@ impl Config {
             sweep_grace_ms: sweep_grace_s(optional("SWEEP_GRACE_S").as_deref()) * 1000,
             max_turns_per_tenant: max_turns_per_tenant(optional("MAX_TURNS_PER_TENANT").as_deref()),
             embed_origins: embed_origins(optional("EMBED_ORIGINS").as_deref()),
+            e2b_create_timeout_ms: optional("E2B_CREATE_TIMEOUT_S")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|s| *s > 0)
+                .map_or(E2bConfig::new("").create_timeout_ms, |s| s * 1000),
         }
     }
 

@@ -40,10 +40,7 @@ impl HttpClient for FetchClient {
             // what went wrong.
             let request = Request::new_with_init(&url, &init)
                 .map_err(|_| HttpError::Request("the request could not be built".into()))?;
-            let response = Fetch::Request(request)
-                .send()
-                .await
-                .map_err(|_| HttpError::Connect("the connection failed or was refused".into()))?;
+            let response = Fetch::Request(request).send().await.map_err(|err| fetch_error(&err.to_string()))?;
             let status = StatusCode::from_u16(response.status_code())
                 .map_err(|_| HttpError::Request("the answer has an invalid status".into()))?;
             let mut header_map = HeaderMap::new();
@@ -114,6 +111,32 @@ impl Drop for BodyStream {
         if let Some(reader) = self.reader.take() {
             // Nothing waits on the cancel: its promise settles on its own and holds nothing of ours.
             let _ = reader.cancel();
+        }
+    }
+}
+
+/// What a failed `fetch` means for sending it again. The runtime says only "network connection
+/// lost" and the like; only a refusal proves the request never reached the provider, so anything
+/// else is taken as "it may have": a create is then not sent twice. The runtime's text is not
+/// repeated, since it can quote the URL.
+fn fetch_error(text: &str) -> HttpError {
+    let text = text.to_ascii_lowercase();
+    if ["refused", "econnrefused", "dns", "not found", "no such host"].iter().any(|word| text.contains(word)) {
+        HttpError::Connect("the connection was refused".into())
+    } else {
+        HttpError::Request("the connection failed or broke: the request may have reached the provider".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refusal_says_the_request_never_arrived() {
+        assert!(matches!(fetch_error("TypeError: connect ECONNREFUSED 127.0.0.1:9"), HttpError::Connect(_)));
+        for text in ["Network connection lost.", "TypeError: fetch failed", "internal error"] {
+            assert!(matches!(fetch_error(text), HttpError::Request(_)), "{text}");
         }
     }
 }

@@ -168,6 +168,7 @@ pub(crate) fn providers(config: &Config, created: Rc<RefCell<Option<KeepResponse
     e2b.api_url = config.e2b_api_url.clone();
     e2b.domain = config.e2b_domain.clone();
     e2b.envd_url = config.e2b_envd_url.clone();
+    e2b.create_timeout_ms = config.e2b_create_timeout_ms;
     let instanode = InstanodeConfig { base_url: config.instanode_url.clone(), token: config.instanode_token.clone() };
     Providers {
         sandboxes: E2bClient::new(FetchClient, WorkerClock, e2b),

@@ -50,6 +50,8 @@ pub struct StackOptions {
     pub database_storage_mb: Option<i32>,
     /// How often scratchdb checks databases against their storage limit; its default when `None`.
     pub storage_check_interval: Option<std::time::Duration>,
+    /// scratchdb answers anonymous creates as hosted instanode does (`--like-hosted`).
+    pub like_hosted: Option<mayfly_scratchdb::LikeHosted>,
 }
 
 impl LocalStack {
@@ -72,6 +74,7 @@ impl LocalStack {
         if let Some(interval) = options.storage_check_interval {
             db_config.storage_check_interval = interval;
         }
+        db_config.like_hosted = options.like_hosted;
         let scratchdb = mayfly_scratchdb::Service::start(db_config).await.context("start scratchdb")?;
         let db_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let scratchdb_url = format!("http://{}", db_listener.local_addr()?);

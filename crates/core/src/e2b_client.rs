@@ -52,6 +52,10 @@ pub struct E2bConfig {
     pub user: String,
     /// Seconds of output silence after which envd sends a keepalive event.
     pub keepalive_interval_s: u32,
+    /// How long a create waits for its answer. A create is never sent twice once it may have
+    /// reached E2B (a second would make a second sandbox), so it gets the official SDK's patience
+    /// (60 s) rather than the other calls' shorter one.
+    pub create_timeout_ms: u64,
 }
 
 impl E2bConfig {
@@ -64,6 +68,7 @@ impl E2bConfig {
             envd_url: None,
             user: "user".into(),
             keepalive_interval_s: 30,
+            create_timeout_ms: 60_000,
         }
     }
 }
@@ -78,6 +83,7 @@ impl fmt::Debug for E2bConfig {
             .field("envd_url", &self.envd_url)
             .field("user", &self.user)
             .field("keepalive_interval_s", &self.keepalive_interval_s)
+            .field("create_timeout_ms", &self.create_timeout_ms)
             .finish()
     }
 }
@@ -354,7 +360,8 @@ impl<H: HttpClient, C: Clock> E2bClient<H, C> {
         let request = self.control(Method::POST, "sandboxes")?.with_body(serde_json::to_vec(&body).unwrap_or_default());
         // Not idempotent: a create whose answer was lost may have made a sandbox; repeating it would
         // make a second one. Its tags let the sweep find the first.
-        let response = self.send(&request, false).await?;
+        let policy = RetryPolicy { attempt_timeout_ms: self.config.create_timeout_ms, ..self.retry };
+        let response = send_with_retry(&self.http, &self.clock, &policy, &request, false, PROVIDER).await?;
         let body = self.expect_success(response).await?;
         let created: CreatedSandbox =
             serde_json::from_slice(&body).map_err(|error| protocol(format!("create answer: {error}")))?;

@@ -192,6 +192,32 @@ struct RotateAnswer {
     connection_url: String,
 }
 
+/// A `402` to a create: the free tier's gates (`free_tier_recycle_requires_claim`, quotas), in words
+/// that say what to do.
+fn payment_required(body: &[u8]) -> ProviderError {
+    #[derive(Deserialize)]
+    struct Gate {
+        #[serde(default)]
+        claim_url: Option<String>,
+    }
+    let claim = serde_json::from_slice::<Gate>(body).ok().and_then(|gate| gate.claim_url);
+    let error = error_from_response(StatusCode::PAYMENT_REQUIRED, body).unwrap_or(InstanodeError {
+        status: 402,
+        code: "http_402".into(),
+        message: "payment required".into(),
+        retry_after_seconds: None,
+    });
+    let claim = claim.map(|url| format!("claim the earlier database at {url}, or ")).unwrap_or_default();
+    ProviderError::Status {
+        provider: PROVIDER,
+        status: 402,
+        message: format!(
+            "{}: {} To go on, {claim}set INSTANODE_TOKEN for databases that belong to an account.",
+            error.code, error.message
+        ),
+    }
+}
+
 /// The parts of a connection URL events may show: `host:port` and the database name. Never the
 /// user-info, which holds the password.
 pub fn connection_parts(connection_url: &str) -> Option<(String, String)> {
@@ -313,10 +339,14 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         // The Idempotency-Key makes a repeated create return the same database, so even a create
         // whose answer was lost is safe to send again.
         let response = self.send(&http_request, true).await?;
+        if response.status == StatusCode::PAYMENT_REQUIRED {
+            return Err(payment_required(&error_body(response).await));
+        }
         let body = self.expect_success(response).await?;
         // The answer holds the password: a parse error must not quote it.
         let answer: NewDatabaseAnswer =
             serde_json::from_slice(&body).map_err(|_| protocol("the /db/new answer lacks token or connection_url"))?;
+        self.check_answer(&request, &answer)?;
         let (host, database) = connection_parts(&answer.connection_url)
             .ok_or_else(|| protocol("the /db/new connection_url has no host or database name"))?;
         let mode = self.mode();
@@ -355,6 +385,31 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
             mode,
             claim,
         })
+    }
+
+    /// Whether the answer is the database this turn asked for. Hosted instanode may answer a
+    /// create with something else: past the anonymous tier's daily cap, an *earlier* database
+    /// (`200`, another turn's data); for a token it did not accept, an anonymous database the token
+    /// can never delete. Either is refused before any code runs against it.
+    fn check_answer(&self, request: &DatabaseRequest, answer: &NewDatabaseAnswer) -> Result<(), ProviderError> {
+        if let Some(name) = answer.name.as_deref().filter(|name| *name != request.name) {
+            return Err(protocol(format!(
+                "asked for database {:?}, instanode answered with {name:?}: anonymous instanode hands \
+                 out an earlier database once a caller has made its daily share; set INSTANODE_TOKEN \
+                 for a database of its own per turn",
+                request.name
+            )));
+        }
+        let anonymous = answer.tier.as_deref() == Some("anonymous");
+        if self.config.token.is_some() && anonymous {
+            let claim = answer.claim_url.as_deref().or(answer.upgrade.as_deref()).unwrap_or("instanode's claim page");
+            return Err(protocol(format!(
+                "instanode did not accept INSTANODE_TOKEN and made an anonymous database instead, \
+                 which the token cannot delete (it expires on its own, or can be claimed at {claim}): \
+                 check INSTANODE_TOKEN"
+            )));
+        }
+        Ok(())
     }
 
     async fn delete_database(&self, token: &str) -> Result<bool, ProviderError> {

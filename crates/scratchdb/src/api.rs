@@ -17,9 +17,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::config::{ANON_CONNECTIONS, ANON_STORAGE_MB};
+use crate::hosted::Gate;
 use crate::limits::SUSPENDED;
 use crate::registry::Row;
-use crate::service::{sha256_hex, Caller, NewResource, Service, ServiceError};
+use crate::service::{sha256_hex, Caller, Created, NewResource, Service, ServiceError};
 
 /// The envelope every error answer uses.
 #[derive(Debug)]
@@ -29,11 +30,12 @@ pub(crate) struct ApiError {
     message: String,
     error_code: Option<&'static str>,
     agent_action: Option<&'static str>,
+    claim_url: Option<String>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), error_code: None, agent_action: None }
+        Self { status, code, message: message.into(), error_code: None, agent_action: None, claim_url: None }
     }
     fn bad(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -62,6 +64,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(a) = self.agent_action {
             body["agent_action"] = json!(a);
+        }
+        if let Some(url) = self.claim_url {
+            body["claim_url"] = json!(url);
         }
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(r) = retry {
@@ -137,6 +142,17 @@ type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
 
 /// Strict optional auth: no header is anonymous (from `peer`), a header that is not a known token is 401.
 async fn caller(svc: &Service, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Caller, ApiError> {
+    caller_with(svc, headers, peer, false).await
+}
+
+/// [`caller`], but with `unknown_is_anonymous` a token this server does not know makes the caller
+/// anonymous instead of a 401 (hosted instanode's way with a create, see `crate::hosted`).
+async fn caller_with(
+    svc: &Service,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    unknown_is_anonymous: bool,
+) -> Result<Caller, ApiError> {
     let Some(value) = headers.get("authorization") else { return Ok(Caller::Anonymous(peer)) };
     let token = value
         .to_str()
@@ -147,6 +163,7 @@ async fn caller(svc: &Service, headers: &HeaderMap, peer: Option<IpAddr>) -> Res
         .ok_or_else(|| ApiError::unauthorized("malformed_token"))?;
     match svc.authenticate(token).await {
         Ok(Some(owner)) => Ok(Caller::Owner(owner)),
+        Ok(None) if unknown_is_anonymous => Ok(Caller::Anonymous(peer)),
         Ok(None) => Err(ApiError::unauthorized("invalid_claims")),
         Err(e) => Err(from_service(e, "service_unavailable")),
     }
@@ -213,7 +230,8 @@ async fn db_new(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = caller(&svc, &headers, peer.map(|Extension(ConnectInfo(a))| a.ip())).await?;
+    let like_hosted = svc.config().like_hosted.is_some();
+    let who = caller_with(&svc, &headers, peer.map(|Extension(ConnectInfo(a))| a.ip()), like_hosted).await?;
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
@@ -281,10 +299,40 @@ async fn db_new(
             Some((key.to_string(), hash))
         }
     };
-    let created = svc.create(&who, NewResource { name, env, idempotency }).await.map_err(|e| match e {
-        ServiceError::NotFound => ApiError::unavailable("provision_failed"),
-        other => from_service(other, "provision_failed"),
-    })?;
+    let gate = match &who {
+        Caller::Anonymous(address) => {
+            svc.hosted_gate(*address).await.map_err(|e| from_service(e, "provision_failed"))?
+        }
+        Caller::Owner(_) => Gate::Proceed,
+    };
+    let earlier = matches!(gate, Gate::Earlier(_));
+    let created = match gate {
+        Gate::Proceed => svc.create(&who, NewResource { name, env, idempotency }).await.map_err(|e| match e {
+            ServiceError::NotFound => ApiError::unavailable("provision_failed"),
+            other => from_service(other, "provision_failed"),
+        })?,
+        // Hosted's answer past the daily share: `200` and an earlier database, with its data.
+        Gate::Earlier(row) => Created { row: *row, idempotent: false, replay: false },
+        Gate::CapReached => {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "provision_limit_reached",
+                "this caller has made its anonymous databases for today",
+            ))
+        }
+        Gate::ClaimFirst => {
+            let claim_url = format!("{}/claim", public_base(&svc, &headers));
+            return Err(ApiError {
+                claim_url: Some(claim_url),
+                ..ApiError::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "free_tier_recycle_requires_claim",
+                    "Your previous free resource expired. Free tier resources require a one-time email claim \
+                     before provisioning a replacement.",
+                )
+            });
+        }
+    };
     let (row, explicit) = (created.row, created.idempotent);
     let mut body = json!({
         "ok": true,
@@ -297,10 +345,7 @@ async fn db_new(
     });
     let mut upgrade_header = None;
     if row.owner.is_none() {
-        let base = match &svc.config().public_url {
-            Some(u) => u.trim_end_matches('/').to_string(),
-            None => format!("http://{}", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1")),
-        };
+        let base = public_base(&svc, &headers);
         let claim_token = row.claim_token.clone().unwrap_or_default();
         let claim_url = format!("{base}/claim/preview?t={claim_token}");
         let expires_in = short_duration(svc.config().anonymous_ttl);
@@ -324,7 +369,8 @@ async fn db_new(
     if !ignored.is_empty() {
         body["ignored_fields"] = json!(ignored);
     }
-    let mut resp = (StatusCode::CREATED, Json(body)).into_response();
+    let status = if earlier { StatusCode::OK } else { StatusCode::CREATED };
+    let mut resp = (status, Json(body)).into_response();
     let h = resp.headers_mut();
     h.insert("x-idempotency-source", HeaderValue::from_static(if explicit { "explicit" } else { "miss" }));
     if created.replay {
@@ -334,6 +380,14 @@ async fn db_new(
         h.insert("x-instant-upgrade", u);
     }
     Ok(resp)
+}
+
+/// Where this server is reached, for the links it hands out.
+fn public_base(svc: &Service, headers: &HeaderMap) -> String {
+    match &svc.config().public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{}", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1")),
+    }
 }
 
 fn item(row: &Row, storage_bytes: i64) -> Value {

@@ -25,6 +25,23 @@ pub struct Config {
     pub authenticated_storage_mb: i32,
     /// How many admin connections may be open at once.
     pub admin_connections: usize,
+    /// Answer as hosted instanode does where a caller that wants a database per request would
+    /// notice (`--like-hosted`); see `crate::hosted`. Off by default.
+    pub like_hosted: Option<LikeHosted>,
+}
+
+/// How hosted instanode treats anonymous callers, as far as scratchdb copies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LikeHosted {
+    /// Anonymous creates one caller gets a day; past them, its newest database is answered again.
+    pub anonymous_daily_cap: u32,
+}
+
+impl Default for LikeHosted {
+    fn default() -> Self {
+        // Hosted instanode's free tier: 5 provisions a day per fingerprint.
+        LikeHosted { anonymous_daily_cap: 5 }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -36,6 +53,7 @@ impl std::fmt::Debug for Config {
             .field("anonymous_ttl", &self.anonymous_ttl)
             .field("sweep_interval", &self.sweep_interval)
             .field("storage_check_interval", &self.storage_check_interval)
+            .field("like_hosted", &self.like_hosted)
             .field("tokens", &self.tokens.len())
             .field("public_url", &self.public_url)
             .finish_non_exhaustive()
@@ -56,6 +74,7 @@ impl Config {
             authenticated_connections: 20,
             authenticated_storage_mb: OWNED_STORAGE_MB,
             admin_connections: 8,
+            like_hosted: None,
         }
     }
 }

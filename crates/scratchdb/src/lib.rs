@@ -41,13 +41,14 @@ mod admin;
 mod api;
 mod config;
 mod embedded;
+mod hosted;
 mod limits;
 mod registry;
 mod service;
 
 pub use admin::AdminError;
 pub use api::router;
-pub use config::Config;
+pub use config::{Config, LikeHosted};
 pub use embedded::{bin_dir, EmbeddedError, EmbeddedPostgres};
 pub use service::{Service, ServiceError};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use mayfly_scratchdb::{Config, EmbeddedPostgres, Service};
+use mayfly_scratchdb::{Config, EmbeddedPostgres, LikeHosted, Service};
 
 /// An instanode-compatible scratch-Postgres provisioner.
 #[derive(Parser)]
@@ -39,6 +39,13 @@ struct Args {
     /// Base URL for claim links; defaults to the request's Host.
     #[arg(long)]
     public_url: Option<String>,
+    /// Answer anonymous creates as hosted instanode does: past a caller's daily share an earlier
+    /// database (200), a 402 once all of its databases are gone, an unknown token taken as none.
+    #[arg(long)]
+    like_hosted: bool,
+    /// With --like-hosted: anonymous creates one caller gets a day.
+    #[arg(long, default_value_t = 5, requires = "like_hosted")]
+    anonymous_daily_cap: u32,
 }
 
 #[tokio::main]
@@ -80,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
         storage_check_interval: args.storage_check_interval,
         tokens: args.tokens.into_iter().filter(|t| !t.is_empty()).collect(),
         public_url: args.public_url,
+        like_hosted: args.like_hosted.then_some(LikeHosted { anonymous_daily_cap: args.anonymous_daily_cap }),
         ..Config::new(admin_url)
     };
     let service = Service::start(config).await.context("starting the provisioner")?;

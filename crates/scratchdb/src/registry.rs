@@ -82,6 +82,7 @@ pub(crate) async fn migrate(pool: &AdminPool, schema: &str) -> Result<(), AdminE
              claim_token text UNIQUE,
              claim_expires_at timestamptz,
              claimed_at timestamptz);
+         ALTER TABLE {s}.resources ADD COLUMN IF NOT EXISTS caller text;
          CREATE INDEX IF NOT EXISTS resources_owner ON {s}.resources (owner, status);
          CREATE TABLE IF NOT EXISTS {s}.idempotency (
              owner text NOT NULL,

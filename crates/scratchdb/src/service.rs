@@ -48,6 +48,14 @@ pub(crate) enum Caller {
 }
 
 impl Caller {
+    /// An anonymous caller's address, as the registry records it (hosted-like gates count by it).
+    pub(crate) fn anonymous_address(&self) -> Option<String> {
+        match self {
+            Caller::Anonymous(address) => address.map(|ip| ip.to_string()),
+            Caller::Owner(_) => None,
+        }
+    }
+
     /// Whose idempotency keys these are. Owner ids are hex hashes, so an `anonymous:` scope never
     /// collides with one. Without an address an anonymous caller has no scope: sharing one would
     /// hand one caller another's database.
@@ -310,9 +318,9 @@ impl Service {
             .query_one(
                 &format!(
                     "INSERT INTO {s}.resources (id, token, name, env, owner, tier, status, password, connections, \
-                     storage_mb, expires_at, claim_token, claim_expires_at) \
+                     storage_mb, expires_at, claim_token, claim_expires_at, caller) \
                      VALUES ($1, $2, $3, $4, $5, $6, 'provisioning', $7, $8, $9, \
-                     now() + $10::float8 * interval '1 second', $11, now() + interval '7 days') RETURNING {}",
+                     now() + $10::float8 * interval '1 second', $11, now() + interval '7 days', $12) RETURNING {}",
                     registry::columns()
                 ),
                 &[
@@ -327,6 +335,7 @@ impl Service {
                     &storage_mb,
                     &ttl,
                     &claim_token,
+                    &caller.anonymous_address(),
                 ],
             )
             .await?;

@@ -32,6 +32,7 @@ fn config() -> E2bConfig {
         envd_url: None,
         user: "user".into(),
         keepalive_interval_s: 30,
+        create_timeout_ms: 60_000,
     }
 }
 
@@ -538,4 +539,28 @@ fn debug_output_hides_the_api_key() {
     let (client, _clock) = e2b(&http);
     let debug = format!("{client:?}");
     assert!(!debug.contains("e2b_k3y"), "{debug}");
+}
+
+/// A provider that never answers: every request waits for ever.
+struct Silent(std::cell::Cell<u32>);
+
+impl HttpClient for Silent {
+    fn send(&self, _request: HttpRequest) -> futures::future::LocalBoxFuture<'_, Result<HttpResponse, HttpError>> {
+        self.0.set(self.0.get() + 1);
+        Box::pin(futures::future::pending())
+    }
+}
+
+/// A create is given the official SDK's 60 s, not the 10 s other calls get, and is sent once: a
+/// create that may have reached E2B is never repeated.
+#[test]
+fn a_create_waits_as_long_as_the_sdk_and_is_sent_once() {
+    let http = Silent(std::cell::Cell::new(0));
+    let clock = VirtualClock::new();
+    let client = E2bClient::new(&http, clock.clone(), config());
+    let request = SandboxRequest { template: "base".into(), timeout_s: 5, env: vec![], metadata: Default::default() };
+    let error = run_virtual(&clock, client.create(request)).unwrap_err();
+    assert_eq!(error, ProviderError::Http { provider: "e2b", source: HttpError::Timeout });
+    assert_eq!(clock.elapsed_ms(), 60_000);
+    assert_eq!(http.0.get(), 1);
 }

@@ -387,3 +387,44 @@ fn status_reads_whether_the_provider_stopped_the_database() {
     assert_eq!(run_virtual(&clock, anonymous.status("full")), Ok(None));
     assert_eq!(http.requests().len(), 2);
 }
+
+/// Past its daily cap per caller, anonymous instanode answers `200` with an *earlier* database:
+/// taken, the turn would run on another turn's data. The answer must be the database this turn
+/// asked for, by name.
+#[test]
+fn an_answer_naming_another_database_is_refused_not_run_on() {
+    let earlier = ANONYMOUS.replace("mayfly-1700000030-t_1", "mayfly-1699990000-t_0");
+    let http = MemoryHttpClient::new(move |_| Ok(json(200, &earlier)));
+    let (client, clock) = instanode(&http, None);
+    let error = run_virtual(&clock, client.create(request())).unwrap_err().to_string();
+    assert!(error.contains("mayfly-1699990000-t_0") && error.contains("mayfly-1700000030-t_1"), "{error}");
+    assert!(error.contains("INSTANODE_TOKEN"), "says what to do: {error}");
+    assert!(!error.contains("s3cretPw"), "{error}");
+    assert_eq!(http.requests().len(), 1, "not sent again");
+}
+
+/// With a token that instanode did not accept (invalid, revoked, slow to verify), it makes an
+/// anonymous database instead, which the token cannot delete: refused, and said so.
+#[test]
+fn an_anonymous_database_in_token_mode_is_refused() {
+    let http = MemoryHttpClient::new(|_| Ok(json(201, ANONYMOUS)));
+    let (client, clock) = instanode(&http, Some("ink_revoked"));
+    let error = run_virtual(&clock, client.create(request())).unwrap_err().to_string();
+    assert!(error.contains("anonymous") && error.contains("INSTANODE_TOKEN"), "{error}");
+    assert!(error.contains("https://api.instanode.test/start?t=jwt1"), "says how to claim what was made: {error}");
+}
+
+/// The free tier's recycle gate (`402`) is said in words a person can act on.
+#[test]
+fn the_recycle_gate_says_what_to_do() {
+    let http = MemoryHttpClient::new(|_| {
+        Ok(json(
+            402,
+            r#"{"ok":false,"error":"free_tier_recycle_requires_claim","message":"Your previous free resource expired. Free tier resources require a one-time email claim before provisioning a replacement.","claim_url":"https://instanode.dev/claim"}"#,
+        ))
+    });
+    let (client, clock) = instanode(&http, None);
+    let error = run_virtual(&clock, client.create(request())).unwrap_err().to_string();
+    assert!(error.contains("402") && error.contains("free_tier_recycle_requires_claim"), "{error}");
+    assert!(error.contains("https://instanode.dev/claim") && error.contains("INSTANODE_TOKEN"), "{error}");
+}
