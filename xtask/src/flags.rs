@@ -23,6 +23,16 @@ pub(crate) enum Command {
     Bench,
     /// Sequential turns, then a mixed concurrent load, with memory sampled; writes target/soak/.
     Soak(Soak),
+    /// Build what `wrangler deploy --env production` would upload and check it against the
+    /// Workers limits (only `--dry-run`: deploying needs an account, see README).
+    Deploy(Deploy),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Deploy {
+    /// Build and check, upload nothing.
+    #[arg(long, required = true)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]

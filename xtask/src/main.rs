@@ -5,11 +5,13 @@
 //! - `dev` builds, then runs the stack and prints its URL;
 //! - `test` runs the whole suite, exactly as CI does;
 //! - `bench` measures the stack against the performance budgets and writes a report;
-//! - `soak` runs many turns and a long mixed load, sampling memory, and writes a report.
+//! - `soak` runs many turns and a long mixed load, sampling memory, and writes a report;
+//! - `deploy --dry-run` builds what a production deploy uploads and checks it against the limits.
 
 mod bench;
 mod build;
 mod debian;
+mod deploy;
 mod dev;
 mod flags;
 mod process;
@@ -34,6 +36,11 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Test => test::run(&root),
         flags::Command::Bench => bench::run(&root),
         flags::Command::Soak(soak) => soak::run(&root, &soak),
+        flags::Command::Deploy(_) => {
+            let toolchain = setup::run(&root)?;
+            build::run(&root, &toolchain)?;
+            deploy::dry_run(&root, &toolchain).map(drop)
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::process::{run_checked, run_tests, TestCount};
 use crate::toolchain::Toolchain;
-use crate::{build, setup};
+use crate::{build, deploy, setup};
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -47,6 +47,7 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         sizes = build::run(root, &toolchain)?;
         Ok(())
     })?;
+    step("deploy dry-run", &mut || deploy::dry_run(root, &toolchain).map(drop))?;
     // The fault suite runs the providers as processes of their own, so that it can kill them.
     step("provider binaries", &mut || {
         run_checked(Toolchain::native_cargo().args(["build", "-p", "mayfly-sandboxd", "-p", "mayfly-scratchdb"]))

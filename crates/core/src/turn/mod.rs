@@ -10,6 +10,10 @@
 //! or times out during provisioning is allowed to finish, so that the resource it creates is known
 //! and reaped here rather than left for the sweep.
 
+mod budget;
+
+pub use budget::provider_requests_at_most;
+
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
