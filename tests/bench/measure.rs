@@ -128,7 +128,7 @@ pub(crate) fn http_round_trip(agent: &ureq::Agent, url: &str) -> anyhow::Result<
 
 fn sandbox_request(tag: &str) -> SandboxRequest {
     SandboxRequest {
-        template: "python".to_owned(),
+        template: mayfly_core::templates::MAYFLY_TEMPLATE.to_owned(),
         timeout_s: 120,
         env: Vec::new(),
         metadata: sandbox_metadata(&turn_id(tag), deadline_s()),
@@ -342,7 +342,7 @@ impl TurnSink for Recorder {
 pub(crate) fn native_turn(stack: &TurnStack, p: &NativeProviders, code: &str) -> anyhow::Result<TurnRun> {
     let mut request = CreateTurnRequest::new(code.to_owned(), Language::Python);
     request.timeout_s = Some(120);
-    let spec = TurnSpec::from_request(request, &Limits::default())?;
+    let spec = TurnSpec::from_request(request, &Limits::default(), &mayfly_cli::providers::local_templates())?;
     let id = TurnId::new(turn_id("native")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let sink = Recorder { since: Instant::now(), run: RefCell::default() };
     let control = TurnControl::default();

@@ -1,7 +1,8 @@
 //! A user (or a monitor) asks the API whether it is up and what it talks to.
 
-use mayfly_core::{ErrorBody, ErrorCode, Health, SecretState, VERSION};
+use mayfly_core::{ErrorBody, ErrorCode, EventBody, Health, Outcome, SecretState, Verdict, VERSION};
 use mayfly_e2e::inspector::Inspector;
+use mayfly_e2e::turns::{outcome_of, TurnStack, ALICE_KEY};
 
 use crate::support::{get, stack_with};
 
@@ -67,4 +68,44 @@ fn the_workers_own_memory_is_readable_over_the_inspector() {
     assert!(wasm >= 1 << 20 && wasm.is_multiple_of(64 << 10), "wasm memory {wasm} B");
     let heap = inspector.heap_usage().expect("the heap usage is read");
     assert!(heap.used > 0 && heap.used <= heap.total, "{heap:?}");
+}
+
+/// An operator asks the deployment to check its providers for real: a template that E2B does not
+/// have and an instanode token it does not take are each named with the fix, the answer is a 503,
+/// and a turn that needs the missing template fails saying which it is and how to build one.
+#[test]
+fn the_providers_check_names_a_missing_template_and_a_refused_token() {
+    let stack = TurnStack::start_with_vars(&[("E2B_TEMPLATE_NODE", "nodejs"), ("INSTANODE_TOKEN", "ink_revoked")]);
+    let (status, body) = stack.call("GET", "/v1/health?check=providers", None, None);
+    assert_eq!(status, 401, "the checks spend the deployment's keys: {body}");
+
+    let (status, body) = stack.call("GET", "/v1/health?check=providers", Some(ALICE_KEY), None);
+    assert_eq!(status, 503, "{body}");
+    let health: Health = serde_json::from_str(&body).unwrap();
+    assert!(!health.ok);
+    assert_eq!(health.providers.templates["node"], "nodejs");
+    let checks = health.checks.expect("the checks are listed");
+    let verdict = |name: &str| checks.iter().find(|c| c.check == name).unwrap_or_else(|| panic!("{name}: {body}"));
+    assert_eq!(verdict("e2b key").verdict, Verdict::Ok, "{body}");
+    assert_eq!(verdict("e2b template mayfly").verdict, Verdict::Ok, "{body}");
+    let template = verdict("e2b template nodejs");
+    assert_eq!(template.verdict, Verdict::Fail, "{body}");
+    assert!(template.fix.as_deref().unwrap_or_default().contains("E2B_TEMPLATE_NODE"), "{body}");
+    assert_eq!(verdict("instanode token").verdict, Verdict::Fail, "{body}");
+    assert!(!body.contains("ink_revoked"), "the token is never shown: {body}");
+
+    let (status, body) = stack.call("GET", "/v1/health?check=everything", Some(ALICE_KEY), None);
+    assert_eq!(status, 400, "{body}");
+
+    let turn = stack.create(ALICE_KEY, r#"{"code":"console.log(1)","language":"node","database":false}"#);
+    let events = stack.follow(&turn, ALICE_KEY, 0);
+    assert_eq!(outcome_of(&events), Some(Outcome::Failed), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(&e.body, EventBody::SandboxCreating { template } if template == "nodejs")),
+        "{events:?}"
+    );
+    let detail = stack.wait_reaped(&turn, ALICE_KEY);
+    let error = detail.error.unwrap_or_default();
+    assert!(error.contains("E2B has no template \"nodejs\""), "{error}");
+    assert!(error.contains("templates/mayfly/build.py"), "{error}");
 }

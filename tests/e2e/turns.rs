@@ -20,6 +20,14 @@ use mayfly_e2e::turns::{outcome_of, stdout_of, TurnStack, ALICE_KEY, BOB_KEY};
 fn turns_run_stream_replay_and_leave_nothing_behind() {
     let stack = TurnStack::start();
 
+    // Before the first turn, the operator's check: every provider answers as a turn needs.
+    let (status, body) = stack.call("GET", "/v1/health?check=providers", Some(ALICE_KEY), None);
+    assert_eq!(status, 200, "{body}");
+    let health: mayfly_core::Health = serde_json::from_str(&body).unwrap();
+    let checks = health.checks.expect("the checks are listed");
+    assert!(checks.iter().all(|c| c.verdict == mayfly_core::Verdict::Ok), "{body}");
+    assert_eq!(checks.len(), 4, "key, the one template, instanode, token: {body}");
+
     // print(1): the whole life of a turn, live from seq 1.
     let posted = Instant::now();
     let turn = stack.create(ALICE_KEY, r#"{"code":"print(1)","language":"python"}"#);

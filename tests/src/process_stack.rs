@@ -214,8 +214,9 @@ impl ProcessStack {
             // the suite's turns (5 s each) do not wait out a minute per held create.
             ("E2B_CREATE_TIMEOUT_S", "10".to_owned()),
         ];
+        let vars = vars.into_iter().chain(mayfly_cli::providers::local_templates().variables());
         let worker_options = StackOptions {
-            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            vars: vars.map(|(k, v)| (k.to_owned(), v)).collect(),
             port: Some(free_port()?),
             state_dir: Some(data.path().join("worker-state")),
         };

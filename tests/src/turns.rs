@@ -73,6 +73,8 @@ impl TurnStack {
         let mut vars: Vec<(String, String)> =
             worker_vars(endpoints).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         vars.push(("MAYFLY_API_KEYS".to_owned(), format!("alice:{ALICE_KEY},bob:{BOB_KEY}")));
+        // A test's own value of a variable replaces the stack's.
+        vars.retain(|(name, _)| !extra_vars.iter().any(|(extra, _)| extra == name));
         vars.extend(extra_vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let options = StackOptions {
             vars,

@@ -185,7 +185,7 @@ mod tests {
     fn seed_events() -> Vec<Event> {
         vec![
             event(1, 0, EventBody::TurnAccepted { turn_id: "t".into(), deadline_ms: 60_000 }),
-            event(2, 1, EventBody::SandboxCreating { template: "python".into() }),
+            event(2, 1, EventBody::SandboxCreating { template: "mayfly".into() }),
             event(3, 1, EventBody::DatabaseCreating {}),
             event(4, 20, EventBody::DatabaseReady { ms: 19, host: "h".into(), database: "db_t".into() }),
             event(5, 40, EventBody::SandboxReady { sandbox_id: "s".into(), ms: 39 }),

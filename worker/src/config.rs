@@ -1,8 +1,12 @@
 //! The worker's configuration: provider base URLs from `[vars]`, keys from secrets.
 
-use mayfly_core::e2b_client::E2bConfig;
-use mayfly_core::{redact_url, ProvidersView, SecretState};
+use mayfly_core::e2b_client::{E2bClient, E2bConfig};
+use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
+use mayfly_core::{redact_url, ProvidersView, SecretState, TemplateMap};
 use worker::Env;
+
+use crate::clock::WorkerClock;
+use crate::fetch_client::FetchClient;
 
 /// Where the providers are. Missing values fall back to the local stack's defaults so that a
 /// bare `wrangler dev` starts; `cargo xtask dev` always sets them.
@@ -25,6 +29,10 @@ pub(crate) struct Config {
     pub(crate) embed_origins: Vec<String>,
     /// How long a sandbox create may take (`E2B_CREATE_TIMEOUT_S`; E2B's SDK's 60 s by default).
     pub(crate) e2b_create_timeout_ms: u64,
+    /// The template of each language (`E2B_TEMPLATE_PYTHON`, `_BASH`, `_NODE`; E2B's `base` by
+    /// default), or what is wrong with a variable: a bad name is refused rather than replaced by
+    /// the default, so a typo cannot quietly run turns somewhere else.
+    pub(crate) templates: Result<TemplateMap, String>,
 }
 
 /// The sweep's grace when `SWEEP_GRACE_S` is unset or not a whole number of seconds: the turn's
@@ -53,7 +61,24 @@ impl Config {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .filter(|s| *s > 0)
                 .map_or(E2bConfig::new("").create_timeout_ms, |s| s * 1000),
+            templates: TemplateMap::from_lookup(optional),
         }
+    }
+
+    /// The E2B client of this deployment, over the runtime's `fetch`.
+    pub(crate) fn e2b_client(&self) -> E2bClient<FetchClient, WorkerClock> {
+        let mut e2b = E2bConfig::new(self.e2b_api_key.clone().unwrap_or_default());
+        e2b.api_url = self.e2b_api_url.clone();
+        e2b.domain = self.e2b_domain.clone();
+        e2b.envd_url = self.e2b_envd_url.clone();
+        e2b.create_timeout_ms = self.e2b_create_timeout_ms;
+        E2bClient::new(FetchClient, WorkerClock, e2b)
+    }
+
+    /// The instanode client of this deployment, over the runtime's `fetch`.
+    pub(crate) fn instanode_client(&self) -> InstanodeClient<FetchClient, WorkerClock> {
+        let instanode = InstanodeConfig { base_url: self.instanode_url.clone(), token: self.instanode_token.clone() };
+        InstanodeClient::new(FetchClient, WorkerClock, instanode)
     }
 
     /// The configuration as it may be shown to anyone: URLs without credentials, keys as set/unset.
@@ -64,6 +89,7 @@ impl Config {
             e2b_api_key: SecretState::of(self.e2b_api_key.as_deref()),
             instanode_url: redact_url(&self.instanode_url),
             instanode_token: SecretState::of(self.instanode_token.as_deref()),
+            templates: self.templates.as_ref().map(TemplateMap::by_language).unwrap_or_default(),
         }
     }
 }

@@ -12,7 +12,7 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
         return pages::serve(req, &env).await;
     }
     let response = Router::new()
-        .get("/v1/health", |_, ctx| health::get(&ctx.env))
+        .get_async("/v1/health", |req, ctx| async move { health::get(req, &ctx.env).await })
         .get("/v1/openapi.json", |_, _| openapi::get())
         .post_async("/v1/turns", |req, ctx| async move { turns::create(req, &ctx.env).await })
         .get_async("/v1/turns", |req, ctx| async move { turns::list(req, &ctx.env).await })

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use mayfly_core::e2b_client::{E2bClient, E2bConfig};
-use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
+use mayfly_core::e2b_client::E2bClient;
+use mayfly_core::instanode::InstanodeClient;
 use mayfly_core::provider::{
     redact_credentials_in_text, Clock, Database, DatabaseInfo, DatabaseProvider, DatabaseRequest, ProviderError,
     Providers, SandboxProvider,
@@ -28,7 +28,7 @@ use mayfly_core::provider::{
 use mayfly_core::turn::{run_turn, Lease, LeasedResource, SinkError, TurnControl, TurnId, TurnOptions, TurnSink};
 use mayfly_core::{
     ApiError, CreateTurnRequest, ErrorCode, Event, EventBody, KeepResponse, Limits, Outcome, ReapState, Resource,
-    ResourceView, Timings, TurnDetail, TurnSpec, TurnState,
+    ResourceView, TemplateMap, Timings, TurnDetail, TurnSpec, TurnState,
 };
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -164,15 +164,9 @@ type WorkerProviders =
 /// The providers of this deployment, over the runtime's `fetch`; a database created through them
 /// is remembered in `created`.
 pub(crate) fn providers(config: &Config, created: Rc<RefCell<Option<KeepResponse>>>) -> WorkerProviders {
-    let mut e2b = E2bConfig::new(config.e2b_api_key.clone().unwrap_or_default());
-    e2b.api_url = config.e2b_api_url.clone();
-    e2b.domain = config.e2b_domain.clone();
-    e2b.envd_url = config.e2b_envd_url.clone();
-    e2b.create_timeout_ms = config.e2b_create_timeout_ms;
-    let instanode = InstanodeConfig { base_url: config.instanode_url.clone(), token: config.instanode_token.clone() };
     Providers {
-        sandboxes: E2bClient::new(FetchClient, WorkerClock, e2b),
-        databases: RememberingDatabases { inner: InstanodeClient::new(FetchClient, WorkerClock, instanode), created },
+        sandboxes: config.e2b_client(),
+        databases: RememberingDatabases { inner: config.instanode_client(), created },
     }
 }
 
@@ -280,7 +274,7 @@ impl Turn {
     async fn run(&self, meta: &StartTurn) -> Result<()> {
         let config = Config::from_env(&self.env);
         let clock = WorkerClock;
-        let spec = match TurnSpec::from_request(meta.request.clone(), &Limits::default()) {
+        let spec = match stored_spec(&meta.request) {
             Ok(spec) => spec,
             // The router validated the request; a refusal here means the limits changed since.
             Err(err) => return Err(worker::Error::RustError(format!("stored request refused: {err}"))),
@@ -554,8 +548,7 @@ impl Turn {
                 resources.push(record.view());
             }
         }
-        let spec = TurnSpec::from_request(meta.request.clone(), &Limits::default())
-            .map_err(|err| ApiError::new(ErrorCode::Internal, err.to_string()))?;
+        let spec = stored_spec(&meta.request).map_err(|err| ApiError::new(ErrorCode::Internal, err.to_string()))?;
         let mut detail = TurnDetail {
             turn_id: meta.turn_id.clone(),
             created_unix_ms: meta.created_unix_ms,
@@ -718,4 +711,10 @@ fn ms_as_alarm(unix_ms: u64) -> worker::ScheduledTime {
 fn internal(err: &worker::Error) -> ApiError {
     worker::console_error!("turn object: {err}");
     ApiError::new(ErrorCode::Internal, "the turn's state could not be read or written")
+}
+
+/// The spec of a stored request. The router settled its template before storing it, so the
+/// template map is never asked.
+fn stored_spec(request: &CreateTurnRequest) -> std::result::Result<TurnSpec, mayfly_core::SpecError> {
+    TurnSpec::from_request(request.clone(), &Limits::default(), &TemplateMap::default())
 }

@@ -45,16 +45,30 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
             return reply::error(&ApiError::new(ErrorCode::InvalidJson, format!("invalid turn request: {err}")))
         }
     };
-    let spec = match TurnSpec::from_request(request.clone(), &limits) {
+    let config = Config::from_env(env);
+    let templates = match &config.templates {
+        Ok(templates) => templates,
+        Err(err) => {
+            worker::console_error!("config: {err}");
+            return reply::error(&ApiError::new(
+                ErrorCode::Internal,
+                format!("this deployment is misconfigured: {err}"),
+            ));
+        }
+    };
+    let spec = match TurnSpec::from_request(request.clone(), &limits, templates) {
         Ok(spec) => spec,
         Err(err) => return reply::error(&err.to_api_error()),
     };
+    // The template is settled now and stored with the request, so the turn runs in, and its
+    // record shows, the one this configuration chose even if the configuration changes meanwhile.
+    let request = CreateTurnRequest { template: Some(spec.template.clone()), ..request };
 
     let namespace = env.durable_object(TURN_BINDING)?;
     let turn_id = new_turn_id(&namespace)?;
     let created_unix_ms = Date::now().as_millis();
     // In the ledger before it starts: a turn that runs is always listed, and counted.
-    let max_running = Config::from_env(env).max_turns_per_tenant;
+    let max_running = config.max_turns_per_tenant;
     let admission = Admission {
         entry: Entry { turn_id: turn_id.clone(), created_unix_ms },
         running_until_unix_ms: created_unix_ms

@@ -1,5 +1,5 @@
 //! `mayfly`: run a turn from the terminal (`run`), run the local stack (`stack`), sweep leaks
-//! (`reap`).
+//! (`reap`), check the providers before a first turn (`doctor`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,13 +9,45 @@ use mayfly_cli::providers::{self, EnvProviders};
 use mayfly_cli::run::{self, RunArgs};
 use mayfly_cli::stack::{self, LocalStack, StackOptions};
 use mayfly_core::provider::Clock;
-use mayfly_core::Language;
+use mayfly_core::{Language, TemplateMap, Verdict};
 
 #[derive(Debug, Parser)]
 #[command(name = "mayfly", version, about = "A hermetic runtime for every agent turn")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    templates: TemplateArgs,
+}
+
+/// The template each language's turns run in (default: E2B's `base` against E2B, `mayfly`
+/// against the local stack).
+#[derive(Debug, clap::Args)]
+struct TemplateArgs {
+    /// The sandbox template of Python turns.
+    #[arg(long, global = true, env = "E2B_TEMPLATE_PYTHON", value_name = "TEMPLATE")]
+    template_python: Option<String>,
+    /// The sandbox template of bash turns.
+    #[arg(long, global = true, env = "E2B_TEMPLATE_BASH", value_name = "TEMPLATE")]
+    template_bash: Option<String>,
+    /// The sandbox template of Node turns.
+    #[arg(long, global = true, env = "E2B_TEMPLATE_NODE", value_name = "TEMPLATE")]
+    template_node: Option<String>,
+}
+
+impl TemplateArgs {
+    /// The map for `env`'s providers with these flags applied.
+    fn resolve(&self, env: &EnvProviders) -> anyhow::Result<TemplateMap> {
+        providers::templates(env, |variable| {
+            let flag = match variable {
+                "E2B_TEMPLATE_PYTHON" => &self.template_python,
+                "E2B_TEMPLATE_BASH" => &self.template_bash,
+                "E2B_TEMPLATE_NODE" => &self.template_node,
+                _ => &None,
+            };
+            flag.clone()
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +77,9 @@ enum Command {
         #[arg(long)]
         timeout: Option<u32>,
     },
+    /// Check the configured providers before a first turn: E2B takes the key and has each
+    /// template, instanode answers and takes the token as an account's. Exits 1 if a check fails.
+    Doctor,
     /// Sweep the providers once: reap mayfly resources past their deadline.
     Reap {
         /// Minutes past its deadline a resource may live before it is reaped.
@@ -85,10 +120,15 @@ fn main() -> anyhow::Result<()> {
                 keep_database: keep_db,
                 timeout_s: timeout,
             };
-            let status = runtime.block_on(run_command(args))?;
+            let status = runtime.block_on(run_command(args, &cli.templates))?;
             // Dropping the runtime first lets every server task and child process finish cleanly.
             drop(runtime);
             std::process::exit(status);
+        }
+        Command::Doctor => {
+            let passed = runtime.block_on(doctor_command(&cli.templates))?;
+            drop(runtime);
+            std::process::exit(if passed { 0 } else { 1 });
         }
         Command::Reap { grace_minutes } => runtime.block_on(reap_command(Duration::from_secs(grace_minutes * 60))),
     }
@@ -121,9 +161,9 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_command(args: RunArgs) -> anyhow::Result<i32> {
-    let spec = run::spec_for(&args)?;
+async fn run_command(args: RunArgs, templates: &TemplateArgs) -> anyhow::Result<i32> {
     let env = EnvProviders::from_env();
+    let spec = run::spec_for(&args, &templates.resolve(&env)?)?;
     let running = if env.is_complete() { None } else { stack::read_endpoints() };
     let own_stack = if env.is_complete() || running.is_some() {
         None
@@ -141,6 +181,42 @@ async fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         stack.shutdown().await;
     }
     Ok(run::exit_status(&report))
+}
+
+async fn doctor_command(templates: &TemplateArgs) -> anyhow::Result<bool> {
+    let env = EnvProviders::from_env();
+    let running = if env.is_complete() { None } else { stack::read_endpoints() };
+    if !env.is_complete() && running.is_none() {
+        anyhow::bail!(
+            "nothing to check: set E2B_API_KEY and INSTANODE_TOKEN (or INSTANODE_URL), or run `mayfly stack`"
+        );
+    }
+    let templates = templates.resolve(&env)?;
+    let providers = providers::build(&env, running.as_ref())?;
+    println!(
+        "mayfly doctor: E2B at {}, instanode at {} ({} mode); templates: {templates}",
+        providers.sandboxes.config().api_url,
+        providers.databases.config().base_url,
+        if providers.databases.config().token.is_some() { "token" } else { "anonymous" },
+    );
+    let checks = mayfly_core::doctor::check_providers(&providers.sandboxes, &providers.databases, &templates).await;
+    for check in &checks {
+        let verdict = match check.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "FAIL",
+        };
+        println!("  {verdict}  {}: {}", check.check, check.detail);
+        if let Some(fix) = &check.fix {
+            println!("        fix: {fix}");
+        }
+    }
+    let passed = mayfly_core::doctor::all_passed(&checks);
+    println!(
+        "{}",
+        if passed { "ready for a first turn" } else { "not ready: fix what failed, then run `mayfly doctor` again" }
+    );
+    Ok(passed)
 }
 
 async fn reap_command(grace: Duration) -> anyhow::Result<()> {

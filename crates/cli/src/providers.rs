@@ -4,6 +4,7 @@
 use mayfly_core::e2b_client::{E2bClient, E2bConfig};
 use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
 use mayfly_core::provider::Providers;
+use mayfly_core::templates::{TemplateMap, MAYFLY_TEMPLATE};
 
 use crate::clock::SystemClock;
 use crate::http::ReqwestHttpClient;
@@ -48,6 +49,19 @@ impl EnvProviders {
     }
 }
 
+/// The template of each language: E2B's defaults against real E2B, the local sandboxd's `mayfly`
+/// (the name a deployment that built `templates/mayfly` uses) against the local stack; either way
+/// with each language `overrides` names (by variable, `E2B_TEMPLATE_PYTHON` …) set to it.
+pub fn templates(env: &EnvProviders, overrides: impl FnMut(&str) -> Option<String>) -> anyhow::Result<TemplateMap> {
+    let defaults = if env.e2b.is_some() { TemplateMap::default() } else { local_templates() };
+    defaults.overridden_by(overrides).map_err(anyhow::Error::msg)
+}
+
+/// What the local sandboxd offers every language: `mayfly`, the template a real deployment builds.
+pub fn local_templates() -> TemplateMap {
+    TemplateMap::all(MAYFLY_TEMPLATE)
+}
+
 /// E2B settings for a local sandboxd: envd is served on the same port, routed by headers.
 pub fn local_e2b(endpoints: &StackEndpoints) -> E2bConfig {
     let mut config = E2bConfig::new(endpoints.sandboxd_api_key.clone());
@@ -73,6 +87,9 @@ pub fn worker_vars(endpoints: &StackEndpoints) -> Vec<(&'static str, String)> {
         ("INSTANODE_URL", endpoints.scratchdb_url.clone()),
         ("INSTANODE_TOKEN", endpoints.scratchdb_token.clone()),
     ]
+    .into_iter()
+    .chain(local_templates().variables())
+    .collect()
 }
 
 /// Clients for the configured providers, with the local stack filling in what the environment

@@ -10,7 +10,7 @@ use futures::FutureExt;
 use mayfly_core::turn::{
     run_turn, Lease, LeasedResource, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink,
 };
-use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, ReapState, TurnSpec};
+use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, ReapState, TemplateMap, TurnSpec};
 
 use crate::clock::SystemClock;
 use crate::providers::NativeProviders;
@@ -35,8 +35,9 @@ pub fn language_of(file: &Path) -> Option<Language> {
     }
 }
 
-/// Reads and validates the turn `args` describe, with the same limits as the edge API.
-pub fn spec_for(args: &RunArgs) -> anyhow::Result<TurnSpec> {
+/// Reads and validates the turn `args` describe, with the same limits as the edge API; its
+/// template is its language's in `templates`.
+pub fn spec_for(args: &RunArgs, templates: &TemplateMap) -> anyhow::Result<TurnSpec> {
     let code = std::fs::read_to_string(&args.file)
         .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", args.file.display()))?;
     let Some(language) = args.language.or_else(|| language_of(&args.file)) else {
@@ -45,7 +46,7 @@ pub fn spec_for(args: &RunArgs) -> anyhow::Result<TurnSpec> {
     let mut request = CreateTurnRequest::new(code, language);
     request.database = args.database;
     request.timeout_s = args.timeout_s;
-    Ok(TurnSpec::from_request(request, &Limits::default())?)
+    Ok(TurnSpec::from_request(request, &Limits::default(), templates)?)
 }
 
 /// Runs one turn, printing as it goes; Ctrl-C cancels it (and it still reaps).

@@ -4,7 +4,7 @@
 
 use mayfly_cli::clock::SystemClock;
 use mayfly_cli::http::ReqwestHttpClient;
-use mayfly_cli::providers::{local_e2b, NativeProviders};
+use mayfly_cli::providers::{local_e2b, local_templates, NativeProviders};
 use mayfly_cli::stack::{LocalStack, StackOptions};
 use mayfly_core::e2b_client::E2bClient;
 use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
@@ -51,7 +51,9 @@ fn providers(stack: &LocalStack, token: Option<&str>) -> NativeProviders {
 
 async fn turn(providers: &NativeProviders, name: &str) -> (TurnReport, Events) {
     let code = "import os, psycopg\nprint(psycopg.connect(os.environ['PG_URL']).execute('SELECT 1').fetchone())";
-    let spec = TurnSpec::from_request(CreateTurnRequest::new(code, Language::Python), &Limits::default()).unwrap();
+    let spec =
+        TurnSpec::from_request(CreateTurnRequest::new(code, Language::Python), &Limits::default(), &local_templates())
+            .unwrap();
     let events = Events::default();
     let id = TurnId::new(format!("t_{name}")).unwrap();
     let report =

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mayfly_cli::providers::{self, EnvProviders, NativeProviders};
+use mayfly_cli::providers::{self, local_templates, EnvProviders, NativeProviders};
 use mayfly_cli::stack::{LocalStack, StackOptions};
 use mayfly_core::provider::{DatabaseProvider, SandboxProvider};
 use mayfly_core::turn::{run_turn, Lease, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink};
@@ -46,7 +46,7 @@ impl Recorder {
 }
 
 fn spec(code: &str, language: Language) -> TurnSpec {
-    TurnSpec::from_request(CreateTurnRequest::new(code, language), &Limits::default()).unwrap()
+    TurnSpec::from_request(CreateTurnRequest::new(code, language), &Limits::default(), &local_templates()).unwrap()
 }
 
 async fn turn(providers: &NativeProviders, spec: TurnSpec, name: &str) -> (TurnReport, Recorder) {
@@ -154,7 +154,8 @@ async fn a_failing_turn_and_a_turn_past_its_deadline_still_reap() {
     slow.timeout_s = Some(2);
     slow.database = false;
     let started = Instant::now();
-    let (report, events) = turn(&providers, TurnSpec::from_request(slow, &Limits::default()).unwrap(), "slow").await;
+    let (report, events) =
+        turn(&providers, TurnSpec::from_request(slow, &Limits::default(), &local_templates()).unwrap(), "slow").await;
     assert_eq!(report.outcome, Outcome::TimedOut, "{}", events.json());
     assert!(started.elapsed() < Duration::from_secs(20), "the deadline did not stop the code");
     assert_eq!(events.stdout(), "started\n");

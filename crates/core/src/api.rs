@@ -29,14 +29,6 @@ impl Language {
         }
     }
 
-    /// The sandbox template a turn in this language uses when the request names none.
-    pub fn default_template(self) -> &'static str {
-        match self {
-            Language::Python => "python",
-            Language::Bash | Language::Node => "base",
-        }
-    }
-
     /// Where the code is written inside the sandbox.
     pub fn code_path(self) -> &'static str {
         match self {
@@ -303,14 +295,42 @@ pub struct ProvidersView {
     pub e2b_api_key: SecretState,
     pub instanode_url: String,
     pub instanode_token: SecretState,
+    /// The template each language's turns run in when a request names none.
+    #[serde(default)]
+    pub templates: BTreeMap<String, String>,
 }
 
-/// `GET /v1/health`.
+/// `GET /v1/health` (and, with `?check=providers`, what the providers said when asked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub ok: bool,
     pub version: String,
     pub providers: ProvidersView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<ProviderCheck>>,
+}
+
+/// How one provider check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ok,
+    /// Turns run, but not as well as they could (anonymous databases).
+    Warn,
+    /// Turns will fail until this is fixed.
+    Fail,
+}
+
+/// One thing `mayfly doctor` / `GET /v1/health?check=providers` asked a provider, with what it
+/// answered and, when it is not fine, the one thing to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderCheck {
+    /// e.g. `e2b key`, `e2b template mayfly`, `instanode token`.
+    pub check: String,
+    pub verdict: Verdict,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 /// Removes credentials from a URL before it is shown: the user-info part (`user:password@`) and
@@ -389,13 +409,12 @@ mod tests {
 
     #[test]
     fn languages() {
-        let got: Vec<String> =
-            Language::ALL.iter().map(|l| format!("{} {} {}", l.as_str(), l.default_template(), l.command())).collect();
+        let got: Vec<String> = Language::ALL.iter().map(|l| format!("{} {}", l.as_str(), l.command())).collect();
         expect![[r#"
             [
-                "python python python3 -u /home/user/main.py",
-                "bash base bash /home/user/main.sh",
-                "node base node /home/user/main.js",
+                "python python3 -u /home/user/main.py",
+                "bash bash /home/user/main.sh",
+                "node node /home/user/main.js",
             ]
         "#]]
         .assert_debug_eq(&got);
@@ -557,10 +576,12 @@ mod tests {
                     e2b_api_key: SecretState::of(Some("k")),
                     instanode_url: "http://127.0.0.1:7001".into(),
                     instanode_token: SecretState::of(Some("")),
+                    templates: crate::templates::TemplateMap::default().by_language(),
                 },
+                checks: None,
             },
             expect![[
-                r#"{"ok":true,"version":"0.1.0","providers":{"e2b_api_url":"http://127.0.0.1:7000","e2b_domain":"localhost","e2b_api_key":"set","instanode_url":"http://127.0.0.1:7001","instanode_token":"unset"}}"#
+                r#"{"ok":true,"version":"0.1.0","providers":{"e2b_api_url":"http://127.0.0.1:7000","e2b_domain":"localhost","e2b_api_key":"set","instanode_url":"http://127.0.0.1:7001","instanode_token":"unset","templates":{"bash":"base","node":"base","python":"base"}}}"#
             ]],
         );
     }

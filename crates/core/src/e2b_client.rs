@@ -158,6 +158,23 @@ impl From<E2bError> for ProviderError {
     }
 }
 
+/// A create refused because its template does not exist (`404`) or belongs to another team
+/// (`403` naming the template), told in words that say how to get one.
+fn missing_template(error: ProviderError, template: &str) -> ProviderError {
+    match error {
+        ProviderError::Status { provider, status, message }
+            if status == 404 || (status == 403 && message.contains("template")) =>
+        {
+            ProviderError::Status {
+                provider,
+                status,
+                message: crate::templates::missing_template_message(template, &message),
+            }
+        }
+        other => other,
+    }
+}
+
 /// The one mapping from an answer's status to a typed error: `None` for 2xx, an error for every
 /// other status. The message is the body's JSON `message` (control plane, envd REST, proxy and
 /// unary Connect errors all carry one), else the body's text, else the status's reason phrase.
@@ -346,6 +363,7 @@ impl<H: HttpClient, C: Clock> E2bClient<H, C> {
     }
 
     async fn create_sandbox(&self, request: SandboxRequest) -> Result<SandboxHandle, ProviderError> {
+        let template = request.template.clone();
         let body = NewSandbox {
             template_id: request.template,
             timeout: Some(i64::from(request.timeout_s)),
@@ -362,7 +380,7 @@ impl<H: HttpClient, C: Clock> E2bClient<H, C> {
         // make a second one. Its tags let the sweep find the first.
         let policy = RetryPolicy { attempt_timeout_ms: self.config.create_timeout_ms, ..self.retry };
         let response = send_with_retry(&self.http, &self.clock, &policy, &request, false, PROVIDER).await?;
-        let body = self.expect_success(response).await?;
+        let body = self.expect_success(response).await.map_err(|error| missing_template(error, &template))?;
         let created: CreatedSandbox =
             serde_json::from_slice(&body).map_err(|error| protocol(format!("create answer: {error}")))?;
         Ok(SandboxHandle {
@@ -664,6 +682,9 @@ impl<H: HttpClient, C: Clock> SandboxProvider for E2bClient<H, C> {
         Box::pin(self.list_sandboxes())
     }
 }
+
+mod probe;
+pub use probe::TemplateStatus;
 
 #[cfg(test)]
 mod tests;

@@ -264,6 +264,10 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         self
     }
 
+    pub fn config(&self) -> &InstanodeConfig {
+        &self.config
+    }
+
     /// Token mode when a token is configured.
     pub fn mode(&self) -> DatabaseMode {
         if self.config.token.is_some() {
@@ -494,6 +498,9 @@ impl<H: HttpClient, C: Clock> DatabaseProvider for InstanodeClient<H, C> {
         Box::pin(self.database_status(token))
     }
 }
+
+mod probe;
+pub use probe::Whoami;
 
 #[cfg(test)]
 mod tests;

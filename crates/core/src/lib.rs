@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod connect;
+pub mod doctor;
 pub mod e2b;
 pub mod e2b_client;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod provider;
 pub mod retry;
 pub mod spec;
 pub mod sweep;
+pub mod templates;
 pub mod turn;
 pub mod utf8;
 
@@ -24,6 +26,7 @@ pub use api::*;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::{Event, EventBody, Outcome, ReapState, Resource, Timings, TurnState};
 pub use spec::{Limits, SandboxFile, SpecError, TurnSpec};
+pub use templates::TemplateMap;
 
 /// The version of mayfly, as every component reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

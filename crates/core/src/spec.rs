@@ -5,6 +5,7 @@ use thiserror::Error;
 
 use crate::api::{CreateTurnRequest, Language, SpecView};
 use crate::error::{ApiError, ErrorCode};
+use crate::templates::{check_template_name, BadTemplateName, TemplateMap};
 
 /// The bounds a turn request must stay within.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +73,8 @@ pub enum SpecError {
     NulInEnvValue { name: String },
     #[error("timeout_s must be between {min} and {max}, got {got}")]
     TimeoutOutOfRange { got: u32, min: u32, max: u32 },
-    #[error("template {0:?} is not allowed: use 1-64 of A-Z a-z 0-9 _ . -")]
-    BadTemplate(String),
+    #[error(transparent)]
+    BadTemplate(#[from] BadTemplateName),
 }
 
 impl SpecError {
@@ -122,7 +123,13 @@ pub struct TurnSpec {
 }
 
 impl TurnSpec {
-    pub fn from_request(request: CreateTurnRequest, limits: &Limits) -> Result<TurnSpec, SpecError> {
+    /// Checks `request` against `limits`; a request that names no template gets its language's
+    /// from `templates`.
+    pub fn from_request(
+        request: CreateTurnRequest,
+        limits: &Limits,
+        templates: &TemplateMap,
+    ) -> Result<TurnSpec, SpecError> {
         let CreateTurnRequest { code, language, files, template, timeout_s, database, env } = request;
         if code.trim().is_empty() {
             return Err(SpecError::EmptyCode);
@@ -173,12 +180,8 @@ impl TurnSpec {
                 max: limits.max_timeout_s,
             });
         }
-        let template = template.unwrap_or_else(|| language.default_template().to_owned());
-        let template_ok = (1..=64).contains(&template.len())
-            && template.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if !template_ok {
-            return Err(SpecError::BadTemplate(template));
-        }
+        let template = template.unwrap_or_else(|| templates.for_language(language).to_owned());
+        check_template_name(&template)?;
         Ok(TurnSpec { code, language, files: checked, template, timeout_s, database, env: env.into_iter().collect() })
     }
 
@@ -253,7 +256,9 @@ mod tests {
         let request: CreateTurnRequest = serde_json::from_str(json).unwrap();
         let limits =
             Limits { max_code_bytes: 16, max_files: 2, max_file_bytes: 8, max_total_bytes: 20, ..Limits::default() };
-        let got = match TurnSpec::from_request(request, &limits) {
+        let templates =
+            TemplateMap::from_lookup(|v| (v == "E2B_TEMPLATE_PYTHON").then(|| "mayfly".to_owned())).unwrap();
+        let got = match TurnSpec::from_request(request, &limits, &templates) {
             Ok(spec) => format!("ok {:?} {} {} {:?}", spec.language, spec.template, spec.timeout_s, spec.files),
             Err(err) => {
                 let api = err.to_api_error();
@@ -265,7 +270,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        check(r#"{"code":"print(1)"}"#, expect![[r#"ok Python python 30 []"#]]);
+        check(r#"{"code":"print(1)"}"#, expect![[r#"ok Python mayfly 30 []"#]]);
         check(r#"{"code":"echo","language":"bash"}"#, expect![[r#"ok Bash base 30 []"#]]);
     }
 
@@ -273,7 +278,7 @@ mod tests {
     fn files() {
         check(
             r#"{"code":"x","files":{"a/b.txt":"12"}}"#,
-            expect![[r#"ok Python python 30 [SandboxFile { relative_path: "a/b.txt", content: "12" }]"#]],
+            expect![[r#"ok Python mayfly 30 [SandboxFile { relative_path: "a/b.txt", content: "12" }]"#]],
         );
         check(
             r#"{"code":"x","files":{"../etc/passwd":""}}"#,
@@ -316,13 +321,13 @@ mod tests {
 
     #[test]
     fn env() {
-        check(r#"{"code":"x","env":{"OK_1":"v"}}"#, expect![[r#"ok Python python 30 []"#]]);
+        check(r#"{"code":"x","env":{"OK_1":"v"}}"#, expect!["ok Python mayfly 30 []"]);
         // No environment can hold a NUL; passed on, it would end the value early.
         check(
             r#"{"code":"x","env":{"ZZ":"x\u0000--ro-bind"}}"#,
             expect![[r#"400 environment variable "ZZ" contains a NUL character, which no environment can hold"#]],
         );
-        check(r#"{"code":"x","env":{"TABS":"a\tb\nc"}}"#, expect![[r#"ok Python python 30 []"#]]);
+        check(r#"{"code":"x","env":{"TABS":"a\tb\nc"}}"#, expect!["ok Python mayfly 30 []"]);
         check(
             r#"{"code":"x","env":{"PG_URL":"v"}}"#,
             expect![[r#"400 environment variable name "PG_URL" is not allowed: mayfly sets it"#]],
@@ -356,7 +361,7 @@ mod tests {
     fn view_cuts_long_code_on_a_char_boundary_and_hides_env_values() {
         let mut request = CreateTurnRequest::new("é".repeat(3000), Language::Python);
         request.env.insert("SECRET".into(), "hunter2".into());
-        let view = TurnSpec::from_request(request, &Limits::default()).unwrap().view();
+        let view = TurnSpec::from_request(request, &Limits::default(), &TemplateMap::default()).unwrap().view();
         assert!(view.code_elided);
         assert_eq!(view.code.len(), 4096);
         assert_eq!(view.code_bytes, 6000);

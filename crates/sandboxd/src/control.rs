@@ -36,6 +36,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/sandboxes/{id}/refreshes", post(refresh))
         .route("/sandboxes/{id}/connect", post(connect))
         .route("/v2/sandboxes/{id}/connect", post(connect))
+        .route("/templates/aliases/{alias}", get(template_alias))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key))
         .with_state(state)
@@ -108,6 +109,17 @@ fn listed(state: &AppState, sb: &Sandbox, with_token: bool) -> ListedSandbox {
 
 fn max_hours(state: &AppState) -> u64 {
     state.config.max_timeout.as_secs().div_ceil(3600)
+}
+
+/// Whether a template exists, as E2B answers the SDKs' `Template.exists`: `200` for the team's own,
+/// `403` for one that exists but is another team's (E2B's public `base` among them), `404` for
+/// none (docs/templates.md).
+async fn template_alias(Path(alias): Path<String>) -> Response {
+    match Template::parse(&alias) {
+        Some(t) if t.is_callers() => Json(serde_json::json!({"templateID": t.name(), "public": false})).into_response(),
+        Some(_) => error(StatusCode::FORBIDDEN, "You don't have access to this template alias"),
+        None => error(StatusCode::NOT_FOUND, format!("template '{alias}' not found")),
+    }
 }
 
 async fn create(State(state): State<AppState>, body: Bytes) -> Response {

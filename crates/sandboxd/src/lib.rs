@@ -43,7 +43,7 @@ pub struct Config {
     pub max_timeout: Duration,
     /// Where per-sandbox directories are made; each sandbox gets `<state_dir>/<id>`.
     pub state_dir: PathBuf,
-    /// The read-only venv the `python` template mounts; `None` makes `python` the same as `base`.
+    /// The read-only venv the `mayfly` template mounts; `None` makes `mayfly` the same as `base`.
     pub python_venv: Option<PathBuf>,
     pub limits: JailLimits,
     /// When running as root, jailed processes run as host uid `jail_uid_base + n` (one per sandbox).

@@ -24,7 +24,7 @@ struct Args {
     /// Longest sandbox lifetime, e.g. `1h`.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     max_timeout: std::time::Duration,
-    /// The venv the `python` template mounts read-only.
+    /// The venv the `mayfly` template mounts read-only.
     #[arg(long, env = "SANDBOXD_PYTHON_VENV")]
     python_venv: Option<PathBuf>,
     /// Where per-sandbox directories live (default: a fresh directory under the temp dir).

@@ -40,28 +40,35 @@ pub(crate) enum SandboxError {
     Invalid(String),
 }
 
-/// The templates sandboxd knows.
+/// The templates sandboxd knows: E2B's public `base`, and `mayfly`, the template the repository's
+/// `templates/mayfly/` builds on E2B (python3 with psycopg, Node, bash), so that tests and the
+/// local stack use the names a real deployment does (docs/templates.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Template {
     Base,
-    Python,
+    Mayfly,
 }
 
 impl Template {
-    /// `base`/`python`, optionally with a `:tag`.
+    pub(crate) const ALL: [Template; 2] = [Template::Base, Template::Mayfly];
+
+    /// `base`/`mayfly`, optionally with a `:tag`.
     pub(crate) fn parse(id: &str) -> Option<Template> {
-        match id.split(':').next().unwrap_or_default() {
-            "base" => Some(Template::Base),
-            "python" => Some(Template::Python),
-            _ => None,
-        }
+        let name = id.split(':').next().unwrap_or_default();
+        Template::ALL.into_iter().find(|t| t.name() == name)
     }
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Template::Base => "base",
-            Template::Python => "python",
+            Template::Mayfly => "mayfly",
         }
+    }
+
+    /// Whether the caller's team built it, as E2B tells an alias lookup: `base` is E2B's own
+    /// (public, not the caller's), `mayfly` the team's own build.
+    pub(crate) fn is_callers(self) -> bool {
+        self == Template::Mayfly
     }
 }
 
@@ -326,7 +333,7 @@ pub(crate) enum CreateError {
 pub struct Sandboxes {
     config: Arc<Config>,
     host: Arc<JailHost>,
-    /// What the `python` template mounts at `/opt/venv`.
+    /// What the `mayfly` template mounts at `/opt/venv`.
     python_venv: Option<std::path::PathBuf>,
     map: Mutex<HashMap<String, Arc<Sandbox>>>,
     /// Reserved slots, so concurrent creates cannot overshoot `max_sandboxes`.
@@ -417,7 +424,7 @@ impl Sandboxes {
             .root
             .then(|| self.config.jail_uid_base + self.next_uid.fetch_add(1, Ordering::Relaxed) % 1_000_000);
         let venv = match spec.template {
-            Template::Python => self.python_venv.clone(),
+            Template::Mayfly => self.python_venv.clone(),
             Template::Base => None,
         };
         let env: Vec<(String, String)> = spec.env_vars.into_iter().collect();

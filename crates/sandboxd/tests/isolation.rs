@@ -134,7 +134,7 @@ async fn twenty_concurrent_sandboxes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_leaves_nothing_behind() {
     let s = Server::start().await;
-    let sb = s.create(json!({"templateID": "python", "timeout": 60})).await;
+    let sb = s.create(json!({"templateID": "mayfly", "timeout": 60})).await;
     // A process tree that tries to outlive its parent: background, nohup, setsid, a double fork.
     let bg = sb.clone();
     let run = tokio::spawn(async move {
@@ -180,7 +180,7 @@ async fn kill_leaves_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_bomb_is_stopped_by_the_memory_cgroup() {
     let s = Server::start().await;
-    let sb = s.create(json!({"templateID": "python", "timeout": 60})).await;
+    let sb = s.create(json!({"templateID": "mayfly", "timeout": 60})).await;
     // 1.5 GiB touched page by page: within the 4 GiB address-space rlimit, above the 1 GiB cap.
     let run = sb
         .run("python3 -c 'b = bytearray(1536 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint(\"survived\")'; echo rc=$?")
@@ -196,9 +196,9 @@ async fn memory_bomb_is_stopped_by_the_memory_cgroup() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_template_imports_psycopg() {
+async fn the_mayfly_template_imports_psycopg() {
     let s = Server::start().await;
-    let sb = s.create(json!({"templateID": "python", "timeout": 60})).await;
+    let sb = s.create(json!({"templateID": "mayfly", "timeout": 60})).await;
     let run = sb
         .run("/usr/bin/python3 -c 'import psycopg; print(psycopg.__name__)'; python3 -c 'import psycopg' && echo ok2")
         .await;

@@ -40,7 +40,7 @@ async fn the_calls_container_runtimes_deny_fail_inside_a_sandbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordinary_work_still_runs_under_the_filter() {
     let s = Server::start().await;
-    let sb = s.create(json!({"templateID": "python", "timeout": 60})).await;
+    let sb = s.create(json!({"templateID": "mayfly", "timeout": 60})).await;
     let python = r#"
 import concurrent.futures, multiprocessing, subprocess, psycopg
 with concurrent.futures.ThreadPoolExecutor(4) as pool:

@@ -84,7 +84,7 @@ print(len(closed))'"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_cannot_read_where_it_lives_on_the_host() {
     let s = Server::start().await;
-    let sb = s.create(json!({"templateID": "python", "timeout": 60})).await;
+    let sb = s.create(json!({"templateID": "mayfly", "timeout": 60})).await;
     let run = sb
         .run("cat /proc/self/mountinfo /proc/mounts /proc/self/cgroup; python3 -c 'import psycopg'; echo rc=$?")
         .await;

@@ -103,6 +103,7 @@ pub fn router(service: Service) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/db/new", post(db_new))
+        .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/resources", get(list))
         .route("/api/v1/resources/{token}", delete(delete_resource).get(get_resource))
         .route("/api/v1/resources/{token}/credentials", get(credentials))
@@ -135,6 +136,16 @@ async fn healthz(State(svc): State<Service>) -> Response {
         Ok(n) => Json(json!({"ok": true, "service": "scratchdb", "pool_ready": n})).into_response(),
         Err(e) => from_service(e, "service_unavailable").into_response(),
     }
+}
+
+/// Whose a token is, as hosted instanode tells it: `401` for a token it does not take, else the
+/// account's team (here, the owner) and its tier (owned resources get the `pro` tier's limits).
+async fn whoami(State(svc): State<Service>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let owner = owner(&svc, &headers).await?;
+    // The owner id is a hash of the token; a short prefix names the account well enough.
+    let team = format!("team_{}", &owner[..12]);
+    Ok(Json(json!({"ok": true, "user_id": team, "team_id": team, "team_name": "scratchdb", "plan_tier": "pro"}))
+        .into_response())
 }
 
 /// The address a request came from, when the server was given it.

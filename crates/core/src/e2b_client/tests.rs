@@ -564,3 +564,24 @@ fn a_create_waits_as_long_as_the_sdk_and_is_sent_once() {
     assert_eq!(clock.elapsed_ms(), 60_000);
     assert_eq!(http.0.get(), 1);
 }
+
+/// E2B's answers for a template that does not exist (404) or is another team's (403) become a
+/// message that names the template and how to build mayfly's; other refusals keep E2B's words.
+#[test]
+fn a_missing_template_is_named_with_how_to_build_one() {
+    let request = SandboxRequest { template: "mayfly".into(), timeout_s: 5, env: vec![], metadata: Default::default() };
+    for (status, body) in [
+        (404, r#"{"code":404,"message":"template 'mayfly' not found"}"#),
+        (403, r#"{"code":403,"message":"Team 'x' does not have access to the template 'mayfly'"}"#),
+    ] {
+        let http = MemoryHttpClient::new(move |_| Ok(json(status, body)));
+        let (client, clock) = e2b(&http);
+        let message = run_virtual(&clock, client.create(request.clone())).unwrap_err().to_string();
+        assert!(message.starts_with(&format!("e2b answered {status}: E2B has no template \"mayfly\"")), "{message}");
+        assert!(message.contains("templates/mayfly/build.py"), "{message}");
+    }
+    let http = MemoryHttpClient::new(|_| Ok(json(403, r#"{"code":403,"message":"Team is blocked"}"#)));
+    let (client, clock) = e2b(&http);
+    let message = run_virtual(&clock, client.create(request)).unwrap_err().to_string();
+    assert_eq!(message, "e2b answered 403: permission denied: Team is blocked");
+}

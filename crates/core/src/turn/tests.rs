@@ -8,6 +8,7 @@ use super::fakes::{run_virtual, FakeDatabases, FakeSandboxes, RecordingSink, Ste
 use super::*;
 use crate::api::{CreateTurnRequest, Language};
 use crate::spec::Limits;
+use crate::templates::{TemplateMap, MAYFLY_TEMPLATE};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -129,13 +130,18 @@ impl World {
 }
 
 fn spec(code: &str) -> TurnSpec {
-    TurnSpec::from_request(CreateTurnRequest::new(code, Language::Python), &Limits::default()).unwrap()
+    TurnSpec::from_request(
+        CreateTurnRequest::new(code, Language::Python),
+        &Limits::default(),
+        &TemplateMap::all(MAYFLY_TEMPLATE),
+    )
+    .unwrap()
 }
 
 fn spec_with(edit: impl FnOnce(&mut CreateTurnRequest)) -> TurnSpec {
     let mut request = CreateTurnRequest::new("print(1)", Language::Python);
     edit(&mut request);
-    TurnSpec::from_request(request, &Limits::default()).unwrap()
+    TurnSpec::from_request(request, &Limits::default(), &TemplateMap::all(MAYFLY_TEMPLATE)).unwrap()
 }
 
 fn stdout(text: &'static [u8]) -> Step {
@@ -163,7 +169,7 @@ fn happy_path_events() {
     let report = world.run(spec, TurnOptions::default());
     expect![[r##"
         #1      0 ms turn.accepted {"deadline_ms":30000,"turn_id":"t1"}
-        #2      0 ms sandbox.creating {"template":"python"}
+        #2      0 ms sandbox.creating {"template":"mayfly"}
         #3      0 ms database.creating
         #4    200 ms database.ready {"database":"db_tok1","host":"db.test:5432","ms":200}
         #5    300 ms sandbox.ready {"ms":300,"sandbox_id":"sbx-1"}
@@ -351,7 +357,7 @@ fn the_deadline_kills_the_code_and_reaps() {
     let report = world.run(spec_with(|r| r.timeout_s = Some(1)), TurnOptions::default());
     expect![[r##"
         #1      0 ms turn.accepted {"deadline_ms":1000,"turn_id":"t1"}
-        #2      0 ms sandbox.creating {"template":"python"}
+        #2      0 ms sandbox.creating {"template":"mayfly"}
         #3      0 ms database.creating
         #4    200 ms database.ready {"database":"db_tok1","host":"db.test:5432","ms":200}
         #5    300 ms sandbox.ready {"ms":300,"sandbox_id":"sbx-1"}
@@ -374,7 +380,7 @@ fn cancel_while_running_stops_and_reaps() {
     assert_eq!(report.outcome, Outcome::Cancelled);
     expect![[r##"
         #1      0 ms turn.accepted {"deadline_ms":30000,"turn_id":"t1"}
-        #2      0 ms sandbox.creating {"template":"python"}
+        #2      0 ms sandbox.creating {"template":"mayfly"}
         #3      0 ms database.creating
         #4    200 ms database.ready {"database":"db_tok1","host":"db.test:5432","ms":200}
         #5    300 ms sandbox.ready {"ms":300,"sandbox_id":"sbx-1"}

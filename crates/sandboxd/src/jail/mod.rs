@@ -14,7 +14,7 @@
 //! it is the host's. The root is an empty tmpfs onto which only `/usr` (plus the `/bin`-style
 //! links), `/proc`, a minimal `/dev` and an allow-list of `/etc` entries are mounted read-only;
 //! `/root`, `/etc/shadow`, the project checkout, `/work` and other sandboxes' directories simply
-//! do not exist inside, and the jail's root itself is remounted read-only. The `python` template
+//! do not exist inside, and the jail's root itself is remounted read-only. The `mayfly` template
 //! adds its venv read-only at `/opt/venv` (as root, a copy on a tmpfs of its own, so the jail's
 //! mount table names no host path; see `template`), with its site-packages on `PYTHONPATH` so the
 //! system `/usr/bin/python3` imports psycopg. A seccomp filter (`seccomp`) denies the system calls

@@ -1,11 +1,11 @@
-//! The files a template adds to its jails — the `python` template's venv — as jails mount them.
+//! The files a template adds to its jails — the `mayfly` template's venv — as jails mount them.
 //!
 //! Why a copy. A bind mount shows inside the jail, in `/proc/self/mountinfo`, the path of its
 //! source relative to the source's filesystem: bind-mounting `<checkout>/tools/sandbox-venv` would
 //! tell every turn where the checkout is, and from there where every other sandbox's directory is.
 //! As root, sandboxd therefore copies the venv once, at start-up, onto a tmpfs of its own
 //! (`<state_dir>/.templates`, bound read-only into every jail), so the jail sees only `tmpfs` and
-//! `/python`. Nothing depends on that path being secret — no host program takes a path from a
+//! `/mayfly`. Nothing depends on that path being secret — no host program takes a path from a
 //! tenant — but nothing needs to tell it either. Without root there is no tmpfs to make, and the
 //! venv is mounted from where it is.
 
@@ -19,7 +19,7 @@ const TEMPLATES: &str = ".templates";
 /// The templates' files, ready to mount.
 #[derive(Debug)]
 pub(crate) struct Templates {
-    /// What the `python` template mounts at `/opt/venv`.
+    /// What the `mayfly` template mounts at `/opt/venv`.
     pub(crate) python_venv: Option<PathBuf>,
     /// The tmpfs holding the copies, when sandboxd made one.
     mount: Option<PathBuf>,
@@ -90,10 +90,10 @@ impl Templates {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
         nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(opts.as_str()))
             .map_err(|e| format!("mounting {}: {e}", dir.display()))?;
-        let templates = Templates { python_venv: Some(dir.join("python")), mount: Some(dir.clone()) };
+        let templates = Templates { python_venv: Some(dir.join("mayfly")), mount: Some(dir.clone()) };
         // Not remounted read-only here: a process another thread forks meanwhile may hold a copied
         // file open for a moment (EBUSY). Every jail binds it read-only, and its files are root's.
-        let filled = copy_tree(venv, &dir.join("python")).map_err(io(venv));
+        let filled = copy_tree(venv, &dir.join("mayfly")).map_err(io(venv));
         if let Err(e) = filled {
             templates.release();
             return Err(e);

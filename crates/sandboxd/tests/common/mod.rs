@@ -21,7 +21,7 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
-/// What the `python` template mounts: the sandboxes' venv (psycopg only).
+/// What the `mayfly` template mounts: the sandboxes' venv (psycopg only).
 pub fn venv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/sandbox-venv")
 }

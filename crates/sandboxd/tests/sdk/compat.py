@@ -13,7 +13,7 @@ from e2b import CommandExitException, Sandbox, SandboxQuery
 run_id = uuid.uuid4().hex[:12]
 
 sbx = Sandbox.create(
-    template="python",
+    template="mayfly",
     timeout=120,
     envs={"GREETING": "hello from envs"},
     metadata={"suite": "compat", "run": run_id},
