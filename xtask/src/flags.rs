@@ -18,7 +18,7 @@ pub(crate) enum Command {
     /// Build, then run the stack locally and print its URL; Ctrl-C stops everything.
     Dev(Dev),
     /// The whole suite: setup, fmt, clippy, native and wasm32 tests, wasm builds, end-to-end tests.
-    Test,
+    Test(Test),
     /// Measure the stack against the performance budgets (release builds); writes target/bench/.
     Bench,
     /// Sequential turns, then a mixed concurrent load, with memory sampled; writes target/soak/.
@@ -33,6 +33,14 @@ pub(crate) struct Deploy {
     /// Build and check, upload nothing.
     #[arg(long, required = true)]
     pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Test {
+    /// Instead of the suite: `mayfly doctor` and `mayfly selftest` against the real E2B and
+    /// instanode (needs E2B_API_KEY and INSTANODE_TOKEN; without them, says so and exits 2).
+    #[arg(long)]
+    pub(crate) live: bool,
 }
 
 #[derive(Debug, Args)]

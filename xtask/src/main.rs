@@ -3,7 +3,8 @@
 //! - `setup` installs every tool the build and the tests need, and is cheap to run again;
 //! - `build` builds the worker and the web app to wasm and prints their sizes;
 //! - `dev` builds, then runs the stack and prints its URL;
-//! - `test` runs the whole suite, exactly as CI does;
+//! - `test` runs the whole suite, exactly as CI does; `test --live` proves turns against the real
+//!   providers instead;
 //! - `bench` measures the stack against the performance budgets and writes a report;
 //! - `soak` runs many turns and a long mixed load, sampling memory, and writes a report;
 //! - `deploy --dry-run` builds what a production deploy uploads and checks it against the limits.
@@ -14,6 +15,7 @@ mod debian;
 mod deploy;
 mod dev;
 mod flags;
+mod live;
 mod process;
 mod setup;
 mod soak;
@@ -33,7 +35,8 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Setup => setup::run(&root).map(drop),
         flags::Command::Build => build::run(&root, &setup::run(&root)?).map(drop),
         flags::Command::Dev(dev) => dev::run(&root, &dev),
-        flags::Command::Test => test::run(&root),
+        flags::Command::Test(test) if test.live => live::run(&root),
+        flags::Command::Test(_) => test::run(&root),
         flags::Command::Bench => bench::run(&root),
         flags::Command::Soak(soak) => soak::run(&root, &soak),
         flags::Command::Deploy(_) => {

@@ -1,11 +1,12 @@
 //! `mayfly`: run a turn from the terminal (`run`), run the local stack (`stack`), sweep leaks
-//! (`reap`), check the providers before a first turn (`doctor`).
+//! (`reap`), check the providers before a first turn (`doctor`) and prove a whole turn's life
+//! against them (`selftest`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mayfly_cli::providers::{self, EnvProviders};
+use mayfly_cli::providers::{self, EnvProviders, NativeProviders};
 use mayfly_cli::run::{self, RunArgs};
 use mayfly_cli::stack::{self, LocalStack, StackOptions};
 use mayfly_core::provider::Clock;
@@ -22,7 +23,7 @@ struct Cli {
 
 /// The template each language's turns run in (default: E2B's `base` against E2B, `mayfly`
 /// against the local stack).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 struct TemplateArgs {
     /// The sandbox template of Python turns.
     #[arg(long, global = true, env = "E2B_TEMPLATE_PYTHON", value_name = "TEMPLATE")]
@@ -80,6 +81,9 @@ enum Command {
     /// Check the configured providers before a first turn: E2B takes the key and has each
     /// template, instanode answers and takes the token as an account's. Exits 1 if a check fails.
     Doctor,
+    /// Three real turns against the configured providers (the seed turn, one cancelled, one whose
+    /// `mayfly run` is killed mid-run), then a check that neither provider lists anything of them.
+    Selftest,
     /// Sweep the providers once: reap mayfly resources past their deadline.
     Reap {
         /// Minutes past its deadline a resource may live before it is reaped.
@@ -130,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             drop(runtime);
             std::process::exit(if passed { 0 } else { 1 });
         }
+        Command::Selftest => runtime.block_on(selftest_command(&cli.templates)),
         Command::Reap { grace_minutes } => runtime.block_on(reap_command(Duration::from_secs(grace_minutes * 60))),
     }
 }
@@ -184,15 +189,7 @@ async fn run_command(args: RunArgs, templates: &TemplateArgs) -> anyhow::Result<
 }
 
 async fn doctor_command(templates: &TemplateArgs) -> anyhow::Result<bool> {
-    let env = EnvProviders::from_env();
-    let running = if env.is_complete() { None } else { stack::read_endpoints() };
-    if !env.is_complete() && running.is_none() {
-        anyhow::bail!(
-            "nothing to check: set E2B_API_KEY and INSTANODE_TOKEN (or INSTANODE_URL), or run `mayfly stack`"
-        );
-    }
-    let templates = templates.resolve(&env)?;
-    let providers = providers::build(&env, running.as_ref())?;
+    let (providers, templates) = configured(templates, "nothing to check")?;
     println!(
         "mayfly doctor: E2B at {}, instanode at {} ({} mode); templates: {templates}",
         providers.sandboxes.config().api_url,
@@ -219,13 +216,36 @@ async fn doctor_command(templates: &TemplateArgs) -> anyhow::Result<bool> {
     Ok(passed)
 }
 
-async fn reap_command(grace: Duration) -> anyhow::Result<()> {
+/// The providers the environment names, the running `mayfly stack` filling in the rest, and the
+/// templates; `nothing` is what to say when there is neither.
+fn configured(templates: &TemplateArgs, nothing: &str) -> anyhow::Result<(NativeProviders, TemplateMap)> {
     let env = EnvProviders::from_env();
-    let running = stack::read_endpoints();
+    let running = if env.is_complete() { None } else { stack::read_endpoints() };
     if !env.is_complete() && running.is_none() {
-        anyhow::bail!("nothing to sweep: no provider is configured and no `mayfly stack` is running");
+        anyhow::bail!("{nothing}: set E2B_API_KEY and INSTANODE_TOKEN (or INSTANODE_URL), or run `mayfly stack`");
     }
-    let providers = providers::build(&env, running.as_ref())?;
+    Ok((providers::build(&env, running.as_ref())?, templates.resolve(&env)?))
+}
+
+async fn selftest_command(templates: &TemplateArgs) -> anyhow::Result<()> {
+    let (providers, templates) = configured(templates, "nothing to test")?;
+    println!(
+        "mayfly selftest: E2B at {}, instanode at {}; templates: {templates}",
+        providers.sandboxes.config().api_url,
+        providers.databases.config().base_url,
+    );
+    let exe = std::env::current_exe()?;
+    match mayfly_cli::selftest::run(&exe, &providers, &templates).await {
+        Ok(()) => {
+            println!("selftest passed");
+            Ok(())
+        }
+        Err(error) => anyhow::bail!("selftest FAILED: {error:#}"),
+    }
+}
+
+async fn reap_command(grace: Duration) -> anyhow::Result<()> {
+    let (providers, _) = configured(&TemplateArgs::default(), "nothing to sweep")?;
     let now = mayfly_cli::clock::SystemClock.now_ms();
     let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
     let report = mayfly_core::sweep::sweep(&providers, now, grace_ms).await;

@@ -22,7 +22,7 @@ pub struct EnvProviders {
 }
 
 impl EnvProviders {
-    /// `E2B_API_KEY` (with optional `E2B_API_URL`, `E2B_DOMAIN`) selects E2B; `INSTANODE_URL` or
+    /// `E2B_API_KEY` (with optional `E2B_API_URL`, `E2B_DOMAIN`, `E2B_ENVD_URL`) selects E2B; `INSTANODE_URL` or
     /// `INSTANODE_TOKEN` selects instanode (token mode with a token, anonymous without).
     pub fn from_env() -> EnvProviders {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -34,6 +34,9 @@ impl EnvProviders {
             if let Some(domain) = var("E2B_DOMAIN") {
                 config.domain = domain;
             }
+            // Every sandbox's envd at one address, as the local sandboxd serves it; real E2B
+            // derives each sandbox's from the domain.
+            config.envd_url = var("E2B_ENVD_URL");
             config
         });
         let instanode = (var("INSTANODE_URL").is_some() || var("INSTANODE_TOKEN").is_some()).then(|| InstanodeConfig {
