@@ -156,7 +156,7 @@ fn npm_ci(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Two venvs built from the system's Python: `tools/venv` with the tests' tools (the official e2b
-/// SDK, psycopg, schemathesis), and `tools/sandbox-venv` with only what the `python` template
+/// SDK, psycopg, schemathesis), and `tools/sandbox-venv` with only what the `mayfly` template
 /// gives every sandbox (psycopg). The sandboxes see only system paths, so the system's Python
 /// runs the latter's packages there.
 fn python_tools(toolchain: &Toolchain) -> anyhow::Result<()> {

@@ -42,7 +42,7 @@ impl std::fmt::Debug for LocalStack {
 pub struct StackOptions {
     /// Where Postgres keeps its data; a temporary directory (removed on shutdown) when `None`.
     pub data_dir: Option<PathBuf>,
-    /// The venv the `python` template mounts; `tools/sandbox-venv` of this checkout when `None` and present.
+    /// The venv the `mayfly` template mounts; `tools/sandbox-venv` of this checkout when `None` and present.
     pub python_venv: Option<PathBuf>,
     /// Warm pool of ready databases.
     pub pool: usize,
