@@ -128,7 +128,8 @@ impl Decoder {
 /// Golden frames shared by the codec's tests and the E2B client's.
 #[cfg(test)]
 pub(crate) mod golden {
-    /// The response of the protocol notes' worked example (§2.6), frame by frame: (flags, payload).
+    /// The response of the worked example in `docs/protocols/e2b.md` §2.6, frame by frame:
+    /// (flags, payload).
     pub(crate) const WORKED_EXAMPLE_RESPONSE: [(u8, &str); 6] = [
         (0, r#"{"event":{"start":{"pid":412}}}"#),
         (0, r#"{"event":{"data":{"stdout":"aGVsbG8K"}}}"#),
@@ -147,7 +148,7 @@ mod tests {
 
     use super::golden::WORKED_EXAMPLE_RESPONSE as RESPONSE;
 
-    // The request of the protocol notes' worked example (§2.6), byte for byte.
+    // The request of the worked example in `docs/protocols/e2b.md` §2.6, byte for byte.
     const START_REQ: &str = r#"{"process":{"cmd":"/bin/bash","args":["-l","-c","python3 /tmp/agent.py"],"envs":{"TURN_ID":"t1"},"cwd":"/tmp"},"stdin":false}"#;
 
     fn response_bytes() -> Vec<u8> {

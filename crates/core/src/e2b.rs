@@ -1,7 +1,7 @@
 //! E2B's wire types: the control plane's JSON bodies and envd's process messages in their
 //! protobuf-JSON form, shared by sandboxd (the server) and the client.
 //!
-//! The shapes follow `../shared/reference/e2b-protocol.md`: camelCase names except where E2B
+//! The shapes follow `docs/protocols/e2b.md` (§1.3, §2.4): camelCase names except where E2B
 //! itself deviates (`allow_internet_access`), zero values omitted on output the way protojson
 //! does (`exitCode` absent when 0), `bytes` fields as standard base64, and unknown input fields
 //! ignored.

@@ -1,6 +1,6 @@
 //! The E2B client: [`SandboxProvider`] over core's [`HttpClient`], following
-//! `../shared/reference/e2b-protocol.md` (§1 control plane, §2 envd's Connect protocol, §3 files,
-//! §7 the checklist).
+//! `docs/protocols/e2b.md` (§1 control plane, §2 envd's Connect protocol, §3 files, §7 the
+//! checklist).
 //!
 //! The control plane (`X-API-Key`) creates, lists, times out and kills sandboxes; the data plane
 //! (envd, port 49983, `X-Access-Token`) takes files and runs processes. envd is reached either at
@@ -89,7 +89,7 @@ impl fmt::Debug for E2bConfig {
 }
 
 /// What kind of failure an HTTP status means, after the Python SDK's table for envd plus the
-/// control plane's statuses (protocol notes §1.2, §2.1).
+/// control plane's statuses (`docs/protocols/e2b.md` §1.2, §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum E2bErrorKind {
     InvalidArgument,
@@ -260,8 +260,8 @@ struct ListedItem {
 
 /// The `metadata` query value for `GET /v2/sandboxes`, exactly as the JS SDK builds it: each key and
 /// value `encodeURIComponent`-ed, the pairs form-encoded (which escapes them again), and the whole
-/// escaped once more as a query value. The server unescapes three times (protocol notes §1.6), so
-/// any text survives; for mayfly's `[A-Za-z0-9_.-]` tags it collapses to `mayfly%3D1`.
+/// escaped once more as a query value. The server unescapes three times (`docs/protocols/e2b.md`
+/// §1.6), so any text survives; for mayfly's `[A-Za-z0-9_.-]` tags it collapses to `mayfly%3D1`.
 pub fn metadata_filter(metadata: &BTreeMap<String, String>) -> String {
     let pairs: Vec<String> = metadata
         .iter()
@@ -391,7 +391,7 @@ impl<H: HttpClient, C: Clock> E2bClient<H, C> {
     }
 
     async fn upload_file(&self, sandbox: &SandboxHandle, path: &str, content: Bytes) -> Result<(), ProviderError> {
-        // multipart works on every envd; octet-stream needs envd ≥ 0.5.7 (protocol notes §3.1).
+        // multipart works on every envd; octet-stream needs envd ≥ 0.5.7 (`docs/protocols/e2b.md` §3.1).
         let boundary = boundary_for(&content);
         let query = format!("files?path={}&username={}", percent_encode(path), percent_encode(&self.config.user));
         let filename = path.replace(['"', '\r', '\n'], "_");

@@ -1,5 +1,5 @@
 //! The instanode client: [`DatabaseProvider`] over core's [`HttpClient`], following
-//! `../shared/reference/instanode-api.md`.
+//! `docs/protocols/instanode.md`.
 //!
 //! With an account token (token mode) every call carries `Authorization: Bearer`, databases belong
 //! to the account and are deleted with `DELETE /api/v1/resources/{token}`. Without one (anonymous
@@ -294,8 +294,9 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
     fn require_token(&self, operation: &'static str) -> Result<(), ProviderError> {
         match self.config.token {
             Some(_) => Ok(()),
-            // instanode has no anonymous delete/list/rotate (API notes §0): an unclaimed database
-            // belongs to no account, and its token is not a credential for managing it.
+            // instanode has no anonymous delete/list/rotate (`docs/protocols/instanode.md` §0): an
+            // unclaimed database belongs to no account, and its token is not a credential for
+            // managing it.
             None => Err(ProviderError::Unsupported { provider: PROVIDER, operation }),
         }
     }

@@ -13,12 +13,22 @@ use serde_json::json;
 async fn a_busy_sandbox_is_held_to_its_cpu_limit() {
     let s = Server::start().await;
     let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
-    // Two busy loops on a two-core host: a one-CPU limit must throttle them.
+    if mayfly_sandboxd::is_root() {
+        let cpu = s.state.sandboxes().cpu_stats(&sb.id).expect("a root sandboxd gives every sandbox a cpu cgroup");
+        assert_eq!((cpu.quota_us, cpu.period_us), (100_000, 100_000), "one CPU by default");
+    }
+    assert_eq!(s.kill(&sb.id).await, 204);
+    s.finish().await;
+
+    // A fifth of a CPU, so that two busy loops outrun it even on a host whose cores are busy with
+    // other work (the sandbox's cgroup gets its fair share of them, far more than a fifth).
+    let s = Server::start_with(|c| c.limits.cpu_percent = 20).await;
+    let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
     let run = sb.run("for i in 1 2; do timeout 2 sh -c 'while :; do :; done' & done; wait; echo done").await;
     assert_eq!(run.stdout(), "done\n", "{}", run.stderr());
     if mayfly_sandboxd::is_root() {
         let cpu = s.state.sandboxes().cpu_stats(&sb.id).expect("a root sandboxd gives every sandbox a cpu cgroup");
-        assert_eq!((cpu.quota_us, cpu.period_us), (100_000, 100_000), "one CPU");
+        assert_eq!((cpu.quota_us, cpu.period_us), (20_000, 100_000), "a fifth of a CPU");
         assert!(cpu.throttled_periods > 0, "two busy loops were never throttled");
     }
     assert_eq!(s.kill(&sb.id).await, 204);

@@ -1,6 +1,7 @@
 //! Tests of the E2B client against [`MemoryHttpClient`] and the virtual clock: request shapes as
-//! snapshots, answers from the protocol notes' examples, the process stream at every split point,
-//! truncation with its health probe, pagination, kill and retry behaviour, and the status table.
+//! snapshots, answers from the examples in `docs/protocols/e2b.md`, the process stream at every
+//! split point, truncation with its health probe, pagination, kill and retry behaviour, and the
+//! status table.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -17,7 +18,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const CREATED: &str = r#"{"templateID":"base","sandboxID":"isbx1","alias":"base","clientID":"6532622b","envdVersion":"0.6.13","envdAccessToken":"envd-tok","trafficAccessToken":null,"domain":null}"#;
 
-// The worked example's response (protocol notes §2.6), frame by frame.
+// The worked example's response (`docs/protocols/e2b.md` §2.6), frame by frame.
 use crate::connect::golden::WORKED_EXAMPLE_RESPONSE as FRAMES;
 
 fn frames(frames: &[(u8, &str)]) -> Vec<u8> {
@@ -390,7 +391,7 @@ fn listing_follows_next_tokens_and_rechecks_metadata() {
 #[test]
 fn metadata_filter_matches_the_sdk_encoding() {
     let tags = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    // The protocol notes' example.
+    // The example of `docs/protocols/e2b.md` §1.6.
     assert_eq!(metadata_filter(&tags(&[("owner", "turnbot"), ("turn", "t-42")])), "owner%3Dturnbot%26turn%3Dt-42");
     // Outside the safe set every level of the server's unescaping is accounted for.
     assert_eq!(metadata_filter(&tags(&[("k", "a b&c")])), "k%3Da%252520b%252526c");

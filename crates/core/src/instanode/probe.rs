@@ -1,5 +1,5 @@
 //! What `mayfly doctor` asks instanode before a first turn: is it there, and does it take the
-//! token as an account's (docs/protocols.md, instanode).
+//! token as an account's (`docs/protocols/instanode.md` §8).
 
 use super::*;
 

@@ -1,6 +1,6 @@
 //! Tests of the instanode client against [`MemoryHttpClient`] and the virtual clock: request shapes
-//! as snapshots, both `/db/new` answer shapes from the API notes, idempotent delete, anonymous mode,
-//! listing, rotation, retries and the error-envelope mapping.
+//! as snapshots, both `/db/new` answer shapes (`docs/protocols/instanode.md` §2), idempotent
+//! delete, anonymous mode, listing, rotation, retries and the error-envelope mapping.
 
 use std::cell::Cell;
 use std::rc::Rc;
