@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -86,9 +86,16 @@ pub(crate) struct Sandbox {
     jail: tokio::sync::Mutex<Jail>,
     pub(crate) procs: Mutex<Vec<Arc<Proc>>>,
     next_pid: AtomicU32,
+    /// Set before a kill reaches the processes, so their streams know the end is the sandbox's.
+    gone: AtomicBool,
 }
 
 impl Sandbox {
+    /// Whether the sandbox is being (or has been) torn down.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn end_at(&self) -> SystemTime {
         *self.end_at.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -135,9 +142,12 @@ impl Sandbox {
         let mut argv = vec![config.cmd.clone()];
         argv.extend(config.args.iter().cloned());
         let envs: Vec<(String, String)> = config.envs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut cmd = self.jail.lock().await.command(user, &cwd, &argv, &envs)?;
+        let (mut cmd, init_report) = self.jail.lock().await.command_with_init_pid(user, &cwd, &argv, &envs)?;
         cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| SandboxError::Spawn(e.to_string()))?;
+        // The only writer now is bwrap's; drop the copy `cmd` holds, or the pipe never ends.
+        drop(cmd);
+        let init_pid = tokio::spawn(crate::jail::read_init_pid(init_report));
 
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
         let (sub_tx, sub_rx) = mpsc::channel(64);
@@ -167,17 +177,27 @@ impl Sandbox {
         drop(out_tx);
 
         let waiter = tokio::spawn(async move {
+            let outer = child.id();
             loop {
                 tokio::select! {
                     status = child.wait() => return status,
                     changed = kill_rx.changed() => {
                         if changed.is_err() || *kill_rx.borrow() {
-                            let _ = child.start_kill();
-                            return child.wait().await;
+                            break;
                         }
                     }
                 }
             }
+            // Killed: the jail's init first, once bwrap has named it (`jail::inner`).
+            let init = tokio::select! {
+                pid = init_pid => pid.ok().flatten(),
+                status = child.wait() => return status,
+            };
+            if let (Some(init), Some(outer)) = (init, outer) {
+                crate::jail::kill_init(init, outer);
+            }
+            let _ = child.start_kill();
+            child.wait().await
         });
 
         let p = proc.clone();
@@ -450,6 +470,7 @@ impl Sandboxes {
             jail: tokio::sync::Mutex::new(jail),
             procs: Mutex::new(Vec::new()),
             next_pid: AtomicU32::new(1),
+            gone: AtomicBool::new(false),
         });
         self.lock().insert(id.clone(), sandbox.clone());
         tracing::info!(sandbox = %id, template = spec.template.name(), "sandbox created");
@@ -465,6 +486,7 @@ impl Sandboxes {
             return false;
         };
         *self.reserved.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        sandbox.gone.store(true, Ordering::SeqCst);
         let started = Instant::now();
         let procs: Vec<_> = sandbox.procs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for p in &procs {
