@@ -188,15 +188,16 @@ impl Sandbox {
                     }
                 }
             }
-            // Killed: the jail's init first, once bwrap has named it (`jail::inner`).
+            // Killed: once bwrap has named the jail's init, it goes too (`jail::inner`).
             let init = tokio::select! {
                 pid = init_pid => pid.ok().flatten(),
                 status = child.wait() => return status,
             };
-            if let (Some(init), Some(outer)) = (init, outer) {
-                crate::jail::kill_init(init, outer);
-            }
+            let init = init.filter(|init| outer.is_some_and(|outer| crate::jail::is_init_of(*init, outer)));
             let _ = child.start_kill();
+            if let Some(init) = init {
+                crate::jail::kill_init(init);
+            }
             child.wait().await
         });
 

@@ -20,7 +20,11 @@ def metadata(path):
         return None
     found = {}
     for name in names:
-        if not name.startswith(PREFIX):
+        if not name.startswith(PREFIX) or not name.isprintable():
+            continue
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # a name that is not UTF-8 cannot be a JSON key
             continue
         try:
             found[name[len(PREFIX):]] = os.getxattr(path, name).decode("utf-8")

@@ -1,13 +1,13 @@
 //! The jail's init, and why a kill must reach it and not only sandboxd's own child.
 //!
 //! sandboxd's child is the outer `bwrap`, which clones the jail's init (pid 1 of the jail's pid
-//! namespace) and waits for it. The init asks to die with its parent (`--die-with-parent`), but it
-//! does so only some moments after the clone: a `SIGKILL` to the outer bwrap in that window leaves
-//! the init, and the command it starts, running on with no parent in sandboxd — and holding the
-//! output pipes, so the command's stream never ends. A process killed right after its start (an
-//! SDK's `commands.kill`) hit that window often. So the kill waits for bwrap's `--info-fd` report
-//! of the init's host pid, kills the init — which takes the whole namespace with it — and then
-//! the outer bwrap.
+//! namespace) and waits for it. The init asks to die with its parent (`--die-with-parent`), but
+//! only some moments after the clone: a `SIGKILL` to the outer bwrap in that window leaves the
+//! init running on with no parent in sandboxd (or waiting forever for the parent to set it up) —
+//! and holding the output pipes, so the command's stream never ends. A process killed right after
+//! its start (an SDK's `commands.kill`) hit that window often. So a kill waits for bwrap's
+//! `--info-fd` report of the init's host pid, then kills the outer bwrap and, right after, the
+//! init, which takes the whole namespace with it.
 
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -46,14 +46,18 @@ fn child_pid(report: &[u8]) -> Option<u32> {
     rest[..digits].parse().ok()
 }
 
-/// `SIGKILL`s the jail's init, if `pid` still is the child of `outer` — the outer bwrap, which is
-/// not reaped yet, so no other process can have taken its child's pid.
-pub(crate) fn kill_init(pid: u32, outer: u32) {
+/// Whether `pid` is the child of `outer`, the outer bwrap — which is not reaped yet, so no other
+/// process can have taken its child's pid.
+pub(crate) fn is_init_of(pid: u32, outer: u32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let parent = status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim);
-    if parent != Some(outer.to_string().as_str()) {
-        return;
-    }
+    parent == Some(outer.to_string().as_str())
+}
+
+/// `SIGKILL`s the jail's init, which takes every process of its pid namespace with it. Call it
+/// right after killing the outer bwrap, with a pid [`is_init_of`] vouched for just before: the
+/// outer goes first so that its end is the kill's (`signal: killed`), not its report of the init's.
+pub(crate) fn kill_init(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
