@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use mayfly_core::e2b::{DataEvent, EndEvent, ProcessConfig, ProcessEvent, StringMap, B64};
+use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
@@ -151,13 +152,12 @@ impl Sandbox {
 
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
         let (sub_tx, sub_rx) = mpsc::channel(64);
-        let (kill_tx, mut kill_rx) = watch::channel(false);
+        let (kill_tx, mut kill_rx) = watch::channel(None);
         let (end_tx, _) = watch::channel(None);
         let proc = Arc::new(Proc {
             pid,
             tag,
             config,
-            host_pid: child.id(),
             subscribers: Mutex::new(vec![sub_tx]),
             stdin: tokio::sync::Mutex::new(child.stdin.take()),
             kill: kill_tx,
@@ -178,23 +178,33 @@ impl Sandbox {
 
         let waiter = tokio::spawn(async move {
             let outer = child.id();
-            loop {
+            let signal = loop {
                 tokio::select! {
                     status = child.wait() => return status,
                     changed = kill_rx.changed() => {
-                        if changed.is_err() || *kill_rx.borrow() {
-                            break;
+                        if changed.is_err() {
+                            break Signal::SIGKILL;
+                        }
+                        if let Some(signal) = *kill_rx.borrow() {
+                            break signal;
                         }
                     }
                 }
-            }
-            // Killed: once bwrap has named the jail's init, it goes too (`jail::inner`).
+            };
+            // Once bwrap has named the jail's init, the init goes too (`jail::inner`).
             let init = tokio::select! {
                 pid = init_pid => pid.ok().flatten(),
                 status = child.wait() => return status,
             };
             let init = init.filter(|init| outer.is_some_and(|outer| crate::jail::is_init_of(*init, outer)));
-            let _ = child.start_kill();
+            match (signal, outer.and_then(|pid| i32::try_from(pid).ok())) {
+                (Signal::SIGKILL, _) | (_, None) => {
+                    let _ = child.start_kill();
+                }
+                (signal, Some(pid)) => {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+                }
+            }
             if let Some(init) = init {
                 crate::jail::kill_init(init);
             }
@@ -285,10 +295,10 @@ pub(crate) struct Proc {
     pub(crate) pid: u32,
     pub(crate) tag: Option<String>,
     pub(crate) config: ProcessConfig,
-    host_pid: Option<u32>,
     subscribers: Mutex<Vec<mpsc::Sender<ProcessEvent>>>,
     pub(crate) stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
-    kill: watch::Sender<bool>,
+    /// The signal the process was sent, which its waiter delivers (`jail::inner` says why there).
+    kill: watch::Sender<Option<Signal>>,
     pub(crate) end: watch::Sender<Option<EndEvent>>,
 }
 
@@ -314,19 +324,15 @@ impl Proc {
         Some(rx)
     }
 
-    /// SIGKILL to the jail's bwrap, which ends the process's whole pid namespace.
+    /// SIGKILL to the jail's bwrap, and its init, which ends the process's whole pid namespace.
     pub(crate) fn kill(&self) {
-        self.kill.send_replace(true);
+        self.kill.send_replace(Some(Signal::SIGKILL));
     }
 
-    /// SIGTERM to the jail's bwrap; bwrap ending takes its namespace with it.
+    /// SIGTERM to the jail's bwrap; bwrap ending takes its namespace with it. A kill already
+    /// asked for is not softened.
     pub(crate) fn terminate(&self) {
-        if self.end.borrow().is_some() {
-            return;
-        }
-        if let Some(pid) = self.host_pid.and_then(|pid| i32::try_from(pid).ok()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        }
+        self.kill.send_if_modified(|sent| sent.is_none() && sent.replace(Signal::SIGTERM).is_none());
     }
 
     pub(crate) fn is_running(&self) -> bool {

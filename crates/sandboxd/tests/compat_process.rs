@@ -41,6 +41,31 @@ async fn killed_command_ends_with_an_exit_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_right_after_a_start_end_the_command() {
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "base", "timeout": 120})).await;
+    // Signalled as soon as it is listed, before its jail is even set up, several times over: each
+    // must end, with the signal's own end.
+    for (signal, status) in [("SIGNAL_SIGKILL", "signal: killed"), ("SIGNAL_SIGTERM", "signal: terminated")].repeat(3) {
+        let runner = sb.clone();
+        let run = tokio::spawn(async move { runner.run("exec sleep 30").await });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            let (_, v) = sb.rpc("/process.Process/List", json!({})).await;
+            if let Some(p) = v["processes"].as_array().and_then(|p| p.first()) {
+                break p["pid"].as_u64().unwrap();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the command never showed in List");
+        };
+        let (st, _) = sb.rpc("/process.Process/SendSignal", json!({"process": {"pid": pid}, "signal": signal})).await;
+        assert_eq!(st, 200);
+        let run = tokio::time::timeout(Duration::from_secs(10), run).await.expect("the stream ended").unwrap();
+        assert_eq!(run.end.expect("an end event").status, status);
+    }
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_vars_are_scoped_to_one_command() {
     let s = Server::start().await;
     let sb = s.create(json!({"templateID": "base", "timeout": 120, "envVars": {"SANDBOX_WIDE": "yes"}})).await;
