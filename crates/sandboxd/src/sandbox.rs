@@ -152,7 +152,7 @@ impl Sandbox {
 
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
         let (sub_tx, sub_rx) = mpsc::channel(64);
-        let (kill_tx, mut kill_rx) = watch::channel(None);
+        let (kill_tx, kill_rx) = watch::channel(None);
         let (end_tx, _) = watch::channel(None);
         let proc = Arc::new(Proc {
             pid,
@@ -176,40 +176,7 @@ impl Sandbox {
         }
         drop(out_tx);
 
-        let waiter = tokio::spawn(async move {
-            let outer = child.id();
-            let signal = loop {
-                tokio::select! {
-                    status = child.wait() => return status,
-                    changed = kill_rx.changed() => {
-                        if changed.is_err() {
-                            break Signal::SIGKILL;
-                        }
-                        if let Some(signal) = *kill_rx.borrow() {
-                            break signal;
-                        }
-                    }
-                }
-            };
-            // Once bwrap has named the jail's init, the init goes too (`jail::inner`).
-            let init = tokio::select! {
-                pid = init_pid => pid.ok().flatten(),
-                status = child.wait() => return status,
-            };
-            let init = init.filter(|init| outer.is_some_and(|outer| crate::jail::is_init_of(*init, outer)));
-            match (signal, outer.and_then(|pid| i32::try_from(pid).ok())) {
-                (Signal::SIGKILL, _) | (_, None) => {
-                    let _ = child.start_kill();
-                }
-                (signal, Some(pid)) => {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-                }
-            }
-            if let Some(init) = init {
-                crate::jail::kill_init(init);
-            }
-            child.wait().await
-        });
+        let waiter = tokio::spawn(crate::jail::wait_signalled(child, kill_rx, init_pid));
 
         let p = proc.clone();
         let sandbox = Arc::downgrade(self);

@@ -10,9 +10,15 @@
 //! init, which takes the whole namespace with it.
 
 use std::os::fd::OwnedFd;
+use std::process::ExitStatus;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
+use tokio::process::Child;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// bwrap reports right after the clone; this bounds a report that never comes.
 const REPORT_WAIT: Duration = Duration::from_secs(10);
@@ -46,21 +52,55 @@ fn child_pid(report: &[u8]) -> Option<u32> {
     rest[..digits].parse().ok()
 }
 
+/// Waits for the outer bwrap to end, delivering the signal `signals` asks for on the way: to the
+/// outer bwrap first, so that its end is the signal's own (`signal: killed`), then, once bwrap has
+/// named it, to the jail's init.
+pub(crate) async fn wait_signalled(
+    mut child: Child,
+    mut signals: watch::Receiver<Option<Signal>>,
+    init_pid: JoinHandle<Option<u32>>,
+) -> std::io::Result<ExitStatus> {
+    let outer = child.id();
+    let signal = loop {
+        tokio::select! {
+            status = child.wait() => return status,
+            changed = signals.changed() => {
+                if changed.is_err() {
+                    break Signal::SIGKILL;
+                }
+                if let Some(signal) = *signals.borrow() {
+                    break signal;
+                }
+            }
+        }
+    };
+    let init = tokio::select! {
+        pid = init_pid => pid.ok().flatten(),
+        status = child.wait() => return status,
+    };
+    let init = init.filter(|init| outer.is_some_and(|outer| is_init_of(*init, outer)));
+    match (signal, outer.and_then(|pid| i32::try_from(pid).ok())) {
+        (Signal::SIGKILL, _) | (_, None) => {
+            let _ = child.start_kill();
+        }
+        (signal, Some(pid)) => {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        }
+    }
+    // The init goes with whatever the outer was sent: SIGKILL is what `--die-with-parent` would
+    // have given it.
+    if let Some(init) = init.and_then(|pid| i32::try_from(pid).ok()) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(init), Signal::SIGKILL);
+    }
+    child.wait().await
+}
+
 /// Whether `pid` is the child of `outer`, the outer bwrap — which is not reaped yet, so no other
 /// process can have taken its child's pid.
-pub(crate) fn is_init_of(pid: u32, outer: u32) -> bool {
+fn is_init_of(pid: u32, outer: u32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let parent = status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim);
     parent == Some(outer.to_string().as_str())
-}
-
-/// `SIGKILL`s the jail's init, which takes every process of its pid namespace with it. Call it
-/// right after killing the outer bwrap, with a pid [`is_init_of`] vouched for just before: the
-/// outer goes first so that its end is the kill's (`signal: killed`), not its report of the init's.
-pub(crate) fn kill_init(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    }
 }
 
 #[cfg(test)]

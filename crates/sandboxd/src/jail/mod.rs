@@ -56,7 +56,7 @@ use nix::mount::{MntFlags, MsFlags};
 pub use cgroup::CpuStats;
 pub use command::bwrap_baseline_command;
 pub(crate) use command::check_env;
-pub(crate) use inner::{is_init_of, kill_init, read_init_pid};
+pub(crate) use inner::{read_init_pid, wait_signalled};
 
 use crate::netns::{ForwardBudget, SandboxNet, SandboxNetwork};
 use crate::sandbox::SandboxError;
