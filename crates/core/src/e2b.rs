@@ -352,6 +352,9 @@ pub struct EntryInfo {
     pub modified_time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symlink_target: Option<String>,
+    /// The file's `user.e2b.*` extended attributes, prefix stripped (envd 0.6.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<StringMap>,
 }
 
 /// `filesystem.StatRequest`, `MakeDirRequest`, `RemoveRequest`.
@@ -388,6 +391,9 @@ pub struct WriteInfo {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// What was stored as the file's metadata, when any was (envd 0.6.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<StringMap>,
 }
 
 #[cfg(test)]

@@ -28,9 +28,10 @@ pub use jail::{bwrap_baseline_command, is_root, CpuStats, JailLimits};
 pub use netns::{SandboxNetwork, DEFAULT_FORWARD_CONNECTIONS};
 pub use sandbox::Sandboxes;
 
-/// The envd version we claim: high enough that the SDKs use octet-stream uploads and the
-/// server-side default user, low enough to keep file metadata headers (0.6.2) out of play.
-pub const ENVD_VERSION: &str = "0.5.7";
+/// The envd version we claim: high enough that the SDKs use octet-stream uploads, the
+/// server-side default user and file metadata (0.6.2), low enough that they never ask a watch
+/// for entry details (0.6.3), which sandboxd has no watch to give.
+pub const ENVD_VERSION: &str = "0.6.2";
 
 /// Everything sandboxd is told at start.
 #[derive(Debug, Clone)]

@@ -12,11 +12,12 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use mayfly_core::e2b::{DataEvent, EndEvent, ProcessConfig, ProcessEvent, StringMap, B64};
+use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
@@ -86,9 +87,16 @@ pub(crate) struct Sandbox {
     jail: tokio::sync::Mutex<Jail>,
     pub(crate) procs: Mutex<Vec<Arc<Proc>>>,
     next_pid: AtomicU32,
+    /// Set before a kill reaches the processes, so their streams know the end is the sandbox's.
+    gone: AtomicBool,
 }
 
 impl Sandbox {
+    /// Whether the sandbox is being (or has been) torn down.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn end_at(&self) -> SystemTime {
         *self.end_at.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -135,19 +143,21 @@ impl Sandbox {
         let mut argv = vec![config.cmd.clone()];
         argv.extend(config.args.iter().cloned());
         let envs: Vec<(String, String)> = config.envs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut cmd = self.jail.lock().await.command(user, &cwd, &argv, &envs)?;
+        let (mut cmd, init_report) = self.jail.lock().await.command_with_init_pid(user, &cwd, &argv, &envs)?;
         cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| SandboxError::Spawn(e.to_string()))?;
+        // The only writer now is bwrap's; drop the copy `cmd` holds, or the pipe never ends.
+        drop(cmd);
+        let init_pid = tokio::spawn(crate::jail::read_init_pid(init_report));
 
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
         let (sub_tx, sub_rx) = mpsc::channel(64);
-        let (kill_tx, mut kill_rx) = watch::channel(false);
+        let (kill_tx, kill_rx) = watch::channel(None);
         let (end_tx, _) = watch::channel(None);
         let proc = Arc::new(Proc {
             pid,
             tag,
             config,
-            host_pid: child.id(),
             subscribers: Mutex::new(vec![sub_tx]),
             stdin: tokio::sync::Mutex::new(child.stdin.take()),
             kill: kill_tx,
@@ -166,19 +176,7 @@ impl Sandbox {
         }
         drop(out_tx);
 
-        let waiter = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    status = child.wait() => return status,
-                    changed = kill_rx.changed() => {
-                        if changed.is_err() || *kill_rx.borrow() {
-                            let _ = child.start_kill();
-                            return child.wait().await;
-                        }
-                    }
-                }
-            }
-        });
+        let waiter = tokio::spawn(crate::jail::wait_signalled(child, kill_rx, init_pid));
 
         let p = proc.clone();
         let sandbox = Arc::downgrade(self);
@@ -264,10 +262,10 @@ pub(crate) struct Proc {
     pub(crate) pid: u32,
     pub(crate) tag: Option<String>,
     pub(crate) config: ProcessConfig,
-    host_pid: Option<u32>,
     subscribers: Mutex<Vec<mpsc::Sender<ProcessEvent>>>,
     pub(crate) stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
-    kill: watch::Sender<bool>,
+    /// The signal the process was sent, which its waiter delivers (`jail::inner` says why there).
+    kill: watch::Sender<Option<Signal>>,
     pub(crate) end: watch::Sender<Option<EndEvent>>,
 }
 
@@ -293,19 +291,15 @@ impl Proc {
         Some(rx)
     }
 
-    /// SIGKILL to the jail's bwrap, which ends the process's whole pid namespace.
+    /// SIGKILL to the jail's bwrap, and its init, which ends the process's whole pid namespace.
     pub(crate) fn kill(&self) {
-        self.kill.send_replace(true);
+        self.kill.send_replace(Some(Signal::SIGKILL));
     }
 
-    /// SIGTERM to the jail's bwrap; bwrap ending takes its namespace with it.
+    /// SIGTERM to the jail's bwrap; bwrap ending takes its namespace with it. A kill already
+    /// asked for is not softened.
     pub(crate) fn terminate(&self) {
-        if self.end.borrow().is_some() {
-            return;
-        }
-        if let Some(pid) = self.host_pid.and_then(|pid| i32::try_from(pid).ok()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        }
+        self.kill.send_if_modified(|sent| sent.is_none() && sent.replace(Signal::SIGTERM).is_none());
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -450,6 +444,7 @@ impl Sandboxes {
             jail: tokio::sync::Mutex::new(jail),
             procs: Mutex::new(Vec::new()),
             next_pid: AtomicU32::new(1),
+            gone: AtomicBool::new(false),
         });
         self.lock().insert(id.clone(), sandbox.clone());
         tracing::info!(sandbox = %id, template = spec.template.name(), "sandbox created");
@@ -465,6 +460,7 @@ impl Sandboxes {
             return false;
         };
         *self.reserved.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        sandbox.gone.store(true, Ordering::SeqCst);
         let started = Instant::now();
         let procs: Vec<_> = sandbox.procs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for p in &procs {

@@ -31,7 +31,11 @@ async fn official_python_sdk() {
         "commands.run callbacks",
         "non-zero exit",
         "files.write/read",
+        "files gzip + metadata",
+        "files.list order + symlink info",
+        "connect",
         "list with metadata filter",
+        "list order, template and started_after",
         "set_timeout",
         "kill twice",
     ] {

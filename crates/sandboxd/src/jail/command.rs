@@ -23,6 +23,8 @@ use crate::sandbox::SandboxError;
 const ARGS_FD: RawFd = 3;
 const SECCOMP_DENIED_FD: RawFd = 4;
 const SECCOMP_ENOSYS_FD: RawFd = 5;
+/// Where bwrap writes its `--info-fd` report.
+const INFO_FD: RawFd = 6;
 
 /// Host directories every template sees read-only; the `/bin`-style ones are links into `/usr` on
 /// merged-usr systems and are recreated as links.
@@ -77,6 +79,31 @@ impl Jail {
         argv: &[String],
         envs: &[(String, String)],
     ) -> Result<Command, SandboxError> {
+        self.build(user, cwd, argv, envs, None)
+    }
+
+    /// [`Jail::command`], plus the pipe on which bwrap names the host pid of the jail's init
+    /// (`--info-fd`), which a kill must reach too (see `inner`).
+    pub(crate) fn command_with_init_pid(
+        &self,
+        user: JailUser,
+        cwd: &str,
+        argv: &[String],
+        envs: &[(String, String)],
+    ) -> Result<(Command, OwnedFd), SandboxError> {
+        let (reader, writer) = std::io::pipe().map_err(fd_error)?;
+        let cmd = self.build(user, cwd, argv, envs, Some(writer.into()))?;
+        Ok((cmd, reader.into()))
+    }
+
+    fn build(
+        &self,
+        user: JailUser,
+        cwd: &str,
+        argv: &[String],
+        envs: &[(String, String)],
+        info: Option<OwnedFd>,
+    ) -> Result<Command, SandboxError> {
         let tools = &self.host.tools;
         // sh (into the cgroups), nsenter (into the sandbox's network), prlimit, setpriv and bwrap
         // each exec the next, all by absolute path.
@@ -113,6 +140,9 @@ impl Jail {
         }
         let inside = self.inside_args(user, cwd, envs)?;
         cmd.arg(&tools.bwrap).args(self.bwrap_args(user));
+        if info.is_some() {
+            cmd.args(["--info-fd", &INFO_FD.to_string()]);
+        }
         cmd.arg("--").args(argv);
 
         let args = memory_file("mayfly-jail-args", &nul_separated(&inside)).map_err(fd_error)?;
@@ -120,12 +150,10 @@ impl Jail {
         let denied = memory_file("mayfly-seccomp", &seccomp.denied).map_err(fd_error)?;
         let enosys = memory_file("mayfly-seccomp", &seccomp.not_implemented).map_err(fd_error)?;
         let mapping = |parent_fd: OwnedFd, child_fd| FdMapping { parent_fd, child_fd };
-        cmd.fd_mappings(vec![
-            mapping(args, ARGS_FD),
-            mapping(denied, SECCOMP_DENIED_FD),
-            mapping(enosys, SECCOMP_ENOSYS_FD),
-        ])
-        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+        let mut fds =
+            vec![mapping(args, ARGS_FD), mapping(denied, SECCOMP_DENIED_FD), mapping(enosys, SECCOMP_ENOSYS_FD)];
+        fds.extend(info.map(|fd| mapping(fd, INFO_FD)));
+        cmd.fd_mappings(fds).map_err(|e| SandboxError::Spawn(e.to_string()))?;
         cmd.kill_on_drop(true);
         Ok(cmd)
     }

@@ -44,6 +44,7 @@
 mod cgroup;
 mod command;
 pub(crate) mod host;
+mod inner;
 mod seccomp;
 mod template;
 
@@ -55,6 +56,7 @@ use nix::mount::{MntFlags, MsFlags};
 pub use cgroup::CpuStats;
 pub use command::bwrap_baseline_command;
 pub(crate) use command::check_env;
+pub(crate) use inner::{read_init_pid, wait_signalled};
 
 use crate::netns::{ForwardBudget, SandboxNet, SandboxNetwork};
 use crate::sandbox::SandboxError;

@@ -205,6 +205,22 @@ impl Sbx {
         .await
     }
 
+    /// Starts a shell command and reads its stream until it ends or breaks off.
+    pub async fn run_until_cut(&self, script: &str) -> (Run, Option<reqwest::Error>) {
+        let req = serde_json::json!({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", script]}, "stdin": false});
+        let body = mayfly_core::connect::encode(0, &serde_json::to_vec(&req).unwrap());
+        let res = self
+            .envd(reqwest::Method::POST, "/process.Process/Start")
+            .header("content-type", "application/connect+json")
+            .header("connect-protocol-version", "1")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        read_stream_until_cut(res).await
+    }
+
     pub async fn start(&self, req: serde_json::Value, headers: &[(&str, &str)]) -> Run {
         let body = mayfly_core::connect::encode(0, &serde_json::to_vec(&req).unwrap());
         let mut r = self
@@ -250,11 +266,25 @@ impl Sbx {
 }
 
 /// Decodes a Connect stream chunk by chunk with core's decoder.
-pub async fn read_stream(mut res: reqwest::Response) -> Run {
+pub async fn read_stream(res: reqwest::Response) -> Run {
+    let (run, cut) = read_stream_until_cut(res).await;
+    assert!(cut.is_none(), "the stream broke off: {cut:?}");
+    assert!(run.end_stream.is_some(), "stream ended without an end-stream frame");
+    run
+}
+
+/// What a stream said until it ended, or broke off (then with the transfer's error), as a stream
+/// does when its sandbox is killed.
+pub async fn read_stream_until_cut(mut res: reqwest::Response) -> (Run, Option<reqwest::Error>) {
     let mut d = Decoder::default();
     let mut run = Run::default();
     let mut first = true;
-    while let Some(chunk) = res.chunk().await.unwrap() {
+    loop {
+        let chunk = match res.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => return (run, Some(e)),
+        };
         d.push(&chunk);
         while let Some(f) = d.next_frame().unwrap() {
             assert!(run.end_stream.is_none(), "a frame after end-stream");
@@ -288,6 +318,5 @@ pub async fn read_stream(mut res: reqwest::Response) -> Run {
         }
     }
     d.finish().unwrap();
-    assert!(run.end_stream.is_some(), "stream ended without an end-stream frame");
-    run
+    (run, None)
 }

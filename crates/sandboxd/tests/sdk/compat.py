@@ -51,12 +51,38 @@ try:
     assert r.stdout.strip().endswith("arg1"), r.stdout
     print("ok files.write/read + python with psycopg", flush=True)
 
+    # gzip both ways, and metadata kept and shown, as envd 0.6.2 does.
+    info = sbx.files.write("notes/a.txt", "zipped", gzip=True, metadata={"Author": "compat"})
+    assert info.metadata == {"author": "compat"}, info.metadata
+    assert sbx.files.read("notes/a.txt", gzip=True) == "zipped"
+    assert sbx.files.get_info("notes/a.txt").metadata == {"author": "compat"}
+    print("ok files gzip + metadata", flush=True)
+
+    sbx.files.make_dir("notes/b/deep")
+    sbx.commands.run("ln -s a.txt /home/user/notes/link")
+    names = [e.name for e in sbx.files.list("notes", depth=2)]
+    assert names == ["a.txt", "b", "deep", "link"], names
+    link = sbx.files.get_info("notes/link")
+    assert link.type.value == "file" and link.symlink_target == "/home/user/notes/a.txt", link
+    print("ok files.list order + symlink info", flush=True)
+
+    again = Sandbox.connect(sbx.sandbox_id)
+    assert again.commands.run("echo again").stdout == "again\n"
+    print("ok connect", flush=True)
+
     other = Sandbox.create(template="base", timeout=60, metadata={"suite": "compat", "run": "other-" + run_id})
     try:
         found = Sandbox.list(query=SandboxQuery(metadata={"run": run_id})).next_items()
         ids = [s.sandbox_id for s in found]
         assert ids == [sbx.sandbox_id], ids
         print("ok list with metadata filter", flush=True)
+        query = SandboxQuery(metadata={"suite": "compat"})
+        ids = [s.sandbox_id for s in Sandbox.list(query=query, order="asc").next_items()]
+        assert ids == [sbx.sandbox_id, other.sandbox_id], ids
+        query = SandboxQuery(metadata={"suite": "compat"}, template="base", started_after=sbx.get_info().started_at)
+        ids = [s.sandbox_id for s in Sandbox.list(query=query).next_items()]
+        assert ids == [other.sandbox_id], ids
+        print("ok list order, template and started_after", flush=True)
     finally:
         other.kill()
 

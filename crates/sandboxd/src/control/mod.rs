@@ -3,18 +3,19 @@
 //! Bodies are parsed by hand from bytes so that every client mistake answers with E2B's
 //! `{"code","message"}` body and a 4xx, never axum's plain-text rejections.
 
-use std::sync::Arc;
+mod list;
+
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mayfly_core::e2b::{
-    ControlError, ListedSandbox, NewSandbox, RefreshRequest, Sandbox as WireSandbox, SandboxState, StringMap,
-    TimeoutRequest, CLIENT_ID,
+    ControlError, ListedSandbox, NewSandbox, RefreshRequest, Sandbox as WireSandbox, SandboxState, TimeoutRequest,
+    CLIENT_ID,
 };
 
 use crate::sandbox::{CreateError, CreateSpec, Sandbox, Template};
@@ -28,9 +29,9 @@ const MIN_REFRESH: Duration = Duration::from_secs(15);
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { (StatusCode::OK, "Health check successful") }))
-        .route("/sandboxes", post(create).get(list_v1))
+        .route("/sandboxes", post(create).get(list::list_v1))
         // SDKs since 2.6x create through v2, whose body has no `secure`: envd access is always secured.
-        .route("/v2/sandboxes", get(list_v2).post(create_v2))
+        .route("/v2/sandboxes", get(list::list_v2).post(create_v2))
         .route("/sandboxes/{id}", get(get_one).delete(kill))
         .route("/sandboxes/{id}/timeout", post(set_timeout))
         .route("/sandboxes/{id}/refreshes", post(refresh))
@@ -71,10 +72,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Respons
     serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
 fn wire(state: &AppState, sb: &Sandbox) -> WireSandbox {
     WireSandbox {
         template_id: sb.template.name().into(),
@@ -94,8 +91,8 @@ fn listed(state: &AppState, sb: &Sandbox, with_token: bool) -> ListedSandbox {
         alias: Some(sb.template.name().into()),
         sandbox_id: sb.id.clone(),
         client_id: CLIENT_ID.into(),
-        started_at: rfc3339(sb.started_at),
-        end_at: rfc3339(sb.end_at()),
+        started_at: list::rfc3339_micros(sb.started_at),
+        end_at: list::rfc3339_micros(sb.end_at()),
         cpu_count: 1,
         memory_mb: state.config.limits.address_space_bytes >> 20,
         disk_size_mb: state.config.limits.disk_bytes >> 20,
@@ -228,161 +225,24 @@ async fn refresh(State(state): State<AppState>, Path(id): Path<String>, body: By
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Connect's body. Its `timeout` may be left out, as the SDKs' `Sandbox.connect(id)` does: E2B's
+/// API reads that as 0, which keeps the sandbox's end where it is (docs/protocols/envd-rules.md,
+/// "Connect").
+#[derive(Debug, serde::Deserialize)]
+struct ConnectBody {
+    #[serde(default)]
+    timeout: i32,
+}
+
 async fn connect(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
-    let req: TimeoutRequest = match parse_json(&body) {
+    let req: ConnectBody = match parse_json(&body) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    if req.timeout as u64 > state.config.max_timeout.as_secs() && req.timeout > 0 {
+    if req.timeout > 0 && req.timeout as u64 > state.config.max_timeout.as_secs() {
         return error(StatusCode::BAD_REQUEST, format!("Timeout cannot be greater than {} hours", max_hours(&state)));
     }
     let Some(sb) = state.sandboxes.get(&id) else { return not_found(&id) };
     extend(&sb, &state, Duration::from_secs(req.timeout.max(0) as u64));
     (StatusCode::OK, Json(wire(&state, &sb))).into_response()
-}
-
-/// Undoes one level of URL encoding; `None` on a malformed escape.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// E2B's metadata filter: the (already query-decoded) value is unescaped again, split on `&`
-/// and `=`, and each key and value unescaped once more.
-pub(crate) fn parse_metadata_filter(raw: &str) -> Option<StringMap> {
-    let whole = percent_decode(raw)?;
-    let mut map = StringMap::new();
-    for pair in whole.split('&').filter(|p| !p.is_empty()) {
-        let mut parts = pair.split('=');
-        let (Some(k), Some(v), None) = (parts.next(), parts.next(), parts.next()) else { return None };
-        map.insert(percent_decode(k)?, percent_decode(v)?);
-    }
-    Some(map)
-}
-
-fn matches(sb: &Sandbox, filter: &StringMap) -> bool {
-    filter.iter().all(|(k, v)| sb.metadata.get(k) == Some(v))
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct ListQuery {
-    metadata: Option<String>,
-    state: Option<String>,
-    limit: Option<String>,
-    #[serde(rename = "nextToken")]
-    next_token: Option<String>,
-}
-
-async fn list_v1(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    let filter = match q.metadata.as_deref().map(parse_metadata_filter) {
-        None => StringMap::new(),
-        Some(Some(f)) => f,
-        Some(None) => return error(StatusCode::BAD_REQUEST, "invalid metadata filter"),
-    };
-    let items: Vec<ListedSandbox> =
-        state.sandboxes.all().iter().filter(|s| matches(s, &filter)).map(|s| listed(&state, s, false)).collect();
-    Json(items).into_response()
-}
-
-/// The cursor names the last item returned; the next page starts after it in list order.
-fn cursor(sb: &Sandbox) -> String {
-    let nanos = sb.started_at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    format!("{nanos}.{}", sb.id)
-}
-
-async fn list_v2(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    let filter = match q.metadata.as_deref().map(parse_metadata_filter) {
-        None => StringMap::new(),
-        Some(Some(f)) => f,
-        Some(None) => return error(StatusCode::BAD_REQUEST, "invalid metadata filter"),
-    };
-    let want_running = match q.state.as_deref() {
-        None | Some("") => true,
-        Some(s) => {
-            let states: Vec<&str> = s.split(',').collect();
-            if states.iter().any(|s| *s != "running" && *s != "paused") {
-                return error(StatusCode::BAD_REQUEST, format!("invalid state '{s}'"));
-            }
-            states.contains(&"running")
-        }
-    };
-    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
-        None => 100,
-        Some(Ok(n)) if (1..=100).contains(&n) => n,
-        _ => return error(StatusCode::BAD_REQUEST, "limit must be between 1 and 100"),
-    };
-    let all: Vec<Arc<Sandbox>> =
-        if want_running { state.sandboxes.all().into_iter().filter(|s| matches(s, &filter)).collect() } else { vec![] };
-    let total = all.len();
-    let start = match q.next_token.as_deref().filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(tok) => {
-            let Some((nanos, _)) = tok.split_once('.') else {
-                return error(StatusCode::BAD_REQUEST, "invalid next token");
-            };
-            let Ok(nanos) = nanos.parse::<u128>() else {
-                return error(StatusCode::BAD_REQUEST, "invalid next token");
-            };
-            // Items strictly after the cursor in (startedAt desc, id asc) order, even if it was killed since.
-            all.iter().position(|s| cursor(s).as_str() != tok && after(s, nanos, tok)).unwrap_or(all.len())
-        }
-    };
-    let page: Vec<&Arc<Sandbox>> = all.iter().skip(start).take(limit).collect();
-    let mut headers = HeaderMap::new();
-    if start + page.len() < all.len() {
-        if let Some(last) = page.last() {
-            if let Ok(v) = cursor(last).parse() {
-                headers.insert("x-next-token", v);
-            }
-        }
-    }
-    if want_running {
-        headers.insert("x-total-running", total.into());
-    }
-    let items: Vec<ListedSandbox> = page.iter().map(|s| listed(&state, s, false)).collect();
-    (headers, Json(items)).into_response()
-}
-
-fn after(sb: &Sandbox, cursor_nanos: u128, tok: &str) -> bool {
-    let nanos = sb.started_at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let id = tok.split_once('.').map(|(_, id)| id).unwrap_or_default();
-    nanos < cursor_nanos || (nanos == cursor_nanos && sb.id.as_str() > id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_filter_encodings() {
-        // What the query extractor leaves of `?metadata=owner%3Dturnbot%26turn%3Dt-42`.
-        let f = parse_metadata_filter("owner=turnbot&turn=t-42").unwrap();
-        assert_eq!(f.get("owner").map(String::as_str), Some("turnbot"));
-        assert_eq!(f.get("turn").map(String::as_str), Some("t-42"));
-        // The JS SDK's triple encoding of a value with `=` and space in it.
-        let f = parse_metadata_filter("k%3Da%253Db%2520c").unwrap();
-        assert_eq!(f.get("k").map(String::as_str), Some("a=b c"));
-        assert!(parse_metadata_filter("novalue").is_none());
-        assert!(parse_metadata_filter("a=b=c").is_none());
-        assert!(parse_metadata_filter("%zz").is_none());
-    }
 }

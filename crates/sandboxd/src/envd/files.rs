@@ -1,0 +1,243 @@
+//! envd's `/files`: download one file, upload one (raw body) or several (multipart), with gzip
+//! either way and `X-Metadata-*` headers kept as the uploaded files' metadata
+//! (docs/protocols/envd-rules.md, "gzip" and "File metadata").
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart, Query, Request};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mayfly_core::e2b::{StringMap, WriteInfo};
+
+use super::encoding::{self, Coding};
+use super::helper::{helper, IS_DIR, NOT_FOUND, NO_SPACE};
+use super::{fsinfo, jail_path, query_user, Sb};
+use crate::jail::JailUser;
+use crate::sandbox::Sandbox;
+
+/// The largest file `/files` accepts or returns in one request.
+const MAX_FILE: usize = 256 << 20;
+/// envd's limits on metadata: a key fits an xattr name after `user.e2b.`, and the whole set fits
+/// one ext4 block.
+const METADATA_PREFIX: &str = "user.e2b.";
+const MAX_METADATA_KEY: usize = 255 - METADATA_PREFIX.len();
+const MAX_METADATA_TOTAL: usize = 4096;
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct FileQuery {
+    path: Option<String>,
+    username: Option<String>,
+}
+
+fn file_error(status: StatusCode, message: impl Into<String>) -> Response {
+    crate::control::error(status, message)
+}
+
+pub(super) async fn download(axum::Extension(sb): Sb, Query(q): Query<FileQuery>, headers: HeaderMap) -> Response {
+    let user = match query_user(q.username.as_deref()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Some(path) = q.path.as_deref().filter(|p| !p.is_empty()) else {
+        return file_error(StatusCode::BAD_REQUEST, "path query parameter is required");
+    };
+    let path = jail_path(user, path);
+    let script = format!("[ -e \"$1\" ] || exit {NOT_FOUND}; [ -d \"$1\" ] && exit {IS_DIR}; exec cat -- \"$1\"");
+    let out = match helper(&sb, user, &script, &[&path], None).await {
+        Ok(o) => o,
+        Err(e) => return file_error(StatusCode::INTERNAL_SERVER_ERROR, e.message),
+    };
+    let data = match out.code {
+        0 if out.stdout.len() <= MAX_FILE => out.stdout,
+        0 => return file_error(StatusCode::PAYLOAD_TOO_LARGE, "file is too large"),
+        NOT_FOUND => return file_error(StatusCode::NOT_FOUND, format!("path '{path}' does not exist")),
+        IS_DIR => return file_error(StatusCode::BAD_REQUEST, format!("path '{path}' is a directory")),
+        _ => return file_error(StatusCode::FORBIDDEN, format!("error reading '{path}': {}", out.stderr)),
+    };
+    let coding = match encoding::accept_encoding(&headers) {
+        Ok(c) => c,
+        Err(e) => return file_error(StatusCode::NOT_ACCEPTABLE, format!("error parsing Accept-Encoding: {e}")),
+    };
+    let octets = (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    let vary = (header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    match coding {
+        Coding::Identity => ([octets, vary], data).into_response(),
+        Coding::Gzip => match tokio::task::spawn_blocking(move || encoding::gzip(&data)).await {
+            Ok(Ok(packed)) => {
+                ([octets, vary, (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))], packed).into_response()
+            }
+            _ => file_error(StatusCode::INTERNAL_SERVER_ERROR, "error compressing the file"),
+        },
+    }
+}
+
+/// The `X-Metadata-*` headers: prefix stripped, keys lowercased, checked as envd checks them.
+fn metadata(headers: &HeaderMap) -> Result<StringMap, String> {
+    let mut found = StringMap::new();
+    for (name, value) in headers {
+        let Some(key) = name.as_str().strip_prefix("x-metadata-").filter(|k| !k.is_empty()) else { continue };
+        if found.contains_key(key) {
+            continue;
+        }
+        let printable = |s: &[u8]| s.iter().all(|b| (0x20..=0x7e).contains(b));
+        if key.len() > MAX_METADATA_KEY {
+            return Err(format!("metadata key {key:?} exceeds {MAX_METADATA_KEY} bytes"));
+        }
+        if !printable(key.as_bytes()) || !printable(value.as_bytes()) {
+            return Err(format!("metadata key {key:?} or its value is not printable ASCII"));
+        }
+        found.insert(key.to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    let total: usize = found.iter().map(|(k, v)| METADATA_PREFIX.len() + k.len() + v.len()).sum();
+    if total > MAX_METADATA_TOTAL {
+        return Err(format!("total metadata size {total} exceeds {MAX_METADATA_TOTAL} bytes"));
+    }
+    Ok(found)
+}
+
+async fn write_file(
+    sb: &Sandbox,
+    user: JailUser,
+    path: &str,
+    data: Bytes,
+    meta: &StringMap,
+) -> Result<WriteInfo, Response> {
+    // `e` on stdout says the file was there before: its old metadata must then be replaced.
+    let script = format!(
+        "[ -d \"$1\" ] && exit {IS_DIR}; [ -e \"$1\" ] && printf e; mkdir -p -- \"$(dirname -- \"$1\")\" && exec cat > \"$1\""
+    );
+    let out = helper(sb, user, &script, &[path], Some(data))
+        .await
+        .map_err(|e| file_error(StatusCode::INTERNAL_SERVER_ERROR, e.message))?;
+    match out.code {
+        0 => {}
+        IS_DIR => return Err(file_error(StatusCode::BAD_REQUEST, format!("path '{path}' is a directory"))),
+        _ if out.stderr.contains("No space left") || out.stderr.contains("File too large") => {
+            return Err(file_error(StatusCode::INSUFFICIENT_STORAGE, format!("not enough space to write '{path}'")))
+        }
+        _ => return Err(file_error(StatusCode::FORBIDDEN, format!("error writing '{path}': {}", out.stderr))),
+    }
+    let existed = out.stdout == b"e";
+    let stored = if meta.is_empty() && !existed {
+        None
+    } else {
+        let input = serde_json::to_vec(meta).map(Bytes::from).unwrap_or_default();
+        let out = fsinfo::run(sb, user, "setmeta", &[path], Some(input))
+            .await
+            .map_err(|e| file_error(StatusCode::INTERNAL_SERVER_ERROR, e.message))?;
+        match out.code {
+            0 => fsinfo::parse::<Option<StringMap>>(&out)
+                .map_err(|e| file_error(StatusCode::INTERNAL_SERVER_ERROR, e.message))?,
+            NO_SPACE => {
+                return Err(file_error(StatusCode::INSUFFICIENT_STORAGE, "not enough space for file metadata"));
+            }
+            _ => {
+                return Err(file_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("error writing metadata of '{path}': {}", out.stderr),
+                ))
+            }
+        }
+    };
+    Ok(WriteInfo {
+        path: path.to_owned(),
+        name: path.rsplit('/').next().unwrap_or_default().to_owned(),
+        kind: "file".into(),
+        metadata: stored,
+    })
+}
+
+pub(super) async fn upload(axum::Extension(sb): Sb, Query(q): Query<FileQuery>, req: Request) -> Response {
+    let coding = match encoding::content_encoding(req.headers()) {
+        Ok(c) => c,
+        Err(e) => return file_error(StatusCode::BAD_REQUEST, e),
+    };
+    let meta = match metadata(req.headers()) {
+        Ok(m) => m,
+        Err(e) => return file_error(StatusCode::BAD_REQUEST, format!("invalid metadata: {e}")),
+    };
+    let user = match query_user(q.username.as_deref()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let (mut parts, body) = req.into_parts();
+    let Ok(raw) = axum::body::to_bytes(body, MAX_FILE).await else {
+        return file_error(StatusCode::PAYLOAD_TOO_LARGE, "file is too large");
+    };
+    // The whole body is decoded first, whatever its type, as envd does.
+    let body = match coding {
+        Coding::Identity => raw,
+        Coding::Gzip => match tokio::task::spawn_blocking(move || encoding::gunzip(&raw, MAX_FILE)).await {
+            Ok(Ok(data)) => Bytes::from(data),
+            Ok(Err(e)) => return file_error(StatusCode::BAD_REQUEST, e),
+            Err(_) => return file_error(StatusCode::INTERNAL_SERVER_ERROR, "error decompressing request body"),
+        },
+    };
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let query_path = q.path.filter(|p| !p.is_empty()).map(|p| jail_path(user, &p));
+    let mut written = Vec::new();
+    if ct.starts_with("application/octet-stream") {
+        let Some(path) = query_path else {
+            return file_error(StatusCode::BAD_REQUEST, "path query parameter is required for raw body upload");
+        };
+        match write_file(&sb, user, &path, body, &meta).await {
+            Ok(w) => written.push(w),
+            Err(r) => return r,
+        }
+    } else if ct.starts_with("multipart/form-data") {
+        let req = Request::from_parts(parts, Body::from(body));
+        let mut mp = match Multipart::from_request(req, &()).await {
+            Ok(m) => m,
+            Err(e) => return file_error(StatusCode::BAD_REQUEST, e.body_text()),
+        };
+        loop {
+            let field = match mp.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return file_error(StatusCode::BAD_REQUEST, e.body_text()),
+            };
+            if field.name() != Some("file") {
+                continue;
+            }
+            let path = match (&query_path, field.file_name()) {
+                (Some(p), _) => p.clone(),
+                (None, Some(f)) if !f.is_empty() => jail_path(user, f),
+                _ => return file_error(StatusCode::BAD_REQUEST, "path is required"),
+            };
+            if written.iter().any(|w: &WriteInfo| w.path == path) {
+                return file_error(StatusCode::BAD_REQUEST, format!("path '{path}' is given more than once"));
+            }
+            let data = match field.bytes().await {
+                Ok(d) => d,
+                Err(e) => return file_error(StatusCode::BAD_REQUEST, e.body_text()),
+            };
+            match write_file(&sb, user, &path, data, &meta).await {
+                Ok(w) => written.push(w),
+                Err(r) => return r,
+            }
+        }
+    } else {
+        return file_error(StatusCode::BAD_REQUEST, "unsupported content type");
+    }
+    Json(written).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-metadata-Author", "mish".parse().unwrap());
+        h.insert("x-other", "no".parse().unwrap());
+        assert_eq!(metadata(&h).unwrap(), StringMap::from([("author".into(), "mish".into())]));
+        h.insert("x-metadata-bad", HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
+        assert!(metadata(&h).is_err());
+        let mut h = HeaderMap::new();
+        h.insert("x-metadata-a", "v".repeat(4090).parse().unwrap());
+        assert!(metadata(&h).unwrap_err().contains("exceeds 4096"));
+    }
+}
