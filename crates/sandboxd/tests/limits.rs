@@ -1,5 +1,5 @@
 //! Limits on what a sandbox shares with every other: CPU time, the connections its forwarded ports
-//! open on the host, and what it learns of the host's layout.
+//! open on the host, the descriptors it inherits, and what it learns of the host's layout.
 
 mod common;
 
@@ -108,4 +108,23 @@ async fn a_sandbox_cannot_read_where_it_lives_on_the_host() {
         }
     }
     s.finish().await;
+}
+
+/// bwrap closes no descriptor, so one sandboxd inherited without close-on-exec (a supervisor's
+/// socket, a build tool's jobserver pipe) would be open in every jailed process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_descriptor_sandboxd_inherited_never_reaches_a_jail() {
+    // dup never sets close-on-exec: this is what an inherited descriptor looks like.
+    let inherited = nix::unistd::dup(std::io::stderr()).unwrap();
+    let number = std::os::fd::AsRawFd::as_raw_fd(&inherited).to_string();
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    // `ls` opens the directory it lists as 3; nothing else may be open past the standard three.
+    let run = sb.run("ls /proc/self/fd").await;
+    let open: Vec<String> = run.stdout().split_whitespace().map(str::to_owned).collect();
+    assert!(!open.contains(&number), "descriptor {number} reached the jail: {open:?}");
+    assert_eq!(open, ["0", "1", "2", "3"], "{}", run.stderr());
+    assert_eq!(s.kill(&sb.id).await, 204);
+    s.finish().await;
+    drop(inherited);
 }

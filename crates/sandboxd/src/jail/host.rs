@@ -69,6 +69,14 @@ fn find_program(name: &str, root: bool) -> Result<PathBuf, String> {
     Err(format!("{name} is not installed (looked in {HOST_PATH})"))
 }
 
+/// Marks every descriptor sandboxd inherited close-on-exec. bwrap closes none, so one left open
+/// by whoever started sandboxd (a supervisor's socket, a build tool's jobserver pipe) would be open
+/// in every jailed process. Rust opens its own descriptors close-on-exec already; these are the
+/// only ones that could pass, and they are all open before the first jail is made.
+pub(crate) fn keep_inherited_descriptors_out_of_jails() {
+    close_fds::set_fds_cloexec_threadsafe(3, &[]);
+}
+
 /// A command for a host program: nothing of sandboxd's own environment, only [`HOST_PATH`].
 pub(crate) fn host_command(program: &Path) -> Command {
     let mut cmd = Command::new(program);

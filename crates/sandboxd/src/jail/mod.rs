@@ -153,6 +153,7 @@ pub(crate) struct JailHost {
 impl JailHost {
     /// Finds the host programs, compiles the seccomp programs and, as root, readies the cgroups.
     pub(crate) fn prepare(forward_connections: usize) -> Result<JailHost, String> {
+        host::keep_inherited_descriptors_out_of_jails();
         let root = is_root();
         let tools = HostTools::resolve(root)?;
         let seccomp = seccomp::programs()?;
