@@ -360,3 +360,27 @@ async fn timeout_kills_at_end_at() {
     common::assert_no_leftovers(&s.state_dir, s.uid_base).await;
     s.finish().await;
 }
+
+/// Numbers and bytes a client chooses that would overflow the clock or cannot name a file are
+/// answered as mistakes, never by a panic (which a build that aborts on panic would turn into
+/// every sandbox's end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_that_would_overflow_and_paths_with_nul_are_answered_not_crashed_on() {
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    let huge = json!({"timeout": i64::MAX});
+    let r = s.post(&format!("/sandboxes/{}/timeout", sb.id)).json(&huge).send().await.unwrap();
+    assert_eq!(r.status(), 204, "a timeout past the maximum lifetime is clamped to it");
+
+    let req = json!({"process": {"cmd": "/bin/echo", "args": ["still here"]}, "stdin": false});
+    let run = sb.start(req.clone(), &[("keepalive-ping-interval", "18446744073709551615")]).await;
+    assert_eq!((run.stdout(), run.exit_code()), ("still here\n".to_owned(), 0));
+    let run = sb.start(req, &[("connect-timeout-ms", "18446744073709551615")]).await;
+    assert_eq!((run.stdout(), run.exit_code()), ("still here\n".to_owned(), 0));
+
+    assert_eq!(sb.read("/tmp/a%00b").await.status(), 400);
+    assert_eq!(sb.write("/tmp/a%00b", b"x").await.status(), 400);
+    assert_eq!(sb.run("echo alive").await.stdout(), "alive\n");
+    assert_eq!(s.kill(&sb.id).await, 204);
+    s.finish().await;
+}

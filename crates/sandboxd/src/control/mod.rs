@@ -192,16 +192,19 @@ async fn set_timeout(State(state): State<AppState>, Path(id): Path<String>, body
     };
     let Some(sb) = state.sandboxes.get(&id) else { return not_found(&id) };
     // E2B clamps silently to the maximum lifetime counted from the start, and treats negatives as 0.
-    let secs = req.timeout.max(0) as u64;
-    let limit = sb.started_at + state.config.max_timeout;
-    let end = (SystemTime::now() + Duration::from_secs(secs)).min(limit);
-    sb.set_end_at(end);
+    sb.set_end_at(end_within_limit(&sb, &state, Duration::from_secs(req.timeout.max(0) as u64)));
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn extend(sb: &Sandbox, state: &AppState, by: Duration) {
+/// Now plus `by`, but never past the sandbox's maximum lifetime (a client's number, however large,
+/// never overflows the clock).
+fn end_within_limit(sb: &Sandbox, state: &AppState, by: Duration) -> SystemTime {
     let limit = sb.started_at + state.config.max_timeout;
-    let wanted = (SystemTime::now() + by).min(limit);
+    SystemTime::now().checked_add(by).map_or(limit, |end| end.min(limit))
+}
+
+fn extend(sb: &Sandbox, state: &AppState, by: Duration) {
+    let wanted = end_within_limit(sb, state, by);
     if wanted > sb.end_at() {
         sb.set_end_at(wanted);
     }

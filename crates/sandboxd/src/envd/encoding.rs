@@ -1,9 +1,12 @@
 //! `/files`' content codings, as envd negotiates them (docs/protocols/envd-rules.md, "gzip"):
 //! uploads may be gzip (`Content-Encoding`), downloads are gzip when `Accept-Encoding` prefers it.
+//!
+//! Neither side is ever whole in sandboxd's memory: an upload is decoded as it streams into the
+//! jail, and a download is compressed inside the jail, by `gzip` under the sandbox's own CPU limit.
 
-use std::io::{Read, Write};
-
+use async_compression::tokio::bufread::GzipDecoder;
 use axum::http::{header, HeaderMap};
+use tokio::io::{AsyncRead, BufReader};
 
 /// A coding `/files` speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,21 +78,29 @@ pub(super) fn accept_encoding(headers: &HeaderMap) -> Result<Coding, String> {
     }
 }
 
-/// Decodes a gzip body, refusing one that would decode to more than `limit` bytes.
-pub(super) fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut decoder = flate2::read::GzDecoder::new(data).take(limit as u64 + 1);
-    decoder.read_to_end(&mut out).map_err(|e| format!("error decompressing request body: {e}"))?;
-    if out.len() > limit {
-        return Err("the decompressed body is too large".into());
+/// An upload's bytes as the file will hold them. A gzip body may be several members, as Go's
+/// reader (and so envd) accepts.
+pub(super) fn decoded<'a>(
+    body: impl AsyncRead + Unpin + Send + 'a,
+    coding: Coding,
+) -> Box<dyn AsyncRead + Unpin + Send + 'a> {
+    match coding {
+        Coding::Identity => Box::new(body),
+        Coding::Gzip => {
+            let mut decoder = GzipDecoder::new(BufReader::new(body));
+            decoder.multiple_members(true);
+            Box::new(decoder)
+        }
     }
-    Ok(out)
 }
 
-pub(super) fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 2), flate2::Compression::default());
-    e.write_all(data)?;
-    e.finish()
+/// The program that writes a download to its stdout, inside the jail.
+pub(super) fn download_program(coding: Coding) -> &'static str {
+    match coding {
+        Coding::Identity => "cat",
+        // `-n`: the answer carries no name or time of the sandbox's file.
+        Coding::Gzip => "gzip -c -n",
+    }
 }
 
 #[cfg(test)]
@@ -124,9 +135,27 @@ mod tests {
         assert_eq!(content_encoding(&h), Ok(Coding::Gzip));
         h.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
         assert!(content_encoding(&h).unwrap_err().contains("unsupported Content-Encoding: br"));
-        let packed = gzip(b"hello").unwrap();
-        assert_eq!(gunzip(&packed, 5).unwrap(), b"hello");
-        assert!(gunzip(&packed, 4).is_err());
-        assert!(gunzip(b"not gzip", 100).is_err());
+    }
+
+    async fn decode(body: &[u8], coding: Coding) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut decoded(body, coding), &mut out).await?;
+        Ok(out)
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[tokio::test]
+    async fn uploads_are_decoded_as_they_stream_every_member_of_them() {
+        assert_eq!(decode(b"plain", Coding::Identity).await.unwrap(), b"plain");
+        assert_eq!(decode(&gzip(b"hello"), Coding::Gzip).await.unwrap(), b"hello");
+        let two = [gzip(b"hel"), gzip(b"lo")].concat();
+        assert_eq!(decode(&two, Coding::Gzip).await.unwrap(), b"hello");
+        assert!(decode(b"not gzip", Coding::Gzip).await.is_err());
     }
 }

@@ -1,21 +1,28 @@
 //! envd's `/files`: download one file, upload one (raw body) or several (multipart), with gzip
 //! either way and `X-Metadata-*` headers kept as the uploaded files' metadata
 //! (docs/protocols/envd-rules.md, "gzip" and "File metadata").
+//!
+//! A file streams between the client and the jail and is never whole in sandboxd's memory, which
+//! every sandbox shares: a tenant's large, endless or highly compressed file costs sandboxd a
+//! buffer, not the file (docs/security.md).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Query, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mayfly_core::e2b::{StringMap, WriteInfo};
+use futures_util::StreamExt;
+use mayfly_core::e2b::{RpcError, StringMap, WriteInfo};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::encoding::{self, Coding};
-use super::helper::{helper, IS_DIR, NOT_FOUND, NO_SPACE};
+use super::helper::{self, IS_DIR, NOT_FOUND, NO_SPACE};
 use super::{fsinfo, jail_path, query_user, Sb};
 use crate::jail::JailUser;
 use crate::sandbox::Sandbox;
 
-/// The largest file `/files` accepts or returns in one request.
+/// The largest file `/files` accepts in one request (as the jail's own file size limit).
 const MAX_FILE: usize = 256 << 20;
 /// envd's limits on metadata: a key fits an xattr name after `user.e2b.`, and the whole set fits
 /// one ext4 block.
@@ -42,33 +49,65 @@ pub(super) async fn download(axum::Extension(sb): Sb, Query(q): Query<FileQuery>
         return file_error(StatusCode::BAD_REQUEST, "path query parameter is required");
     };
     let path = jail_path(user, path);
-    let script = format!("[ -e \"$1\" ] || exit {NOT_FOUND}; [ -d \"$1\" ] && exit {IS_DIR}; exec cat -- \"$1\"");
-    let out = match helper(&sb, user, &script, &[&path], None).await {
-        Ok(o) => o,
-        Err(e) => return file_error(StatusCode::INTERNAL_SERVER_ERROR, e.message),
-    };
-    let data = match out.code {
-        0 if out.stdout.len() <= MAX_FILE => out.stdout,
-        0 => return file_error(StatusCode::PAYLOAD_TOO_LARGE, "file is too large"),
-        NOT_FOUND => return file_error(StatusCode::NOT_FOUND, format!("path '{path}' does not exist")),
-        IS_DIR => return file_error(StatusCode::BAD_REQUEST, format!("path '{path}' is a directory")),
-        _ => return file_error(StatusCode::FORBIDDEN, format!("error reading '{path}': {}", out.stderr)),
-    };
     let coding = match encoding::accept_encoding(&headers) {
         Ok(c) => c,
         Err(e) => return file_error(StatusCode::NOT_ACCEPTABLE, format!("error parsing Accept-Encoding: {e}")),
     };
-    let octets = (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    let vary = (header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    match coding {
-        Coding::Identity => ([octets, vary], data).into_response(),
-        Coding::Gzip => match tokio::task::spawn_blocking(move || encoding::gzip(&data)).await {
-            Ok(Ok(packed)) => {
-                ([octets, vary, (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))], packed).into_response()
-            }
-            _ => file_error(StatusCode::INTERNAL_SERVER_ERROR, "error compressing the file"),
-        },
+    let script = format!(
+        "[ -e \"$1\" ] || exit {NOT_FOUND}; [ -d \"$1\" ] && exit {IS_DIR}; exec {} -- \"$1\"",
+        encoding::download_program(coding)
+    );
+    let mut child = match helper::spawn(&sb, user, helper::script_argv(&script, &[&path]), false).await {
+        Ok(child) => child,
+        Err(e) => return helper_error(e),
+    };
+    // The first bytes say the file could be read; until then a refusal can still be an answer.
+    let Some(mut stdout) = child.stdout.take() else { return helper_error(RpcError::new("internal", "no stdout")) };
+    let mut first = vec![0u8; 64 << 10];
+    let read = match stdout.read(&mut first).await {
+        Ok(read) => read,
+        Err(e) => return file_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if read == 0 {
+        let out = match helper::finish(child).await {
+            Ok(out) => out,
+            Err(e) => return helper_error(e),
+        };
+        return match out.code {
+            0 => file_response(Body::empty(), coding),
+            NOT_FOUND => file_error(StatusCode::NOT_FOUND, format!("path '{path}' does not exist")),
+            IS_DIR => file_error(StatusCode::BAD_REQUEST, format!("path '{path}' is a directory")),
+            _ => file_error(StatusCode::FORBIDDEN, format!("error reading '{path}': {}", out.stderr)),
+        };
     }
+    first.truncate(read);
+    // The helper lives as long as the body: a client that stops reading ends it.
+    let content = ReaderStream::new(std::io::Cursor::new(first).chain(stdout)).map(move |chunk| {
+        let _helper = &child;
+        chunk
+    });
+    file_response(Body::from_stream(content), coding)
+}
+
+fn file_response(body: Body, coding: Coding) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if coding == Coding::Gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+/// A helper that could not run: the client's mistake, too big an answer, or sandboxd's failure.
+fn helper_error(e: RpcError) -> Response {
+    let status = match e.code.as_str() {
+        "invalid_argument" => StatusCode::BAD_REQUEST,
+        "resource_exhausted" => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    file_error(status, e.message)
 }
 
 /// The `X-Metadata-*` headers: prefix stripped, keys lowercased, checked as envd checks them.
@@ -95,20 +134,22 @@ fn metadata(headers: &HeaderMap) -> Result<StringMap, String> {
     Ok(found)
 }
 
+/// Writes what `data` reads (at most [`MAX_FILE`] bytes) to `path` as it arrives, then its
+/// metadata.
 async fn write_file(
     sb: &Sandbox,
     user: JailUser,
     path: &str,
-    data: Bytes,
+    data: impl AsyncRead + Unpin,
     meta: &StringMap,
 ) -> Result<WriteInfo, Response> {
     // `e` on stdout says the file was there before: its old metadata must then be replaced.
     let script = format!(
         "[ -d \"$1\" ] && exit {IS_DIR}; [ -e \"$1\" ] && printf e; mkdir -p -- \"$(dirname -- \"$1\")\" && exec cat > \"$1\""
     );
-    let out = helper(sb, user, &script, &[path], Some(data))
-        .await
-        .map_err(|e| file_error(StatusCode::INTERNAL_SERVER_ERROR, e.message))?;
+    let limited = data.take(MAX_FILE as u64 + 1);
+    let (out, fed) =
+        helper::run_fed(sb, user, helper::script_argv(&script, &[path]), limited).await.map_err(helper_error)?;
     match out.code {
         0 => {}
         IS_DIR => return Err(file_error(StatusCode::BAD_REQUEST, format!("path '{path}' is a directory"))),
@@ -116,6 +157,16 @@ async fn write_file(
             return Err(file_error(StatusCode::INSUFFICIENT_STORAGE, format!("not enough space to write '{path}'")))
         }
         _ => return Err(file_error(StatusCode::FORBIDDEN, format!("error writing '{path}': {}", out.stderr))),
+    }
+    // The helper wrote what came; if that was not the whole file, no part of it stays.
+    let refused = match fed {
+        Ok(n) if n > MAX_FILE as u64 => Some(file_error(StatusCode::PAYLOAD_TOO_LARGE, "file is too large")),
+        Ok(_) => None,
+        Err(e) => Some(file_error(StatusCode::BAD_REQUEST, format!("error reading the request body: {e}"))),
+    };
+    if let Some(refused) = refused {
+        let _ = helper::helper(sb, user, "exec rm -f -- \"$1\"", &[path], None).await;
+        return Err(refused);
     }
     let existed = out.stdout == b"e";
     let stored = if meta.is_empty() && !existed {
@@ -161,18 +212,11 @@ pub(super) async fn upload(axum::Extension(sb): Sb, Query(q): Query<FileQuery>, 
         Err(r) => return r,
     };
     let (mut parts, body) = req.into_parts();
-    let Ok(raw) = axum::body::to_bytes(body, MAX_FILE).await else {
-        return file_error(StatusCode::PAYLOAD_TOO_LARGE, "file is too large");
-    };
-    // The whole body is decoded first, whatever its type, as envd does.
-    let body = match coding {
-        Coding::Identity => raw,
-        Coding::Gzip => match tokio::task::spawn_blocking(move || encoding::gunzip(&raw, MAX_FILE)).await {
-            Ok(Ok(data)) => Bytes::from(data),
-            Ok(Err(e)) => return file_error(StatusCode::BAD_REQUEST, e),
-            Err(_) => return file_error(StatusCode::INTERNAL_SERVER_ERROR, "error decompressing request body"),
-        },
-    };
+    // The body streams through, decoded on the way; nothing of it is held whole. A raw body past
+    // the limit ends early, which the decoder or the size check refuses.
+    let raw = StreamReader::new(body.into_data_stream().map(|chunk| chunk.map_err(std::io::Error::other)))
+        .take(MAX_FILE as u64 + 1);
+    let body = encoding::decoded(raw, coding);
     parts.headers.remove(header::CONTENT_ENCODING);
     parts.headers.remove(header::CONTENT_LENGTH);
     let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
@@ -187,7 +231,7 @@ pub(super) async fn upload(axum::Extension(sb): Sb, Query(q): Query<FileQuery>, 
             Err(r) => return r,
         }
     } else if ct.starts_with("multipart/form-data") {
-        let req = Request::from_parts(parts, Body::from(body));
+        let req = Request::from_parts(parts, Body::from_stream(ReaderStream::new(body)));
         let mut mp = match Multipart::from_request(req, &()).await {
             Ok(m) => m,
             Err(e) => return file_error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -209,10 +253,7 @@ pub(super) async fn upload(axum::Extension(sb): Sb, Query(q): Query<FileQuery>, 
             if written.iter().any(|w: &WriteInfo| w.path == path) {
                 return file_error(StatusCode::BAD_REQUEST, format!("path '{path}' is given more than once"));
             }
-            let data = match field.bytes().await {
-                Ok(d) => d,
-                Err(e) => return file_error(StatusCode::BAD_REQUEST, e.body_text()),
-            };
+            let data = StreamReader::new(field.map(|chunk| chunk.map_err(std::io::Error::other)));
             match write_file(&sb, user, &path, data, &meta).await {
                 Ok(w) => written.push(w),
                 Err(r) => return r,

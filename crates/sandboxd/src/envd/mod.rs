@@ -120,7 +120,9 @@ pub(crate) async fn route_to_envd(
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "no-store")]) }))
-        .route("/files", get(files::download).post(files::upload))
+        // `/files` bounds what it keeps itself and streams the rest: axum's 2 MB default for a
+        // multipart body would refuse ordinary uploads.
+        .route("/files", get(files::download).post(files::upload).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/process.Process/Start", post(process::start))
         .route("/process.Process/Connect", post(process::connect))
         .route("/process.Process/List", post(process::list))

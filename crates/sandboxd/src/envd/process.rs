@@ -21,9 +21,19 @@ use crate::sandbox::{Proc, Sandbox, SandboxError};
 
 /// envd's default keepalive interval when the header is absent or unparsable.
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(90);
+/// The longest keepalive interval or Connect deadline a client's header may ask for; longer is
+/// past any sandbox's life (and, unchecked, would overflow the clock).
+const MAX_HEADER_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// The largest request body a Connect call may have.
 const MAX_RPC_BODY: usize = 4 << 20;
 const CONNECT_JSON: &str = "application/connect+json";
+
+/// The keepalive interval a stream's client asks for (`keepalive-ping-interval`, seconds).
+fn keepalive(headers: &HeaderMap) -> Duration {
+    header_u64(headers, "keepalive-ping-interval")
+        .filter(|s| *s > 0)
+        .map_or(DEFAULT_KEEPALIVE, |s| Duration::from_secs(s).min(MAX_HEADER_DURATION))
+}
 
 fn frame(ev: ProcessEvent) -> Bytes {
     connect::encode_json(&StreamMessage { event: ev })
@@ -138,11 +148,11 @@ pub(super) async fn start(axum::Extension(sb): Sb, headers: HeaderMap, body: Byt
     if req.process.cmd.is_empty() {
         return stream_error(RpcError::new("invalid_argument", "cmd is empty"));
     }
-    let keepalive = header_u64(&headers, "keepalive-ping-interval")
-        .filter(|s| *s > 0)
-        .map_or(DEFAULT_KEEPALIVE, Duration::from_secs);
-    let deadline =
-        header_u64(&headers, "connect-timeout-ms").map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let keepalive = keepalive(&headers);
+    // A deadline past any sandbox's life is none; a client's number never overflows the clock.
+    let deadline = header_u64(&headers, "connect-timeout-ms")
+        .filter(|ms| *ms <= MAX_HEADER_DURATION.as_millis() as u64)
+        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     let stdin = req.stdin.unwrap_or(true);
     let (proc, events) = match sb.start(user, req.process, req.tag, stdin).await {
         Ok(p) => p,
@@ -161,9 +171,7 @@ pub(super) async fn connect(axum::Extension(sb): Sb, headers: HeaderMap, body: B
     let Some(proc) = sb.find(&req.process) else {
         return stream_error(RpcError::new("not_found", "process not found"));
     };
-    let keepalive = header_u64(&headers, "keepalive-ping-interval")
-        .filter(|s| *s > 0)
-        .map_or(DEFAULT_KEEPALIVE, Duration::from_secs);
+    let keepalive = keepalive(&headers);
     match proc.subscribe() {
         Some(events) => spawn_streamer(sb, proc, events, keepalive, None),
         None => {
