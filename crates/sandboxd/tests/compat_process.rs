@@ -17,15 +17,7 @@ async fn killed_command_ends_with_an_exit_error() {
     let runner = sb.clone();
     let run = tokio::spawn(async move { runner.run("echo started; exec sleep 30").await });
     // The process is listed once it runs; kill it by the pid List names.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let pid = loop {
-        let (_, v) = sb.rpc("/process.Process/List", json!({})).await;
-        if let Some(p) = v["processes"].as_array().and_then(|p| p.first()) {
-            break p["pid"].as_u64().unwrap();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the command never showed in List");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let pid = sb.first_listed_pid().await;
     let (st, _) =
         sb.rpc("/process.Process/SendSignal", json!({"process": {"pid": pid}, "signal": "SIGNAL_SIGKILL"})).await;
     assert_eq!(st, 200);
@@ -49,14 +41,7 @@ async fn signals_right_after_a_start_end_the_command() {
     for (signal, status) in [("SIGNAL_SIGKILL", "signal: killed"), ("SIGNAL_SIGTERM", "signal: terminated")].repeat(3) {
         let runner = sb.clone();
         let run = tokio::spawn(async move { runner.run("exec sleep 30").await });
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let pid = loop {
-            let (_, v) = sb.rpc("/process.Process/List", json!({})).await;
-            if let Some(p) = v["processes"].as_array().and_then(|p| p.first()) {
-                break p["pid"].as_u64().unwrap();
-            }
-            assert!(tokio::time::Instant::now() < deadline, "the command never showed in List");
-        };
+        let pid = sb.first_listed_pid().await;
         let (st, _) = sb.rpc("/process.Process/SendSignal", json!({"process": {"pid": pid}, "signal": signal})).await;
         assert_eq!(st, 200);
         let run = tokio::time::timeout(Duration::from_secs(10), run).await.expect("the stream ended").unwrap();
@@ -85,20 +70,8 @@ async fn env_vars_are_scoped_to_one_command() {
 async fn killing_the_sandbox_cuts_running_streams() {
     let s = Server::start().await;
     let sb = s.create(json!({"templateID": "base", "timeout": 120})).await;
-    let body = mayfly_core::connect::encode(
-        0,
-        &serde_json::to_vec(&json!({"process": {"cmd": "/bin/bash", "args": ["-c", "echo up; exec sleep 60"]}}))
-            .unwrap(),
-    );
-    let mut res = sb
-        .envd(reqwest::Method::POST, "/process.Process/Start")
-        .header("content-type", "application/connect+json")
-        .header("connect-protocol-version", "1")
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let req = json!({"process": {"cmd": "/bin/bash", "args": ["-c", "echo up; exec sleep 60"]}});
+    let mut res = sb.start_response(req, &[]).await;
     // Wait for the command's first output, then kill its sandbox.
     let mut d = Decoder::default();
     let mut up = false;

@@ -208,26 +208,20 @@ impl Sbx {
     /// Starts a shell command and reads its stream until it ends or breaks off.
     pub async fn run_until_cut(&self, script: &str) -> (Run, Option<reqwest::Error>) {
         let req = serde_json::json!({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", script]}, "stdin": false});
-        let body = mayfly_core::connect::encode(0, &serde_json::to_vec(&req).unwrap());
-        let res = self
-            .envd(reqwest::Method::POST, "/process.Process/Start")
-            .header("content-type", "application/connect+json")
-            .header("connect-protocol-version", "1")
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        read_stream_until_cut(res).await
+        read_stream_until_cut(self.start_response(req, &[]).await).await
     }
 
     pub async fn start(&self, req: serde_json::Value, headers: &[(&str, &str)]) -> Run {
+        read_stream(self.start_response(req, &[&[("authorization", "Basic dXNlcjo=")], headers].concat()).await).await
+    }
+
+    /// `process.Process/Start` with `req` and `headers`, its stream not yet read.
+    pub async fn start_response(&self, req: serde_json::Value, headers: &[(&str, &str)]) -> reqwest::Response {
         let body = mayfly_core::connect::encode(0, &serde_json::to_vec(&req).unwrap());
         let mut r = self
             .envd(reqwest::Method::POST, "/process.Process/Start")
             .header("content-type", "application/connect+json")
             .header("connect-protocol-version", "1")
-            .header("authorization", "Basic dXNlcjo=")
             .body(body.to_vec());
         for (k, v) in headers {
             r = r.header(*k, *v);
@@ -235,7 +229,19 @@ impl Sbx {
         let res = r.send().await.unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["content-type"], "application/connect+json");
-        read_stream(res).await
+        res
+    }
+
+    /// The pid of the first process `process.Process/List` names, once it names one.
+    pub async fn first_listed_pid(&self) -> u64 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, v) = self.rpc("/process.Process/List", serde_json::json!({})).await;
+            if let Some(p) = v["processes"].as_array().and_then(|p| p.first()) {
+                return p["pid"].as_u64().unwrap();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no command showed in List");
+        }
     }
 
     pub async fn write(&self, path: &str, data: &[u8]) -> reqwest::Response {
