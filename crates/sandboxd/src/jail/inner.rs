@@ -78,7 +78,7 @@ pub(crate) async fn wait_signalled(
         pid = init_pid => pid.ok().flatten(),
         status = child.wait() => return status,
     };
-    let init = init.filter(|init| outer.is_some_and(|outer| is_init_of(*init, outer)));
+    let init = init.zip(outer).and_then(|(init, outer)| init_handle(init, outer));
     match (signal, outer.and_then(|pid| i32::try_from(pid).ok())) {
         (Signal::SIGKILL, _) | (_, None) => {
             let _ = child.start_kill();
@@ -89,14 +89,23 @@ pub(crate) async fn wait_signalled(
     }
     // The init goes with whatever the outer was sent: SIGKILL is what `--die-with-parent` would
     // have given it.
-    if let Some(init) = init.and_then(|pid| i32::try_from(pid).ok()) {
-        let _ = nix::sys::signal::kill(Pid::from_raw(init), Signal::SIGKILL);
+    if let Some(init) = init {
+        let _ = rustix::process::pidfd_send_signal(&init, rustix::process::Signal::KILL);
     }
     child.wait().await
 }
 
-/// Whether `pid` is the child of `outer`, the outer bwrap — which is not reaped yet, so no other
-/// process can have taken its child's pid.
+/// A handle on the jail's init that stays its own: opened first, then checked to be a child of
+/// `outer` (the outer bwrap, not reaped yet, whose only child the init is). Once the init has ended
+/// the kernel may give its pid to any new process, but never the handle: a signal through it
+/// reaches the init or nothing.
+fn init_handle(init: u32, outer: u32) -> Option<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(init).ok()?)?;
+    let handle = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+    is_init_of(init, outer).then_some(handle)
+}
+
+/// Whether `pid` is, now, a child of `outer`.
 fn is_init_of(pid: u32, outer: u32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let parent = status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim);
