@@ -56,6 +56,35 @@ mod tests {
         assert!(missing.is_empty(), "these files do not start with a `//!` doc comment:\n{}", missing.join("\n"));
     }
 
+    /// A comment cites documents of the repository only: every `docs/….md` a source file names
+    /// exists, and none points outside the checkout (`../`).
+    #[test]
+    fn every_document_the_code_cites_is_in_the_repository() {
+        // Spelled in two parts, so that this file does not name it.
+        let outside_notes = ["shared", "reference"].join("/");
+        let mut wrong = Vec::new();
+        for dir in ["crates", "worker", "web", "tests", "xtask", "templates"] {
+            for path in source_files(&root().join(dir), &["rs", "py", "mjs", "js", "toml"]) {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for (at, _) in text.match_indices("docs/") {
+                    let cited: String = text[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))
+                        .collect();
+                    let cited = cited.trim_end_matches('.');
+                    let outside = text[..at].ends_with("../") || text[..at].ends_with("shared/");
+                    if cited.ends_with(".md") && (outside || !root().join(cited).exists()) {
+                        wrong.push(format!("{}: {cited}", path.display()));
+                    }
+                }
+                if text.contains(&outside_notes) {
+                    wrong.push(format!("{}: cites a document outside the repository", path.display()));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "documents cited but not in the repository:\n{}", wrong.join("\n"));
+    }
+
     #[test]
     fn no_trailing_whitespace() {
         let mut files = files_with_extension("rs");
