@@ -205,7 +205,7 @@ pub(crate) fn markdown(report: &Report) -> String {
         }
         md.push('\n');
     }
-    let _ = writeln!(md, "## Budgets (design §8)\n\n| budget | target | measured | verdict |\n|---|---|---|---|");
+    let _ = writeln!(md, "## Budgets\n\n| budget | target | measured | verdict |\n|---|---|---|---|");
     for b in &report.budgets {
         let _ = writeln!(md, "| {} | {} | {} | **{}** |", b.name, b.target, b.measured, met(b.met));
     }

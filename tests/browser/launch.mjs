@@ -28,7 +28,7 @@ export async function launch() {
 // happens: a step that throws is reported as `failure`, with a screenshot `<name>-failure.png`.
 export async function session(name, artifacts, steps, { beforeLoad } = {}) {
   const { context, page, errors, userDataDir } = await launch();
-  const report = { errors };
+  const report = { errors, shown_errors: [] };
   try {
     if (beforeLoad) await beforeLoad(context);
     await steps(page, report);
@@ -57,4 +57,19 @@ export async function signInWithLink(page, url, key) {
   await page.goto(`${url}/#key=${encodeURIComponent(key)}`);
   await page.getByTestId('key-offer-use').click({ timeout: 20000 });
   await page.waitForSelector('[data-testid="key-bar"][data-state="set"]', { timeout: 20000 });
+}
+
+// What the page shows as an error right now: every visible `.error` or `role="alert"` element,
+// but those whose `data-testid` the step expects.
+export async function shownErrors(page, expected = []) {
+  return page.$$eval('.error, [role="alert"]', (elements, expected) => elements
+    .filter((e) => e.offsetParent !== null && !expected.includes(e.dataset.testid))
+    .map((e) => `${e.dataset.testid ?? e.className}: ${e.textContent.trim()}`), expected);
+}
+
+// After an action a person takes: the page shows no error but those `expected`. What it does show
+// goes into `report.shown_errors`, which the test requires to be empty.
+export async function expectNoError(page, report, step, expected = []) {
+  const shown = await shownErrors(page, expected);
+  if (shown.length > 0) report.shown_errors.push({ step, shown });
 }

@@ -5,7 +5,7 @@
 // The parent page is served on <parent-port>, an origin the stack's EMBED_ORIGINS names.
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { runNewTurn, session, signInWithLink } from './launch.mjs';
+import { expectNoError, runNewTurn, session, signInWithLink } from './launch.mjs';
 
 const [url, artifacts, key, parentPort] = process.argv.slice(2);
 
@@ -60,6 +60,7 @@ await session('live', artifacts, async (page, report) => {
     overflowing: await page.getByTestId('output').evaluate((el) => el.scrollHeight > el.clientHeight),
     follow_button: await page.getByRole('button', { name: '↓ follow output' }).count(),
   };
+  await expectNoError(page, report, 'a stream cut mid-turn');
 
   // Colours: rendered as styles, with nothing of the escape syntax left in the text.
   await page.getByTestId('example').selectOption('colours');
@@ -69,6 +70,7 @@ await session('live', artifacts, async (page, report) => {
     red: await page.locator('[data-testid="output"] .ansi-fg-1.ansi-bold').allTextContents(),
     text: await page.getByTestId('output').textContent(),
   };
+  await expectNoError(page, report, 'terminal colours');
 
   // Two megabytes of output: the page shows the first one and says how much it left out.
   await page.getByLabel('Language').selectOption('python');
@@ -80,6 +82,7 @@ await session('live', artifacts, async (page, report) => {
     notice: await page.getByTestId('output-capped').textContent(),
     shown: await page.getByTestId('output').evaluate((el) => el.textContent.length),
   };
+  await expectNoError(page, report, 'output past the page\'s cap');
 
   // The embed view in an iframe of another site's page, driven by postMessage. The parent page
   // is served from another origin on this machine, by a server of the test's own.

@@ -2,10 +2,11 @@
 // Ctrl-Enter, a failing turn, a cancelled one, a kept database, and the page at phone width.
 // Usage: node playground.mjs <base-url> <artifacts-dir> <api-key>; prints one JSON report.
 import { join } from 'node:path';
-import { runNewTurn, session, signInWithLink } from './launch.mjs';
+import { expectNoError, runNewTurn, session, signInWithLink } from './launch.mjs';
 
 const [url, artifacts, key] = process.argv.slice(2);
 let page;
+let report;
 const text = async (id) => (await page.getByTestId(id).textContent()) ?? '';
 
 // Picks an example and runs it with the Run button; returns when the turn view is up.
@@ -17,6 +18,15 @@ async function runExample(id) {
 
 async function waitOutcome(outcome) {
   await page.waitForSelector(`[data-testid="outcome"][data-outcome="${outcome}"]`, { timeout: 60000 });
+}
+
+// Clicks Cancel and waits for the API's answer to it and for the turn to end cancelled: an answer
+// the page cannot read would show as an error by then.
+async function cancelTurn() {
+  const answered = page.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().includes('/v1/turns/'));
+  await page.getByTestId('cancel').click();
+  report.cancel_status = (await answered).status();
+  await waitOutcome('cancelled');
 }
 
 async function waitReap(resource, state) {
@@ -34,13 +44,15 @@ async function turnSummary() {
   };
 }
 
-await session('playground', artifacts, async (p, report) => {
+await session('playground', artifacts, async (p, r) => {
   page = p;
+  report = r;
   // The dev link carries the key in its fragment; asked, the person takes it, and the app keeps it
   // and wipes it from the URL.
   await signInWithLink(page, url, key);
   report.key_bar = await text('key-bar');
   report.url_after_key = page.url();
+  await expectNoError(page, report, 'sign in');
 
   // The seed turn, started from the keyboard.
   await page.getByLabel('Agent code').focus();
@@ -53,6 +65,7 @@ await session('playground', artifacts, async (p, report) => {
   await waitReap('sandbox', 'reaped');
   await waitReap('database', 'reaped');
   report.seed = await turnSummary();
+  await expectNoError(page, report, 'seed turn');
   report.seed.phases_done = await page.$$eval('[data-testid^="phase-"]',
     (rows) => rows.map((r) => [r.dataset.testid, r.dataset.done, r.querySelector('.phase-ms').textContent]));
   report.seed.bars = await page.locator('[data-testid="timeline"] .bar').count();
@@ -68,15 +81,16 @@ await session('playground', artifacts, async (p, report) => {
   await waitOutcome('failed');
   report.fail = await turnSummary();
   report.fail.error = await text('turn-error');
+  await expectNoError(page, report, 'failing turn', ['turn-error']);
 
   // A long turn, cancelled once it has printed something.
   await runExample('count');
   await page.waitForFunction(() => document.querySelector('[data-testid="output"]')?.textContent.includes('line 3'),
     null, { timeout: 60000 });
-  await page.getByTestId('cancel').click();
-  await waitOutcome('cancelled');
+  await cancelTurn();
   await waitReap('sandbox', 'reaped');
   report.cancel = await turnSummary();
+  await expectNoError(page, report, 'cancel', ['turn-error']);
 
   // Keep the database of a running turn: the claim instructions and the connection URL.
   await page.getByLabel('Language').selectOption('python');
@@ -94,11 +108,12 @@ await session('playground', artifacts, async (p, report) => {
     connection_url: await page.getByTestId('connection-url').inputValue(),
     countdown,
   };
-  await page.getByTestId('cancel').click();
-  await waitOutcome('cancelled');
+  await expectNoError(page, report, 'keep');
+  await cancelTurn();
   await waitReap('database', 'kept');
   await waitReap('sandbox', 'reaped');
   report.keep.turn = await turnSummary();
+  await expectNoError(page, report, 'cancel a kept turn', ['turn-error']);
 
   // The dashboard lists every turn of the tenant with its reap states.
   await page.getByRole('link', { name: 'Turns' }).click();
@@ -117,6 +132,7 @@ await session('playground', artifacts, async (p, report) => {
     return { db_url: /postgres(ql)?:\/\//.test(html), api_key: html.includes(k) };
   }, key);
   report.reaper_sweep = await text('reaper-sweep');
+  await expectNoError(page, report, 'dashboard');
   await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
 
   // A finished turn's own page, and the playground, at phone width: nothing wider than the screen.
@@ -124,9 +140,12 @@ await session('playground', artifacts, async (p, report) => {
   await page.waitForSelector('[data-testid="turn-view"] [data-testid="link"][data-state="done"]', { timeout: 20000 });
   await page.setViewportSize({ width: 390, height: 844 });
   report.narrow_turn_width = await page.evaluate(() => document.documentElement.scrollWidth);
+  // The newest turn, the kept one, was cancelled: its page says so.
+  await expectNoError(page, report, 'a turn\'s own page', ['turn-error']);
   await page.screenshot({ path: join(artifacts, 'turn-390.png'), fullPage: true });
   await page.getByRole('link', { name: 'Playground' }).click();
   await page.getByTestId('page-playground').waitFor();
   report.narrow_playground_width = await page.evaluate(() => document.documentElement.scrollWidth);
+  await expectNoError(page, report, 'back to the playground');
   await page.screenshot({ path: join(artifacts, 'playground-390.png'), fullPage: true });
 });

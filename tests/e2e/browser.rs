@@ -32,6 +32,7 @@ fn run_browser_script(script: &str, args: &[&str]) -> Value {
         serde_json::from_str(last).unwrap_or_else(|err| panic!("{script} printed no JSON ({err}): {stdout}"));
     assert!(report.get("failure").is_none(), "{script}: {}\nreport: {report:#}", report["failure"]);
     assert_eq!(report["errors"], serde_json::json!([]), "console errors in {script}: {report:#}");
+    assert_eq!(report["shown_errors"], serde_json::json!([]), "errors shown after an action in {script}: {report:#}");
     report
 }
 
@@ -101,6 +102,7 @@ fn the_playground_runs_fails_cancels_and_keeps_turns_and_the_dashboard_lists_the
 
     // The cancelled turn stopped early.
     assert_eq!(str_of(&report, "/cancel/outcome"), "cancelled");
+    assert_eq!(report["cancel_status"], 202, "the API accepts a cancel with 202 and no body");
     let printed = str_of(&report, "/cancel/stdout").lines().count();
     assert!((3..600).contains(&printed), "the cancelled turn printed {printed} lines");
 

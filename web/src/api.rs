@@ -59,9 +59,15 @@ pub(crate) async fn reaper(key: &str) -> Result<ReaperStatus, ApiFailure> {
     send(authorized(Request::get("/v1/reaper"), key)).await
 }
 
-/// `DELETE /v1/turns/{id}`: stop the code and reap now.
-pub(crate) async fn cancel(key: &str, turn_id: &str) -> Result<TurnDetail, ApiFailure> {
-    send(authorized(Request::delete(&turn_path(turn_id)), key)).await
+/// `DELETE /v1/turns/{id}`: stop the code and reap now. The answer is `202` with no body; what
+/// follows arrives on the turn's event stream.
+pub(crate) async fn cancel(key: &str, turn_id: &str) -> Result<(), ApiFailure> {
+    let request = authorized(Request::delete(&turn_path(turn_id)), key).build().map_err(ApiFailure::unreachable)?;
+    let response = request.send().await.map_err(ApiFailure::unreachable)?;
+    if response.ok() {
+        return Ok(());
+    }
+    Err(failure(response).await)
 }
 
 /// `POST /v1/turns/{id}/keep`: keep the database past the turn.
@@ -103,11 +109,17 @@ async fn send_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiFailur
             .await
             .map_err(|err| ApiFailure { status: Some(status), message: format!("unexpected answer: {err}") });
     }
+    Err(failure(response).await)
+}
+
+/// What a refusal says: the API's error body, or its status.
+async fn failure(response: gloo_net::http::Response) -> ApiFailure {
+    let status = response.status();
     let message = match response.json::<ErrorBody>().await {
         Ok(body) => format!("{} ({status})", body.error.message),
         Err(_) => format!("the API answered {status}"),
     };
-    Err(ApiFailure { status: Some(status), message })
+    ApiFailure { status: Some(status), message }
 }
 
 /// Where the API key lives between visits: this browser's `localStorage`, and nowhere else.

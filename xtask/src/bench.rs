@@ -1,6 +1,7 @@
-//! `cargo xtask bench`: the performance report of design §8. Sets up, builds the wasm bundles (their
-//! sizes are part of the report and the worker serves them), then runs the bench binary of
-//! `tests/bench/` in the `native` profile: it boots the stack itself and writes `target/bench/`.
+//! `cargo xtask bench`: the performance report against the budgets in `tests/bench/main.rs`. Sets
+//! up, builds the wasm bundles (their sizes are part of the report and the worker serves them),
+//! then runs the bench binary of `tests/bench/` in the `native` profile: it boots the stack itself
+//! and writes `target/bench/`.
 
 use std::path::Path;
 use std::time::Instant;

@@ -57,7 +57,7 @@ mod tests {
     }
 
     /// A comment cites documents of the repository only: every `docs/….md` a source file names
-    /// exists, and none points outside the checkout (`../`).
+    /// exists, and none points outside the checkout (`../`, or the founders' design by section).
     #[test]
     fn every_document_the_code_cites_is_in_the_repository() {
         // Spelled in two parts, so that this file does not name it.
@@ -73,11 +73,36 @@ mod tests {
                         .collect();
                     let cited = cited.trim_end_matches('.');
                     let outside = text[..at].ends_with("../") || text[..at].ends_with("shared/");
-                    if cited.ends_with(".md") && (outside || !root().join(cited).exists()) {
+                    if !cited.ends_with(".md") {
+                        continue;
+                    }
+                    let Ok(doc) = std::fs::read_to_string(root().join(cited)).map_err(drop).and_then(|doc| {
+                        if outside {
+                            Err(())
+                        } else {
+                            Ok(doc)
+                        }
+                    }) else {
                         wrong.push(format!("{}: {cited}", path.display()));
+                        continue;
+                    };
+                    // A section cited right after the document (its name, then §1.6) is one of its headings.
+                    let after = text[at + cited.len()..].trim_start_matches(['`', ' ', ',', '\n', '/']);
+                    if let Some(section) = after.strip_prefix('§') {
+                        let section: String = section.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+                        let section = section.trim_end_matches('.');
+                        let heading = |line: &str| {
+                            let title = line.trim_start_matches('#');
+                            line.starts_with('#')
+                                && (title.starts_with(&format!(" {section} "))
+                                    || title.starts_with(&format!(" {section}. ")))
+                        };
+                        if !doc.lines().any(heading) {
+                            wrong.push(format!("{}: {cited} has no section {section}", path.display()));
+                        }
                     }
                 }
-                if text.contains(&outside_notes) {
+                if text.contains(&outside_notes) || text.contains(&format!("{} §", "design")) {
                     wrong.push(format!("{}: cites a document outside the repository", path.display()));
                 }
             }

@@ -1,11 +1,11 @@
-//! The edge API's request and response bodies (design §4), shared by the worker that serves them,
+//! The edge API's request and response bodies (`worker/openapi.json`), shared by the worker that serves them,
 //! the web app and the CLI that read them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Outcome, ReapState, Resource, Timings, TurnState};
+use crate::event::{ClaimInfo, Outcome, ReapState, Resource, Timings, TurnState};
 
 /// The language of a turn's code; it decides the file name and the command that runs it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,18 +167,6 @@ pub struct TurnDetail {
     pub resources: Vec<ResourceView>,
     /// How many events the turn has emitted so far.
     pub events: u64,
-}
-
-/// How to take over a database that was kept past its turn.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClaimInfo {
-    pub claim_url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upgrade_jwt: Option<String>,
-    /// When the provider deletes the database unless it is claimed (RFC 3339), if it ever does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
-    pub instructions: String,
 }
 
 /// `POST /v1/turns/{id}/keep`: the only answer that carries the connection URL.

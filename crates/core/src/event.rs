@@ -1,12 +1,10 @@
-//! The events of a turn (design §3): what every viewer of a turn sees, in order.
+//! The events of a turn: what every viewer of a turn sees, in order.
 //!
 //! On the wire an event is one flat JSON object: `seq`, `at_ms` and a `type` tag, followed by the
 //! fields of that type. The shape is stable: the worker stores it, the web app and the CLI read it,
 //! and snapshot tests pin it.
 
 use serde::{Deserialize, Serialize};
-
-use crate::api::ClaimInfo;
 
 /// One event of a turn.
 ///
@@ -18,6 +16,18 @@ pub struct Event {
     pub at_ms: u64,
     #[serde(flatten)]
     pub body: EventBody,
+}
+
+/// How to take over a database that was kept past its turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimInfo {
+    pub claim_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_jwt: Option<String>,
+    /// When the provider deletes the database unless it is claimed (RFC 3339), if it ever does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    pub instructions: String,
 }
 
 /// What happened, with the data that belongs to it. Never carries a database password.

@@ -15,7 +15,7 @@ use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::api::ClaimInfo;
+use crate::event::ClaimInfo;
 use crate::http::{HttpClient, HttpRequest, HttpResponse, Method, StatusCode};
 use crate::provider::{
     redact_credentials_in_text, Clock, Database, DatabaseInfo, DatabaseMode, DatabaseProvider, DatabaseRequest,

@@ -24,7 +24,7 @@ pub mod utf8;
 
 pub use api::*;
 pub use error::{ApiError, ErrorBody, ErrorCode};
-pub use event::{Event, EventBody, Outcome, ReapState, Resource, Timings, TurnState};
+pub use event::{ClaimInfo, Event, EventBody, Outcome, ReapState, Resource, Timings, TurnState};
 pub use spec::{Limits, SandboxFile, SpecError, TurnSpec};
 pub use templates::TemplateMap;
 

@@ -16,7 +16,8 @@ use futures::stream::LocalBoxStream;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::api::{redact_url, ClaimInfo};
+use crate::api::redact_url;
+use crate::event::ClaimInfo;
 use crate::http::HttpError;
 
 /// The metadata key and value every mayfly sandbox carries, so a sweep can find it.
@@ -245,7 +246,7 @@ pub enum ProviderError {
 }
 
 /// The metadata a turn's sandbox carries: `{mayfly: "1", turn, deadline}` with the deadline in Unix
-/// seconds (design §5).
+/// seconds: what the reaper's sweep finds a lost sandbox by (docs/reliability.md).
 pub fn sandbox_metadata(turn_id: &str, deadline_unix_s: u64) -> BTreeMap<String, String> {
     BTreeMap::from([
         (MAYFLY_METADATA_KEY.to_owned(), MAYFLY_METADATA_VALUE.to_owned()),

@@ -15,6 +15,7 @@
 
 mod control;
 mod envd;
+mod error;
 mod jail;
 mod netns;
 mod sandbox;

@@ -35,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::sandbox::SandboxError;
+use crate::error::SandboxError;
 
 /// What a sandbox's processes may reach over the network.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,6 +21,7 @@ use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
+use crate::error::SandboxError;
 use crate::jail::{Jail, JailHost, JailSpec, JailUser};
 use crate::Config;
 
@@ -28,18 +29,6 @@ use crate::Config;
 pub(crate) const CHUNK: usize = 32 * 1024;
 /// How long an exited process stays listed for `Connect`.
 const RETAIN_ENDED: Duration = Duration::from_secs(30);
-
-/// Failures of the sandbox layer.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SandboxError {
-    #[error("jail setup failed: {0}")]
-    Jail(String),
-    #[error("failed to start process: {0}")]
-    Spawn(String),
-    /// What the caller asked for cannot be done as asked (a NUL in an environment variable, say).
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// The templates sandboxd knows: E2B's public `base`, and `mayfly`, the template the repository's
 /// `templates/mayfly/` builds on E2B (python3 with psycopg, Node, bash), so that tests and the

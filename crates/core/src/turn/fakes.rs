@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 
-use crate::api::ClaimInfo;
+use crate::event::ClaimInfo;
 use crate::event::{Event, Resource};
 use crate::provider::{
     Clock, Database, DatabaseInfo, DatabaseMode, DatabaseProvider, DatabaseRequest, DatabaseStatus, ProcessEvent,

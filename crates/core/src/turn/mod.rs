@@ -1,4 +1,4 @@
-//! The turn orchestrator (design §3): provision a sandbox and a database in parallel, run the code
+//! The turn orchestrator: provision a sandbox and a database in parallel, run the code
 //! with the database URL in its environment, stream its output, and reap both — always.
 //!
 //! [`run_turn`] is sans-IO: providers, the clock and the event sink come in as arguments, so the very

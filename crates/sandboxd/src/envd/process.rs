@@ -17,7 +17,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::{basic_user, rpc_error, unary, Sb};
-use crate::sandbox::{Proc, Sandbox, SandboxError};
+use crate::error::SandboxError;
+use crate::sandbox::{Proc, Sandbox};
 
 /// envd's default keepalive interval when the header is absent or unparsable.
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(90);

@@ -17,7 +17,7 @@ use tokio::process::Command;
 
 use super::host::{host_command, memory_file};
 use super::{Jail, JailUser};
-use crate::sandbox::SandboxError;
+use crate::error::SandboxError;
 
 /// Where bwrap finds its tenant-chosen arguments, and the two seccomp programs.
 const ARGS_FD: RawFd = 3;

@@ -58,8 +58,8 @@ pub use command::bwrap_baseline_command;
 pub(crate) use command::check_env;
 pub(crate) use inner::{read_init_pid, wait_signalled};
 
+use crate::error::SandboxError;
 use crate::netns::{ForwardBudget, SandboxNet, SandboxNetwork};
-use crate::sandbox::SandboxError;
 use cgroup::{Cgroups, SandboxCgroup};
 use host::HostTools;
 use seccomp::SeccompPrograms;
