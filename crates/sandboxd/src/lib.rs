@@ -18,6 +18,7 @@ mod envd;
 mod error;
 mod jail;
 mod netns;
+mod process;
 mod sandbox;
 mod secret;
 

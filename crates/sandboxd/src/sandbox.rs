@@ -5,9 +5,7 @@
 //! process (one `SIGKILL` to its bwrap ends the whole pid namespace, see `jail`), waits until every
 //! one has been reaped, and only then unmounts and removes the directory.
 //!
-//! A process's output is fanned out to the subscribers attached at that moment (the `Start`
-//! stream, and any `Connect` streams), with back-pressure as envd does: a slow reader slows the
-//! process rather than losing bytes. Nothing is replayed; an exited process keeps its end event
+//! A process's output is fanned out by its `Proc` (`process.rs`); an exited process stays listed
 //! for 30 s so a late `Connect` still learns how it ended.
 
 use std::collections::HashMap;
@@ -17,50 +15,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use mayfly_core::e2b::{DataEvent, EndEvent, ProcessConfig, ProcessEvent, StringMap, B64};
-use nix::sys::signal::Signal;
-use tokio::io::AsyncReadExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::error::SandboxError;
-use crate::jail::{Jail, JailHost, JailSpec, JailUser};
+use crate::jail::{Jail, JailHost, JailSpec, JailUser, Template};
+
+use crate::process::{end_event, pump, Proc};
 use crate::Config;
 
-/// envd's output chunk size: each data event carries at most this many raw bytes.
-pub(crate) const CHUNK: usize = 32 * 1024;
 /// How long an exited process stays listed for `Connect`.
 const RETAIN_ENDED: Duration = Duration::from_secs(30);
-
-/// The templates sandboxd knows: E2B's public `base`, and `mayfly`, the template the repository's
-/// `templates/mayfly/` builds on E2B (python3 with psycopg, Node, bash), so that tests and the
-/// local stack use the names a real deployment does (docs/templates.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Template {
-    Base,
-    Mayfly,
-}
-
-impl Template {
-    pub(crate) const ALL: [Template; 2] = [Template::Base, Template::Mayfly];
-
-    /// `base`/`mayfly`, optionally with a `:tag`.
-    pub(crate) fn parse(id: &str) -> Option<Template> {
-        let name = id.split(':').next().unwrap_or_default();
-        Template::ALL.into_iter().find(|t| t.name() == name)
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Template::Base => "base",
-            Template::Mayfly => "mayfly",
-        }
-    }
-
-    /// Whether the caller's team built it, as E2B tells an alias lookup: `base` is E2B's own
-    /// (public, not the caller's), `mayfly` the team's own build.
-    pub(crate) fn is_callers(self) -> bool {
-        self == Template::Mayfly
-    }
-}
 
 /// One live sandbox.
 #[derive(Debug)]
@@ -140,18 +104,7 @@ impl Sandbox {
         let init_pid = tokio::spawn(crate::jail::read_init_pid(init_report));
 
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
-        let (sub_tx, sub_rx) = mpsc::channel(64);
-        let (kill_tx, kill_rx) = watch::channel(None);
-        let (end_tx, _) = watch::channel(None);
-        let proc = Arc::new(Proc {
-            pid,
-            tag,
-            config,
-            subscribers: Mutex::new(vec![sub_tx]),
-            stdin: tokio::sync::Mutex::new(child.stdin.take()),
-            kill: kill_tx,
-            end: end_tx,
-        });
+        let (proc, sub_rx, kill_rx) = Proc::new(pid, tag, config, child.stdin.take());
         self.procs.lock().unwrap_or_else(|e| e.into_inner()).push(proc.clone());
 
         let (out_tx, mut out_rx) = mpsc::channel::<DataEvent>(16);
@@ -188,117 +141,13 @@ impl Sandbox {
                     ..Default::default()
                 },
             };
-            p.publish(ProcessEvent::End(end.clone())).await;
-            p.end.send_replace(Some(end));
-            p.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            *p.stdin.lock().await = None;
+            p.finish(end).await;
             tokio::time::sleep(RETAIN_ENDED).await;
             if let Some(sb) = sandbox.upgrade() {
                 sb.procs.lock().unwrap_or_else(|e| e.into_inner()).retain(|q| !Arc::ptr_eq(q, &p));
             }
         });
         Ok((proc, sub_rx))
-    }
-}
-
-/// Reads a pipe in ≤ 32 KiB chunks until EOF.
-async fn pump<R: tokio::io::AsyncRead + Unpin>(
-    r: &mut R,
-    tx: mpsc::Sender<DataEvent>,
-    wrap: impl Fn(Vec<u8>) -> DataEvent,
-) {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if tx.send(wrap(buf[..n].to_vec())).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Go's `ProcessState` rendering, which envd sends verbatim.
-fn end_event(status: std::process::ExitStatus) -> EndEvent {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(0), _) => EndEvent { exit_code: 0, exited: true, status: "exit status 0".into(), error: None },
-        (Some(c), _) => EndEvent {
-            exit_code: c,
-            exited: true,
-            status: format!("exit status {c}"),
-            error: Some(format!("exit status {c}")),
-        },
-        (None, Some(sig)) => {
-            let name = match sig {
-                9 => "killed".to_owned(),
-                15 => "terminated".to_owned(),
-                2 => "interrupt".to_owned(),
-                n => format!("signal {n}"),
-            };
-            let s = format!("signal: {name}");
-            EndEvent { exit_code: -1, exited: false, status: s.clone(), error: Some(s) }
-        }
-        (None, None) => EndEvent { exit_code: -1, exited: false, status: "unknown".into(), error: None },
-    }
-}
-
-/// One process of a sandbox.
-#[derive(Debug)]
-pub(crate) struct Proc {
-    pub(crate) pid: u32,
-    pub(crate) tag: Option<String>,
-    pub(crate) config: ProcessConfig,
-    subscribers: Mutex<Vec<mpsc::Sender<ProcessEvent>>>,
-    pub(crate) stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
-    /// The signal the process was sent, which its waiter delivers (`jail::inner` says why there).
-    kill: watch::Sender<Option<Signal>>,
-    pub(crate) end: watch::Sender<Option<EndEvent>>,
-}
-
-impl Proc {
-    async fn publish(&self, ev: ProcessEvent) {
-        let subs: Vec<_> = self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut gone = false;
-        for s in &subs {
-            gone |= s.send(ev.clone()).await.is_err();
-        }
-        if gone {
-            self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| !s.is_closed());
-        }
-    }
-
-    /// Attaches a new subscriber; `None` if the process has ended (then read `end`).
-    pub(crate) fn subscribe(&self) -> Option<mpsc::Receiver<ProcessEvent>> {
-        if self.end.borrow().is_some() {
-            return None;
-        }
-        let (tx, rx) = mpsc::channel(64);
-        self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-        Some(rx)
-    }
-
-    /// SIGKILL to the jail's bwrap, and its init, which ends the process's whole pid namespace.
-    pub(crate) fn kill(&self) {
-        self.kill.send_replace(Some(Signal::SIGKILL));
-    }
-
-    /// SIGTERM to the jail's bwrap; bwrap ending takes its namespace with it. A kill already
-    /// asked for is not softened.
-    pub(crate) fn terminate(&self) {
-        self.kill.send_if_modified(|sent| sent.is_none() && sent.replace(Signal::SIGTERM).is_none());
-    }
-
-    pub(crate) fn is_running(&self) -> bool {
-        self.end.borrow().is_none()
-    }
-
-    /// Waits until the process has been reaped.
-    async fn wait_ended(&self) {
-        let mut rx = self.end.subscribe();
-        let _ = rx.wait_for(Option::is_some).await;
     }
 }
 

@@ -12,7 +12,8 @@ use axum::Json;
 use mayfly_core::e2b::{ListedSandbox, StringMap};
 
 use super::{error, listed};
-use crate::sandbox::{Sandbox, Template};
+use crate::jail::Template;
+use crate::sandbox::Sandbox;
 use crate::AppState;
 
 /// Undoes one level of URL encoding; `None` on a malformed escape.

@@ -18,7 +18,8 @@ use mayfly_core::e2b::{
     CLIENT_ID,
 };
 
-use crate::sandbox::{CreateError, CreateSpec, Sandbox, Template};
+use crate::jail::Template;
+use crate::sandbox::{CreateError, CreateSpec, Sandbox};
 use crate::AppState;
 
 /// E2B's default when create has no `timeout`.

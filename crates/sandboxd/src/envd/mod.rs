@@ -146,6 +146,34 @@ fn rpc_error(e: RpcError) -> Response {
     (status, Json(e)).into_response()
 }
 
+/// A unary RPC's refusal, answered as Connect answers one: its error body, at its HTTP status.
+struct RpcFailure(RpcError);
+
+impl From<RpcError> for RpcFailure {
+    fn from(e: RpcError) -> RpcFailure {
+        RpcFailure(e)
+    }
+}
+
+impl IntoResponse for RpcFailure {
+    fn into_response(self) -> Response {
+        rpc_error(self.0)
+    }
+}
+
+/// What a unary RPC answers.
+type Unary<T> = Result<Json<T>, RpcFailure>;
+
+/// The empty message most unary RPCs answer with.
+fn empty() -> Json<serde_json::Value> {
+    Json(serde_json::json!({}))
+}
+
+/// A refusal with its Connect code.
+fn refuse<T>(code: &str, message: impl Into<String>) -> Result<T, RpcFailure> {
+    Err(RpcFailure(RpcError::new(code, message)))
+}
+
 fn basic_user(headers: &HeaderMap) -> Result<JailUser, RpcError> {
     let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return Ok(JailUser::User);

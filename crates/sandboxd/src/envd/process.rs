@@ -16,9 +16,10 @@ use mayfly_core::e2b::{
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::{basic_user, rpc_error, unary, Sb};
+use super::{basic_user, empty, refuse, unary, Sb, Unary};
 use crate::error::SandboxError;
-use crate::sandbox::{Proc, Sandbox};
+use crate::process::Proc;
+use crate::sandbox::Sandbox;
 
 /// envd's default keepalive interval when the header is absent or unparsable.
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(90);
@@ -195,51 +196,42 @@ pub(super) async fn list(axum::Extension(sb): Sb) -> Response {
     Json(ListResponse { processes }).into_response()
 }
 
-pub(super) async fn send_signal(axum::Extension(sb): Sb, body: Bytes) -> Response {
-    let req: SendSignalRequest = match unary(&body) {
-        Ok(r) => r,
-        Err(e) => return rpc_error(e),
-    };
+pub(super) async fn send_signal(axum::Extension(sb): Sb, body: Bytes) -> Unary<serde_json::Value> {
+    let req: SendSignalRequest = unary(&body)?;
     let Some(proc) = sb.find(&req.process).filter(|p| p.is_running()) else {
-        return rpc_error(RpcError::new("not_found", "process not found"));
+        return refuse("not_found", "process not found");
     };
     match req.signal.as_str() {
         "SIGNAL_SIGKILL" | "9" => proc.kill(),
         "SIGNAL_SIGTERM" | "15" => proc.terminate(),
-        other => return rpc_error(RpcError::new("unimplemented", format!("invalid signal: {other}"))),
+        other => return refuse("unimplemented", format!("invalid signal: {other}")),
     }
-    Json(serde_json::json!({})).into_response()
+    Ok(empty())
 }
 
-pub(super) async fn send_input(axum::Extension(sb): Sb, body: Bytes) -> Response {
-    let req: SendInputRequest = match unary(&body) {
-        Ok(r) => r,
-        Err(e) => return rpc_error(e),
-    };
+pub(super) async fn send_input(axum::Extension(sb): Sb, body: Bytes) -> Unary<serde_json::Value> {
+    let req: SendInputRequest = unary(&body)?;
     let Some(proc) = sb.find(&req.process).filter(|p| p.is_running()) else {
-        return rpc_error(RpcError::new("not_found", "process not found"));
+        return refuse("not_found", "process not found");
     };
     let ProcessInput::Stdin(data) = req.input else {
-        return rpc_error(RpcError::new("failed_precondition", "pty not enabled"));
+        return refuse("failed_precondition", "pty not enabled");
     };
     let mut stdin = proc.stdin.lock().await;
     let Some(pipe) = stdin.as_mut() else {
-        return rpc_error(RpcError::new("failed_precondition", "stdin not enabled or closed"));
+        return refuse("failed_precondition", "stdin not enabled or closed");
     };
     if let Err(e) = pipe.write_all(&data.0).await {
-        return rpc_error(RpcError::new("internal", format!("error writing to stdin: {e}")));
+        return refuse("internal", format!("error writing to stdin: {e}"));
     }
-    Json(serde_json::json!({})).into_response()
+    Ok(empty())
 }
 
-pub(super) async fn close_stdin(axum::Extension(sb): Sb, body: Bytes) -> Response {
-    let req: ConnectRequest = match unary(&body) {
-        Ok(r) => r,
-        Err(e) => return rpc_error(e),
-    };
+pub(super) async fn close_stdin(axum::Extension(sb): Sb, body: Bytes) -> Unary<serde_json::Value> {
+    let req: ConnectRequest = unary(&body)?;
     let Some(proc) = sb.find(&req.process) else {
-        return rpc_error(RpcError::new("not_found", "process not found"));
+        return refuse("not_found", "process not found");
     };
     *proc.stdin.lock().await = None;
-    Json(serde_json::json!({})).into_response()
+    Ok(empty())
 }

@@ -63,7 +63,7 @@ use crate::netns::{ForwardBudget, SandboxNet, SandboxNetwork};
 use cgroup::{Cgroups, SandboxCgroup};
 use host::HostTools;
 use seccomp::SeccompPrograms;
-pub(crate) use template::Templates;
+pub(crate) use template::{Template, Templates};
 
 /// Resource limits applied to every jailed process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! The files a template adds to its jails — the `mayfly` template's venv — as jails mount them.
+//! The templates sandboxd offers, and the files a template adds to its jails — the `mayfly`
+//! template's venv — as jails mount them.
 //!
 //! Why a copy. A bind mount shows inside the jail, in `/proc/self/mountinfo`, the path of its
 //! source relative to the source's filesystem: bind-mounting `<checkout>/tools/sandbox-venv` would
@@ -12,6 +13,38 @@
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
+
+/// The templates sandboxd knows: E2B's public `base`, and `mayfly`, the template the repository's
+/// `templates/mayfly/` builds on E2B (python3 with psycopg, Node, bash), so that tests and the
+/// local stack use the names a real deployment does (docs/templates.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Template {
+    Base,
+    Mayfly,
+}
+
+impl Template {
+    pub(crate) const ALL: [Template; 2] = [Template::Base, Template::Mayfly];
+
+    /// `base`/`mayfly`, optionally with a `:tag`.
+    pub(crate) fn parse(id: &str) -> Option<Template> {
+        let name = id.split(':').next().unwrap_or_default();
+        Template::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Template::Base => "base",
+            Template::Mayfly => "mayfly",
+        }
+    }
+
+    /// Whether the caller's team built it, as E2B tells an alias lookup: `base` is E2B's own
+    /// (public, not the caller's), `mayfly` the team's own build.
+    pub(crate) fn is_callers(self) -> bool {
+        self == Template::Mayfly
+    }
+}
 
 /// The directory under the state directory where the templates' tmpfs is mounted.
 const TEMPLATES: &str = ".templates";
