@@ -10,7 +10,7 @@ mod app;
 mod components;
 mod examples;
 mod pages;
-mod turn_log;
+mod timeline;
 
 fn main() {
     console_error_panic_hook::set_once();

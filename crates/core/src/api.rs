@@ -169,6 +169,15 @@ pub struct TurnDetail {
     pub events: u64,
 }
 
+impl TurnDetail {
+    /// Whether nothing about the turn can change any more: it finished and every resource is
+    /// gone or kept.
+    pub fn is_settled(&self) -> bool {
+        self.state == TurnState::Finished
+            && self.resources.iter().all(|r| matches!(r.reap, ReapState::Reaped | ReapState::Kept))
+    }
+}
+
 /// `POST /v1/turns/{id}/keep`: the only answer that carries the connection URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeepResponse {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 pub mod http;
 pub mod instanode;
+pub mod progress;
 pub mod provider;
 pub mod retry;
 pub mod spec;
@@ -25,6 +26,7 @@ pub mod utf8;
 pub use api::*;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::{ClaimInfo, Event, EventBody, Outcome, ReapState, Resource, Timings, TurnState};
+pub use progress::TurnProgress;
 pub use spec::{Limits, SandboxFile, SpecError, TurnSpec};
 pub use templates::TemplateMap;
 

@@ -10,13 +10,16 @@ use gloo_net::websocket::{Message, State};
 use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mayfly_core::{Event, EventBody, KeepResponse, ReapState, Resource, ResourceView, TurnDetail, TurnState};
+use mayfly_core::progress::{Applied, Phase};
+use mayfly_core::{
+    Event, EventBody, KeepResponse, ReapState, Resource, ResourceView, TurnDetail, TurnProgress, TurnState,
+};
 use wasm_bindgen::JsCast;
 
 use crate::ansi::AnsiDecoder;
 use crate::api;
 use crate::components::time::{format_ms, now_unix_ms, sleep};
-use crate::turn_log::{Applied, Phase, TurnLog};
+use crate::timeline::bar;
 
 /// More output than this stays out of the page (the event stream still has all of it): a
 /// browser tab keeps up with a megabyte of spans, not with a hundred.
@@ -41,7 +44,7 @@ pub(crate) fn TurnView(
     #[prop(optional)]
     on_event: Option<Callback<Event>>,
 ) -> impl IntoView {
-    let log = RwSignal::new(TurnLog::default());
+    let log = RwSignal::new(TurnProgress::default());
     let link = RwSignal::new(Link::Connecting);
     let detail = RwSignal::new(None::<TurnDetail>);
     let hidden_bytes = RwSignal::new(0usize);
@@ -147,12 +150,12 @@ fn LinkBadge(link: RwSignal<Link>) -> impl IntoView {
 }
 
 #[component]
-fn OutcomeBadge(log: RwSignal<TurnLog>) -> impl IntoView {
+fn OutcomeBadge(log: RwSignal<TurnProgress>) -> impl IntoView {
     move || {
         log.with(|l| {
             let exit = l.exit_code.map(|c| format!(" · exit {c}")).unwrap_or_default();
             let (state, text) = match l.outcome {
-                None if l.run.start.is_some() => ("running".to_owned(), "running".to_owned()),
+                None if l.run_phase.start.is_some() => ("running".to_owned(), "running".to_owned()),
                 None => ("provisioning".to_owned(), "provisioning".to_owned()),
                 Some(outcome) => {
                     let name = outcome.as_str();
@@ -173,14 +176,14 @@ fn OutcomeBadge(log: RwSignal<TurnLog>) -> impl IntoView {
 
 /// The phases as bars on one time axis, with their milliseconds.
 #[component]
-fn Timeline(log: RwSignal<TurnLog>) -> impl IntoView {
+fn Timeline(log: RwSignal<TurnProgress>) -> impl IntoView {
     let rows = move || {
         log.with(|l| {
             Phase::ALL
                 .iter()
                 .map(|&phase| {
                     let span = l.span(phase);
-                    let bar = l.bar(phase).map(|(left, width)| {
+                    let bar = bar(l, phase).map(|(left, width)| {
                         let running = span.end.is_none();
                         view! {
                             <div class="bar" class:running=running
@@ -219,7 +222,7 @@ fn Resources(
     turn_id: String,
     key: String,
     detail: RwSignal<Option<TurnDetail>>,
-    log: RwSignal<TurnLog>,
+    log: RwSignal<TurnProgress>,
     now: RwSignal<u64>,
 ) -> impl IntoView {
     let kept = RwSignal::new(None::<Result<KeepResponse, String>>);
@@ -283,7 +286,7 @@ fn Resources(
                 <thead><tr><th scope="col">"resource"</th><th scope="col">"id"</th><th scope="col">"reap"</th><th scope="col">"deadline"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
-            {move || log.with(|l| l.reap_errors.clone()).into_iter().map(|e| view! { <p class="error">{e}</p> }).collect_view()}
+            {move || log.with(reap_errors).into_iter().map(|e| view! { <p class="error">{e}</p> }).collect_view()}
             <Show when=can_keep>
                 <button data-testid="keep" on:click=keep.clone() disabled=move || keeping.get()>
                     "Keep database"
@@ -292,6 +295,17 @@ fn Resources(
             {claim}
         </div>
     }
+}
+
+/// Why a resource's reap is failing, for as long as it is.
+fn reap_errors(progress: &TurnProgress) -> Vec<String> {
+    [Resource::Sandbox, Resource::Database]
+        .into_iter()
+        .filter_map(|resource| {
+            let error = progress.resource(resource)?.error.as_ref()?;
+            Some(format!("{} reap failed: {error}", resource.as_str()))
+        })
+        .collect()
 }
 
 fn resource_row(r: &ResourceView, now: u64) -> impl IntoView {
@@ -323,7 +337,7 @@ fn resource_row(r: &ResourceView, now: u64) -> impl IntoView {
 /// The signals the stream task writes.
 #[derive(Clone, Copy)]
 struct Signals {
-    log: RwSignal<TurnLog>,
+    log: RwSignal<TurnProgress>,
     link: RwSignal<Link>,
     hidden_bytes: RwSignal<usize>,
     follow_output: RwSignal<bool>,
@@ -371,7 +385,7 @@ async fn follow_events(turn_id: String, key: String, signals: Signals, on_event:
                 }
             }
         }
-        if signals.log.with_untracked(TurnLog::finished) {
+        if signals.log.with_untracked(TurnProgress::is_finished) {
             signals.link.set(Link::Done);
             return;
         }
@@ -436,8 +450,7 @@ async fn poll_detail(turn_id: String, key: String, detail: RwSignal<Option<TurnD
     loop {
         now.set(now_unix_ms());
         if let Ok(turn) = api::turn(&key, &turn_id).await {
-            let settled = turn.state == TurnState::Finished
-                && turn.resources.iter().all(|r| matches!(r.reap, ReapState::Reaped | ReapState::Kept));
+            let settled = turn.is_settled();
             detail.set(Some(turn));
             if settled {
                 return;

@@ -95,6 +95,18 @@ impl World {
         if self.sink.close_after.get().is_none() {
             assert!(events.last().is_some_and(|e| e.body.is_terminal()), "the last event is not turn.finished");
             assert_eq!(events.iter().filter(|e| e.body.is_terminal()).count(), 1);
+            // The fold every viewer uses reads from the log what the orchestrator reports.
+            let progress = crate::progress::TurnProgress::of(events.iter());
+            assert_eq!(progress.state, crate::TurnState::Finished);
+            assert_eq!(
+                (progress.outcome, progress.exit_code, &progress.error, &progress.timings, progress.last_seq),
+                (Some(report.outcome), report.exit_code, &report.error, &report.timings, report.events)
+            );
+            for (resource, reaped) in [(Resource::Sandbox, &report.sandbox), (Resource::Database, &report.database)] {
+                let folded = progress.resource(resource).map(|r| (r.reap, r.error.clone()));
+                let reported = reaped.as_ref().map(|r| (r.state, r.error.clone()));
+                assert_eq!(folded, reported, "{resource:?} as folded from the events, and as reported");
+            }
         }
         // Nothing leaks: whatever was created is gone, unless it was kept or its reap failed.
         if report.sandbox.as_ref().is_none_or(|s| s.state != ReapState::Failed) {
