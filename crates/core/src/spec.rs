@@ -1,6 +1,7 @@
 //! A validated turn request: what the orchestrator runs. Every limit of the edge API is checked
 //! here, once, so the worker and the CLI refuse the same inputs with the same words.
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::api::{CreateTurnRequest, Language, SpecView};
@@ -92,7 +93,7 @@ impl SpecError {
 }
 
 /// A file to put in the sandbox, at a path already checked to stay inside `/home/user`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxFile {
     relative_path: String,
     pub content: String,
@@ -110,7 +111,11 @@ impl SandboxFile {
 }
 
 /// A turn request that passed every check of [`Limits`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes so that whoever checked it can store it and run it later without checking it
+/// again (the worker's turn object). Deserializing one skips the checks: input from outside comes
+/// in as a [`CreateTurnRequest`] through [`TurnSpec::from_request`], never as a `TurnSpec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TurnSpec {
     pub code: String,
     pub language: Language,

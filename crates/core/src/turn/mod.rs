@@ -11,8 +11,10 @@
 //! and reaped here rather than left for the sweep.
 
 mod budget;
+mod recovery;
 
 pub use budget::provider_requests_at_most;
+pub use recovery::{reap_leftovers, LeaseRecord, Leftovers, LOST_TURN_ERROR};
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
