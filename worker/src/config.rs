@@ -2,11 +2,20 @@
 
 use mayfly_core::e2b_client::{E2bClient, E2bConfig};
 use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
+use mayfly_core::provider::Providers;
 use mayfly_core::{redact_url, ProvidersView, SecretState, TemplateMap};
 use worker::Env;
 
 use crate::clock::WorkerClock;
 use crate::fetch_client::FetchClient;
+
+/// How long after a turn's deadline its object's safety alarm fires: the turn's own reap normally
+/// ends well within it.
+pub(crate) const DEADLINE_SLACK_MS: u64 = 10_000;
+
+/// The providers of a deployment, over the runtime's `fetch`.
+pub(crate) type WorkerProviders =
+    Providers<E2bClient<FetchClient, WorkerClock>, InstanodeClient<FetchClient, WorkerClock>>;
 
 /// Where the providers are. Missing values fall back to the local stack's defaults so that a
 /// bare `wrangler dev` starts; `cargo xtask dev` always sets them.
@@ -81,6 +90,11 @@ impl Config {
         InstanodeClient::new(FetchClient, WorkerClock, instanode)
     }
 
+    /// Both providers of this deployment.
+    pub(crate) fn providers(&self) -> WorkerProviders {
+        Providers { sandboxes: self.e2b_client(), databases: self.instanode_client() }
+    }
+
     /// The configuration as it may be shown to anyone: URLs without credentials, keys as set/unset.
     pub(crate) fn public_view(&self) -> ProvidersView {
         ProvidersView {
@@ -133,7 +147,7 @@ fn is_origin(text: &str) -> bool {
 }
 
 /// The shortest grace: a little past the moment a turn's safety alarm fires.
-const MIN_SWEEP_GRACE_S: u64 = crate::turn_object::DEADLINE_SLACK_MS / 1000 + 5;
+const MIN_SWEEP_GRACE_S: u64 = DEADLINE_SLACK_MS / 1000 + 5;
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,6 @@ mod reply;
 mod router;
 mod turn_object;
 mod turns;
-mod viewers;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 

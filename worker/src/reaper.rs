@@ -8,7 +8,6 @@ use mayfly_core::{LeaseView, ReapState, ReaperStatus};
 use worker::{Date, Env, Request, Response, Result};
 
 use crate::config::Config;
-use crate::turn_object::providers;
 use crate::{auth, ledger, reply, turns};
 
 /// `GET /v1/reaper`.
@@ -46,7 +45,7 @@ pub(crate) async fn get(req: Request, env: &Env) -> Result<Response> {
 /// The cron trigger: sweeps the providers and stores the report for `GET /v1/reaper`.
 pub(crate) async fn scheduled(env: &Env) -> Result<()> {
     let config = Config::from_env(env);
-    let providers = providers(&config, Default::default());
+    let providers = config.providers();
     let report = sweep(&providers, Date::now().as_millis(), config.sweep_grace_ms).await;
     ledger::store_sweep(env, &report).await
 }

@@ -10,10 +10,10 @@ use mayfly_core::{
 use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result, Stub};
 
 use crate::auth::{self, Tenant};
-use crate::config::Config;
+use crate::config::{Config, DEADLINE_SLACK_MS};
 use crate::ledger::{self, Admission, Admitted, Entry};
 use crate::reply;
-use crate::turn_object::{StartTurn, DEADLINE_SLACK_MS, TENANT_HEADER};
+use crate::turn_object::{TurnRecord, TENANT_HEADER};
 
 /// How long past its deadline and the alarm's slack a turn still counts as running, should its
 /// object never say it finished: time for its reap.
@@ -56,21 +56,17 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
             ));
         }
     };
-    let spec = match TurnSpec::from_request(request.clone(), &limits, templates) {
+    let spec = match TurnSpec::from_request(request, &limits, templates) {
         Ok(spec) => spec,
         Err(err) => return reply::error(&err.to_api_error()),
     };
-    // The template is settled now and stored with the request, so the turn runs in, and its
-    // record shows, the one this configuration chose even if the configuration changes meanwhile.
-    let request = CreateTurnRequest { template: Some(spec.template.clone()), ..request };
-
     let namespace = env.durable_object(TURN_BINDING)?;
     let turn_id = new_turn_id(&namespace)?;
     let created_unix_ms = Date::now().as_millis();
     // In the ledger before it starts: a turn that runs is always listed, and counted.
     let max_running = config.max_turns_per_tenant;
     let admission = Admission {
-        entry: Entry { turn_id: turn_id.clone(), created_unix_ms },
+        entry: Entry { turn_id: turn_id.as_str().to_owned(), created_unix_ms },
         running_until_unix_ms: created_unix_ms
             + u64::from(spec.timeout_s) * 1000
             + DEADLINE_SLACK_MS
@@ -88,15 +84,18 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
             return reply::error(&ApiError::new(ErrorCode::Internal, "the turn could not be recorded"));
         }
     }
-    let start = StartTurn { tenant: tenant.0.clone(), turn_id: turn_id.clone(), created_unix_ms, request };
+    // The checked spec is what the object stores and runs: its template is settled now, so the turn
+    // runs in, and its record shows, the one this configuration chose even if it changes meanwhile.
+    let record = TurnRecord { tenant: tenant.0.clone(), turn_id: turn_id.clone(), created_unix_ms, spec };
     let mut init = RequestInit::new();
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(serde_json::to_string(&start)?.into()));
-    let answer = stub(env, &turn_id)?.fetch_with_request(Request::new_with_init("https://turn/start", &init)?).await?;
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(serde_json::to_string(&record)?.into()));
+    let answer =
+        stub(env, turn_id.as_str())?.fetch_with_request(Request::new_with_init("https://turn/start", &init)?).await?;
     if answer.status_code() != 201 {
         // It never ran: its place under the tenant's cap is free again.
-        if let Err(err) = ledger::finished(env, &tenant.0, &turn_id).await {
+        if let Err(err) = ledger::finished(env, &tenant.0, turn_id.as_str()).await {
             worker::console_error!("turns: ledger: {err}");
         }
         return Ok(answer);
@@ -104,7 +103,7 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
     let created = CreateTurnResponse {
         events_url: format!("/v1/turns/{turn_id}/events"),
         status_url: format!("/v1/turns/{turn_id}"),
-        turn_id,
+        turn_id: turn_id.as_str().to_owned(),
     };
     Ok(Response::from_json(&created)?.with_status(201))
 }
@@ -201,7 +200,8 @@ fn stub(env: &Env, turn_id: &str) -> Result<Stub> {
 
 /// A fresh turn id, `t_` and 32 hex digits taken from a new unique object id (the runtime's
 /// source of randomness that needs no extra binding).
-fn new_turn_id(namespace: &worker::ObjectNamespace) -> Result<String> {
+fn new_turn_id(namespace: &worker::ObjectNamespace) -> Result<TurnId> {
     let unique = namespace.unique_id()?.to_string();
-    Ok(format!("t_{}", &unique[..32.min(unique.len())]))
+    TurnId::new(format!("t_{}", &unique[..32.min(unique.len())]))
+        .map_err(|err| worker::Error::RustError(err.to_string()))
 }

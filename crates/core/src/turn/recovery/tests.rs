@@ -53,10 +53,10 @@ impl Lost {
 #[test]
 fn a_lost_turn_is_reaped_and_its_log_closed_once() {
     let mut lost = lose_a_turn_at(350);
-    assert_eq!(lost.records.iter().map(LeaseRecord::resource).collect::<Vec<_>>(), [
-        Resource::Database,
-        Resource::Sandbox
-    ]);
+    assert_eq!(
+        lost.records.iter().map(LeaseRecord::resource).collect::<Vec<_>>(),
+        [Resource::Database, Resource::Sandbox]
+    );
     assert_eq!(lost.providers.sandboxes.live_ids().len(), 1, "the lost turn left its sandbox");
     let done = lost.recover(true);
     expect![[r#"

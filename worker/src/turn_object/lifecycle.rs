@@ -1,0 +1,169 @@
+//! A turn's life in its object: `POST /start` stores it and arms the alarm; the alarm runs it with
+//! core's orchestrator, then reaps what is left with core's recovery — at once for a turn that
+//! just ran, and on every later wake-up while a reap fails or after the process running the turn
+//! died.
+
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use mayfly_core::provider::{Clock, Providers};
+use mayfly_core::turn::{reap_leftovers, run_turn, Lease, LeaseRecord, SinkError, TurnOptions, TurnSink};
+use mayfly_core::{ApiError, ErrorCode, Event, EventBody, Resource};
+use wasm_bindgen::JsValue;
+use worker::{Request, Response, Result};
+
+use super::keep::RememberingDatabases;
+use super::{internal, Live, Turn, TurnRecord};
+use crate::clock::WorkerClock;
+use crate::config::{Config, DEADLINE_SLACK_MS};
+
+/// How soon a failed reap is tried again.
+const REAP_RETRY_MS: u64 = 5_000;
+
+impl Turn {
+    pub(super) async fn start(&self, mut req: Request) -> std::result::Result<Response, ApiError> {
+        let record: TurnRecord = req.json().await.map_err(|err| internal(&err))?;
+        if self.record().await.map_err(|err| internal(&err))?.is_some() {
+            return Err(ApiError::new(ErrorCode::Conflict, "the turn exists already"));
+        }
+        self.put_record(&record).await.map_err(|err| internal(&err))?;
+        // The log starts here, in this instance, so a viewer that connects before the alarm fires
+        // is already in the fan-out.
+        *self.live.borrow_mut() = Some(Live::default());
+        self.state.storage().set_alarm(0).await.map_err(|err| internal(&err))?;
+        Response::empty().map(|r| r.with_status(201)).map_err(|err| internal(&err))
+    }
+
+    /// The alarm: runs the turn the first time, then reaps what is left until nothing is.
+    pub(super) async fn wake(&self) -> Result<Response> {
+        let Some(record) = self.record().await? else {
+            return Response::ok("no turn");
+        };
+        if self.begin().await? {
+            self.run(&record).await?;
+        }
+        if self.reap(&record).await? {
+            // Everything is reaped or kept: the turn stops counting against its tenant's cap
+            // only now, so that a turn whose reap keeps failing still holds its place.
+            self.finished(&record).await;
+            // The safety alarm has nothing left to do, and nothing of the turn needs to stay in
+            // memory (the log is in storage), so the runtime may evict the object.
+            self.state.storage().delete_alarm().await?;
+            self.live.borrow_mut().take();
+        }
+        Response::ok("ok")
+    }
+
+    /// Runs the turn to its end in this invocation and records how each resource ended.
+    async fn run(&self, record: &TurnRecord) -> Result<()> {
+        let config = Config::from_env(&self.env);
+        let clock = WorkerClock;
+        // Should this process die mid-turn, this alarm reaps what the turn leaves behind.
+        let deadline = clock.now_ms() + u64::from(record.spec.timeout_s) * 1000;
+        self.state.storage().set_alarm(ms_as_alarm(deadline + DEADLINE_SLACK_MS)).await?;
+
+        let (control, created) = {
+            let mut live = self.live.borrow_mut();
+            let live = live.get_or_insert_with(Live::default);
+            live.running = true;
+            (live.control.clone(), live.database.clone())
+        };
+        let providers = config.providers();
+        let providers = Providers {
+            sandboxes: providers.sandboxes,
+            databases: RememberingDatabases::new(providers.databases, created),
+        };
+        let sink = ObjectSink { turn: self };
+        let spec = record.spec.clone();
+        let turn_id = record.turn_id.clone();
+        let turn = std::pin::pin!(run_turn(turn_id, spec, TurnOptions::default(), &providers, &clock, &sink, &control));
+        let report = match futures::future::select(turn, std::pin::pin!(self.keep_streams_alive())).await {
+            futures::future::Either::Left((report, _)) => report,
+            futures::future::Either::Right(((), turn)) => turn.await,
+        };
+        if let Some(live) = self.live.borrow_mut().as_mut() {
+            live.running = false;
+        }
+
+        for (resource, reap) in [(Resource::Sandbox, &report.sandbox), (Resource::Database, &report.database)] {
+            let Some(reap) = reap else { continue };
+            if let Some(mut lease) = self.lease(resource).await? {
+                lease.reap = reap.state;
+                lease.error = reap.error.clone();
+                self.put_lease(&lease).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reaps every resource whose turn is not running here any more and that is not gone yet. A
+    /// turn that started but neither runs nor finished was lost with its process: its log is closed
+    /// with a `turn.finished` that says so. Idempotent; re-arms the alarm while a reap fails.
+    /// `true` once nothing is left to watch: the turn is over and every resource reaped or kept.
+    async fn reap(&self, record: &TurnRecord) -> Result<bool> {
+        if self.live.borrow().as_ref().is_some_and(|live| live.running) {
+            return Ok(false);
+        }
+        let progress = self.progress().await?;
+        let lost = !progress.is_finished();
+        if lost && self.live.borrow().is_none() {
+            // Taken up by an instance that did not run it: its log goes on from the summary.
+            *self.live.borrow_mut() = Some(Live::resumed(progress));
+        }
+        let mut leases = self.leases().await?;
+        let clock = WorkerClock;
+        let accepted_at_ms = record.created_unix_ms;
+        let providers = Config::from_env(&self.env).providers();
+        let leftovers = reap_leftovers(&providers, &clock, &mut leases, lost, accepted_at_ms).await;
+        for lease in &leases {
+            self.put_lease(lease).await?;
+        }
+        for body in leftovers.events {
+            self.append(record, body);
+        }
+        if leftovers.failing {
+            self.state.storage().set_alarm(ms_as_alarm(clock.now_ms() + REAP_RETRY_MS)).await?;
+        }
+        Ok(!leftovers.failing)
+    }
+
+    /// Tells the tenant's ledger the turn no longer runs. A failure is only logged: the ledger
+    /// stops counting the turn at its deadline anyway.
+    async fn finished(&self, record: &TurnRecord) {
+        if let Err(err) = crate::ledger::finished(&self.env, &record.tenant, record.turn_id.as_str()).await {
+            worker::console_error!("turn object: ledger: {err}");
+        }
+    }
+
+    /// Appends an event the orchestrator did not emit (a lost turn's reaps and ending).
+    fn append(&self, record: &TurnRecord, body: EventBody) {
+        let seq = self.live.borrow().as_ref().map_or(1, |live| live.progress.last_seq + 1);
+        let at_ms = WorkerClock.now_ms().saturating_sub(record.created_unix_ms);
+        self.log(Event { seq, at_ms, body });
+    }
+}
+
+/// The sink the orchestrator reports to: the object's log, its viewers and its lease records.
+struct ObjectSink<'a> {
+    turn: &'a Turn,
+}
+
+impl TurnSink for ObjectSink<'_> {
+    fn emit(&self, event: Event) -> std::result::Result<(), SinkError> {
+        self.turn.log(event);
+        Ok(())
+    }
+
+    fn record_lease(&self, lease: Lease) -> LocalBoxFuture<'_, std::result::Result<(), SinkError>> {
+        async move {
+            self.turn
+                .put_lease(&LeaseRecord::live(lease))
+                .await
+                .map_err(|_| SinkError::LeaseNotRecorded("storage refused the write".into()))
+        }
+        .boxed_local()
+    }
+}
+
+pub(super) fn ms_as_alarm(unix_ms: u64) -> worker::ScheduledTime {
+    worker::ScheduledTime::new(worker::js_sys::Date::new(&JsValue::from_f64(unix_ms as f64)))
+}

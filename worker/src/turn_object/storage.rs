@@ -1,0 +1,122 @@
+//! What a turn's object keeps in its storage, and under which keys. Values are JSON text.
+//!
+//! - `turn`: the [`TurnRecord`] — tenant, id, creation time and the checked spec, written once.
+//! - `started`: present once the alarm began running the turn.
+//! - `summary`: the [`TurnProgress`] of the log so far, written with every event.
+//! - `lease:sandbox`, `lease:database`: a [`LeaseRecord`] per resource.
+//! - `ev:<seq, 12 digits>`: the events.
+//! - `keep:database`: a kept database's [`KeepResponse`](mayfly_core::KeepResponse), only once
+//!   keeping was asked for (the connection URL is at rest nowhere else).
+
+use mayfly_core::turn::{LeaseRecord, TurnId};
+use mayfly_core::{Event, Resource, TurnProgress, TurnSpec};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::{ListOptions, Result};
+
+use super::Turn;
+
+/// The turn as `POST /v1/turns` hands it over: checked there, stored here once, run as it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TurnRecord {
+    pub(crate) tenant: String,
+    pub(crate) turn_id: TurnId,
+    pub(crate) created_unix_ms: u64,
+    pub(crate) spec: TurnSpec,
+}
+
+const TURN_KEY: &str = "turn";
+const STARTED_KEY: &str = "started";
+const SUMMARY_KEY: &str = "summary";
+pub(super) const KEPT_KEY: &str = "keep:database";
+
+fn lease_key(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Sandbox => "lease:sandbox",
+        Resource::Database => "lease:database",
+    }
+}
+
+fn event_key(seq: u64) -> String {
+    format!("ev:{seq:012}")
+}
+
+impl Turn {
+    pub(super) async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.state.storage().get::<String>(key).await? {
+            Some(json) => Ok(Some(serde_json::from_str(&json)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.state.storage().put(key, serde_json::to_string(value)?).await
+    }
+
+    pub(super) async fn record(&self) -> Result<Option<TurnRecord>> {
+        self.get(TURN_KEY).await
+    }
+
+    pub(super) async fn put_record(&self, record: &TurnRecord) -> Result<()> {
+        self.put(TURN_KEY, record).await
+    }
+
+    /// Whether the alarm began the turn; marks it begun. `true` only the first time.
+    pub(super) async fn begin(&self) -> Result<bool> {
+        if self.get::<String>(STARTED_KEY).await?.is_some() {
+            return Ok(false);
+        }
+        self.put(STARTED_KEY, &"1").await?;
+        Ok(true)
+    }
+
+    /// What the log says so far: this instance's if it holds the turn (its writes may be in
+    /// flight), else the stored summary.
+    pub(super) async fn progress(&self) -> Result<TurnProgress> {
+        if let Some(live) = self.live.borrow().as_ref() {
+            return Ok(live.progress.clone());
+        }
+        Ok(self.get(SUMMARY_KEY).await?.unwrap_or_default())
+    }
+
+    pub(super) async fn lease(&self, resource: Resource) -> Result<Option<LeaseRecord>> {
+        self.get(lease_key(resource)).await
+    }
+
+    pub(super) async fn leases(&self) -> Result<Vec<LeaseRecord>> {
+        let mut leases = Vec::new();
+        for resource in [Resource::Sandbox, Resource::Database] {
+            leases.extend(self.lease(resource).await?);
+        }
+        Ok(leases)
+    }
+
+    pub(super) async fn put_lease(&self, record: &LeaseRecord) -> Result<()> {
+        self.put(lease_key(record.resource()), record).await
+    }
+
+    /// Writes `event` and the summary that includes it. Both are issued synchronously, without an
+    /// await between them, so they land together and in `seq` order; the runtime's output gate
+    /// holds anything sent after them until they are durable.
+    pub(super) fn write_event(&self, event_json: &str, seq: u64, progress: &TurnProgress) {
+        let storage = self.state.storage();
+        let _ = storage.as_raw().put(&event_key(seq), JsValue::from_str(event_json));
+        if let Ok(summary) = serde_json::to_string(progress) {
+            let _ = storage.as_raw().put(SUMMARY_KEY, JsValue::from_str(&summary));
+        }
+    }
+
+    /// Events with `seq > after` from storage, in order.
+    pub(super) async fn stored_events(&self, after: u64) -> Result<Vec<Event>> {
+        let start = event_key(after + 1);
+        let map = self.state.storage().list_with_options(ListOptions::new().prefix("ev:").start(&start)).await?;
+        let mut events = Vec::new();
+        for value in map.values() {
+            if let Some(json) = value?.as_string() {
+                events.push(serde_json::from_str::<Event>(&json)?);
+            }
+        }
+        Ok(events)
+    }
+}
