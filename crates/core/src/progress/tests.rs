@@ -1,3 +1,5 @@
+//! The fold pinned as snapshots for the ways a turn goes, and its rules for replays and gaps.
+
 use expect_test::{expect, Expect};
 
 use super::*;
