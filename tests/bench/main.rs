@@ -14,8 +14,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use mayfly_e2e::turns::TurnStack;
-use mayfly_e2e::Tools;
+use mayfly_e2e::{InProcessStack, TestStackOptions, Tools};
 
 use measure::{attempt, sample, TurnRun, PRINT_1};
 use report::{percentile, Budget, Figure, Machine, Report, Size};
@@ -73,7 +72,7 @@ fn main() {
     report.figures.push(sample(FLOORS, FLOOR_PYTHON, None, 3, N_FLOOR, measure::bwrap_python));
 
     step("starting the stack without a database pool");
-    match attempt(|| Ok(TurnStack::start_with_pool(0))) {
+    match attempt(|| Ok(InProcessStack::start_with(TestStackOptions::default().pool(0)))) {
         Ok(stack) => {
             if let Err(err) = cold(&stack, &mut report) {
                 report.errors.push(format!("cold stack: {err:#}"));
@@ -82,7 +81,7 @@ fn main() {
         Err(err) => report.errors.push(format!("the stack without a pool did not start: {err:#}")),
     }
     step(&format!("starting the stack with a pool of {POOL}"));
-    match attempt(|| Ok(TurnStack::start_with_pool(POOL))) {
+    match attempt(|| Ok(InProcessStack::start_with(TestStackOptions::default().pool(POOL)))) {
         Ok(stack) => {
             if let Err(err) = warm(&stack, &mut report) {
                 report.errors.push(format!("warm stack: {err:#}"));
@@ -119,7 +118,7 @@ fn section_order(section: &str) -> usize {
 
 /// The stack whose scratchdb keeps no pool: floors that need the stack, cold provisioning, cold
 /// turns, streaming and the naive baseline.
-fn cold(stack: &TurnStack, report: &mut Report) -> anyhow::Result<()> {
+fn cold(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
     let providers = measure::providers(stack)?;
     let admin = measure::admin(stack)?;
     step("floors: CREATE DATABASE, HTTP");
@@ -136,9 +135,8 @@ fn cold(stack: &TurnStack, report: &mut Report) -> anyhow::Result<()> {
         }
     }
     report.figures.extend([create, create_drop]);
-    let agent = ureq::AgentBuilder::new().build();
-    let url = stack.stack.url.clone();
-    report.figures.push(sample(FLOORS, FLOOR_HTTP, None, 3, N_FLOOR, || measure::http_round_trip(&agent, &url)));
+    let api = stack.anonymous().keeping_connections();
+    report.figures.push(sample(FLOORS, FLOOR_HTTP, None, 3, N_FLOOR, || measure::http_round_trip(&api)));
     report.figures.push(composite(FLOOR_TURN, report, true));
     report.figures.push(composite(FLOOR_NATIVE, report, false));
 
@@ -181,13 +179,13 @@ fn cold(stack: &TurnStack, report: &mut Report) -> anyhow::Result<()> {
     }
     let run = attempt(|| measure::native_turn(stack, p, measure::STREAM_CODE));
     report.streaming.push(measure::streaming("sandboxd → core (no worker)", run));
-    let leaks = measure::leftovers(stack, p)?;
+    let leaks = measure::leftovers(stack)?;
     anyhow::ensure!(leaks == 0, "{leaks} sandboxes or databases left after the cold stack's turns");
     Ok(())
 }
 
 /// The stack whose scratchdb keeps a pool: warm provisioning, warm turns and concurrency.
-fn warm(stack: &TurnStack, report: &mut Report) -> anyhow::Result<()> {
+fn warm(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
     let providers = measure::providers(stack)?;
     let p = &providers;
     let admin = measure::admin(stack)?;
@@ -215,14 +213,14 @@ fn warm(stack: &TurnStack, report: &mut Report) -> anyhow::Result<()> {
     for n in [8, 16, 32] {
         step(&format!("{n} concurrent turns"));
         measure::wait_pool(stack, &admin, POOL)?;
-        report.concurrency.push(measure::concurrency(stack, p, n));
+        report.concurrency.push(measure::concurrency(stack, n));
     }
     Ok(())
 }
 
 /// Sequential and parallel provisioning of the pair, alternating so drift hits both alike.
 fn pairs(
-    stack: &TurnStack,
+    stack: &InProcessStack,
     p: &mayfly_cli::providers::NativeProviders,
     admin: &tokio_postgres::Client,
     pool: usize,
@@ -299,7 +297,7 @@ fn phases(label: &str, runs: &[TurnRun], report: &mut Report) {
 }
 
 /// Process exit → both resources reaped, from the timeline; checked against the providers too.
-fn reaps(label: &str, stack: &TurnStack, runs: &[TurnRun], report: &mut Report) {
+fn reaps(label: &str, stack: &InProcessStack, runs: &[TurnRun], report: &mut Report) {
     let mut figure = Figure::new(REAP, format!("reap, {label}: process exit → both resources gone"), None);
     for run in runs {
         let reaped =
@@ -308,7 +306,7 @@ fn reaps(label: &str, stack: &TurnStack, runs: &[TurnRun], report: &mut Report) 
             Some(v) => figure.push(v as f64),
             None => figure.failures.push("a reap event is missing".to_owned()),
         }
-        if let Err(err) = attempt(|| measure::wait_reaped(stack, &run.status_url)) {
+        if let Err(err) = attempt(|| measure::wait_reaped(stack, &run.turn_id)) {
             figure.failures.push(format!("{err:#}"));
         }
     }

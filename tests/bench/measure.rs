@@ -2,7 +2,6 @@
 //! a recorded failure instead of ending the run, so the report shows it.
 
 use std::cell::RefCell;
-use std::io::Read as _;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,8 +13,9 @@ use mayfly_core::provider::{
     SandboxRequest,
 };
 use mayfly_core::turn::{run_turn, Lease, SinkError, TurnControl, TurnId, TurnOptions, TurnSink};
-use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, TurnSpec, TurnState};
-use mayfly_e2e::turns::{TurnStack, ALICE_KEY};
+use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, TurnSpec};
+use mayfly_e2e::leftovers::list_at_providers;
+use mayfly_e2e::{ApiClient, InProcessStack, ALICE_KEY};
 use sha2::{Digest, Sha256};
 
 use crate::report::{percentile, Concurrency, Figure, Streaming};
@@ -71,7 +71,7 @@ pub(crate) fn sample(
     figure
 }
 
-pub(crate) fn providers(stack: &TurnStack) -> anyhow::Result<NativeProviders> {
+pub(crate) fn providers(stack: &InProcessStack) -> anyhow::Result<NativeProviders> {
     build(&EnvProviders::default(), Some(&stack.local().endpoints))
 }
 
@@ -96,7 +96,7 @@ pub(crate) fn bwrap_python() -> anyhow::Result<f64> {
 }
 
 /// A connection to the stack's Postgres as its superuser.
-pub(crate) fn admin(stack: &TurnStack) -> anyhow::Result<tokio_postgres::Client> {
+pub(crate) fn admin(stack: &InProcessStack) -> anyhow::Result<tokio_postgres::Client> {
     let url = stack.local().postgres_admin_url().to_owned();
     stack.runtime.block_on(async move {
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
@@ -106,7 +106,11 @@ pub(crate) fn admin(stack: &TurnStack) -> anyhow::Result<tokio_postgres::Client>
 }
 
 /// A bare `CREATE DATABASE` then `DROP DATABASE`: (create ms, create + drop ms).
-pub(crate) fn create_drop(stack: &TurnStack, client: &tokio_postgres::Client, i: usize) -> anyhow::Result<(f64, f64)> {
+pub(crate) fn create_drop(
+    stack: &InProcessStack,
+    client: &tokio_postgres::Client,
+    i: usize,
+) -> anyhow::Result<(f64, f64)> {
     stack.runtime.block_on(async {
         let t = Instant::now();
         client.batch_execute(&format!("CREATE DATABASE bench_floor_{i}")).await?;
@@ -116,11 +120,10 @@ pub(crate) fn create_drop(stack: &TurnStack, client: &tokio_postgres::Client, i:
     })
 }
 
-pub(crate) fn http_round_trip(agent: &ureq::Agent, url: &str) -> anyhow::Result<f64> {
+/// `GET /v1/health` on a kept connection, its answer read to the end.
+pub(crate) fn http_round_trip(api: &ApiClient) -> anyhow::Result<f64> {
     let t = Instant::now();
-    let response = agent.get(&format!("{url}/v1/health")).call()?;
-    let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body)?;
+    api.try_call("GET", "/v1/health", None)?;
     Ok(ms(t.elapsed()))
 }
 
@@ -140,7 +143,7 @@ fn database_request(tag: &str) -> DatabaseRequest {
     DatabaseRequest { name: database_name(&id, deadline_s()), idempotency_key: id }
 }
 
-pub(crate) fn sandbox_create(stack: &TurnStack, p: &NativeProviders) -> anyhow::Result<f64> {
+pub(crate) fn sandbox_create(stack: &InProcessStack, p: &NativeProviders) -> anyhow::Result<f64> {
     stack.runtime.block_on(async {
         let t = Instant::now();
         let sandbox = p.sandboxes.create(sandbox_request("sbx")).await?;
@@ -152,7 +155,7 @@ pub(crate) fn sandbox_create(stack: &TurnStack, p: &NativeProviders) -> anyhow::
 
 /// Waits until scratchdb's pool holds `pool` ready pairs, so a sample meets the state a turn
 /// normally meets rather than one drained by the previous sample.
-pub(crate) fn wait_pool(stack: &TurnStack, client: &tokio_postgres::Client, pool: usize) -> anyhow::Result<()> {
+pub(crate) fn wait_pool(stack: &InProcessStack, client: &tokio_postgres::Client, pool: usize) -> anyhow::Result<()> {
     if pool == 0 {
         return Ok(());
     }
@@ -170,7 +173,7 @@ pub(crate) fn wait_pool(stack: &TurnStack, client: &tokio_postgres::Client, pool
     Ok(())
 }
 
-pub(crate) fn database_create(stack: &TurnStack, p: &NativeProviders) -> anyhow::Result<f64> {
+pub(crate) fn database_create(stack: &InProcessStack, p: &NativeProviders) -> anyhow::Result<f64> {
     stack.runtime.block_on(async {
         let t = Instant::now();
         let database = p.databases.create(database_request("db")).await?;
@@ -181,7 +184,7 @@ pub(crate) fn database_create(stack: &TurnStack, p: &NativeProviders) -> anyhow:
 }
 
 /// Both resources, one after the other or together; the teardown is not timed.
-pub(crate) fn pair(stack: &TurnStack, p: &NativeProviders, parallel: bool) -> anyhow::Result<f64> {
+pub(crate) fn pair(stack: &InProcessStack, p: &NativeProviders, parallel: bool) -> anyhow::Result<f64> {
     stack.runtime.block_on(async {
         let t = Instant::now();
         let (sandbox, database) = if parallel {
@@ -205,7 +208,7 @@ pub(crate) fn pair(stack: &TurnStack, p: &NativeProviders, parallel: bool) -> an
 
 /// The seed's flow done naively: sandbox, then database, then upload and run, no pool; the time
 /// from the start to the first stdout byte. Both are deleted afterwards, untimed.
-pub(crate) fn naive_turn(stack: &TurnStack, p: &NativeProviders) -> anyhow::Result<f64> {
+pub(crate) fn naive_turn(stack: &InProcessStack, p: &NativeProviders) -> anyhow::Result<f64> {
     stack.runtime.block_on(async {
         let t = Instant::now();
         let sandbox = p.sandboxes.create(sandbox_request("naive")).await?;
@@ -248,8 +251,8 @@ pub(crate) struct TurnRun {
     pub(crate) last_stdout_ms: Option<f64>,
     pub(crate) finished_ms: f64,
     pub(crate) stdout: Vec<u8>,
-    /// The turn's API path, for a turn through the worker.
-    pub(crate) status_url: String,
+    /// The turn's id, for a turn through the worker.
+    pub(crate) turn_id: String,
 }
 
 impl TurnRun {
@@ -282,40 +285,18 @@ impl TurnRun {
 }
 
 /// Through the worker: POST, then follow the events over the WebSocket to the last.
-pub(crate) fn worker_turn(stack: &TurnStack, body: &str) -> anyhow::Result<TurnRun> {
+pub(crate) fn worker_turn(stack: &InProcessStack, body: &str) -> anyhow::Result<TurnRun> {
+    let alice = stack.client(ALICE_KEY);
     let t = Instant::now();
-    let turn = stack.create(ALICE_KEY, body);
+    let turn = alice.try_create_turn(body)?;
     let mut run = TurnRun::default();
-    // The stack's sandboxes run as children of this process: their SIGCHLD can interrupt a blocking
-    // handshake here, which no separate client would see, so an interrupted one is tried again.
-    let mut tries = 0;
-    let mut socket = loop {
-        match stack.connect(&turn, ALICE_KEY, 0) {
-            Ok((socket, _)) => break socket,
-            Err(err) if err.contains("Interrupted") && tries < 20 => tries += 1,
-            Err(err) => anyhow::bail!("the WebSocket handshake failed: {err}"),
-        }
-    };
-    loop {
-        match socket.read() {
-            Ok(tungstenite::Message::Text(text)) => {
-                let event: Event = serde_json::from_str(text.as_str())?;
-                run.observe(&event, t);
-                let last = event.body.is_terminal();
-                run.events.push(event);
-                if last {
-                    break;
-                }
-            }
-            Ok(tungstenite::Message::Close(_)) => break,
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(err)) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
-            Err(err) => anyhow::bail!("reading the events of {}: {err}", turn.turn_id),
-        }
+    let (events, failure) = alice.read_events(&turn.turn_id, 0, |event| run.observe(event, t));
+    if let Some(err) = failure {
+        anyhow::bail!("reading the events of {}: {err}", turn.turn_id);
     }
+    run.events = events;
     run.finished_ms = ms(t.elapsed());
-    run.status_url = turn.status_url;
+    run.turn_id = turn.turn_id;
     Ok(run)
 }
 
@@ -339,7 +320,7 @@ impl TurnSink for Recorder {
 }
 
 /// `mayfly run`'s path without its terminal: core's `run_turn` over the CLI's providers, no worker.
-pub(crate) fn native_turn(stack: &TurnStack, p: &NativeProviders, code: &str) -> anyhow::Result<TurnRun> {
+pub(crate) fn native_turn(stack: &InProcessStack, p: &NativeProviders, code: &str) -> anyhow::Result<TurnRun> {
     let mut request = CreateTurnRequest::new(code.to_owned(), Language::Python);
     request.timeout_s = Some(120);
     let spec = TurnSpec::from_request(request, &Limits::default(), &mayfly_cli::providers::local_templates())?;
@@ -361,33 +342,18 @@ pub(crate) fn native_turn(stack: &TurnStack, p: &NativeProviders, code: &str) ->
 }
 
 /// Polls the turn through the API until it is finished and every resource reaped.
-pub(crate) fn wait_reaped(stack: &TurnStack, status_url: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (code, body) = stack.call("GET", status_url, Some(ALICE_KEY), None);
-        if code == 200 {
-            let detail: mayfly_core::TurnDetail = serde_json::from_str(&body)?;
-            if detail.state == TurnState::Finished
-                && detail.resources.iter().all(|r| r.reap == mayfly_core::ReapState::Reaped)
-            {
-                return Ok(());
-            }
-        }
-        anyhow::ensure!(Instant::now() < deadline, "not reaped after 60 s: {body}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+pub(crate) fn wait_reaped(stack: &InProcessStack, turn_id: &str) -> anyhow::Result<()> {
+    stack.client(ALICE_KEY).wait_reaped_within(turn_id, Duration::from_secs(60));
+    Ok(())
 }
 
 /// Sandboxes and scratch databases the providers still list.
-pub(crate) fn leftovers(stack: &TurnStack, p: &NativeProviders) -> anyhow::Result<usize> {
-    stack.runtime.block_on(async {
-        let sandboxes = p.sandboxes.list_tagged().await?;
-        let databases = p.databases.list().await?;
-        Ok(sandboxes.len() + databases.len())
-    })
+pub(crate) fn leftovers(stack: &InProcessStack) -> anyhow::Result<usize> {
+    let listed = list_at_providers(&stack.runtime, &stack.local().endpoints)?;
+    Ok(listed.sandboxes.len() + listed.databases.len())
 }
 
-pub(crate) fn concurrency(stack: &TurnStack, p: &NativeProviders, n: usize) -> Concurrency {
+pub(crate) fn concurrency(stack: &InProcessStack, n: usize) -> Concurrency {
     let body = serde_json::json!({ "code": PRINT_1, "language": "python" }).to_string();
     let t = Instant::now();
     let results: Vec<anyhow::Result<TurnRun>> = std::thread::scope(|scope| {
@@ -420,7 +386,7 @@ pub(crate) fn concurrency(stack: &TurnStack, p: &NativeProviders, n: usize) -> C
     let leaks = attempt(|| {
         // Every turn's reap has run before its last event, so nothing may be listed now.
         std::thread::sleep(Duration::from_millis(200));
-        leftovers(stack, p)
+        leftovers(stack)
     });
     if let Err(err) = &leaks {
         failures.push(format!("leak check: {err:#}"));

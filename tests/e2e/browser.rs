@@ -5,12 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use mayfly_e2e::stack::free_port;
-use mayfly_e2e::turns::{TurnStack, ALICE_KEY, BOB_KEY};
-use mayfly_e2e::Tools;
+use mayfly_e2e::wrangler::free_port;
+use mayfly_e2e::{InProcessStack, TestStackOptions, Tools, ALICE_KEY, BOB_KEY};
 use serde_json::Value;
 
-use crate::support::stack_with;
+use crate::support::worker_with;
 
 /// Runs a Playwright script from `tests/browser/` with `args`; returns the JSON object it
 /// printed last. Fails the test on a non-zero exit or a `failure` in the report.
@@ -55,9 +54,9 @@ fn str_of<'a>(report: &'a Value, pointer: &str) -> &'a str {
 
 #[test]
 fn app_shell_shows_health_from_the_api_and_navigates() {
-    let stack = stack_with(&[("E2B_API_URL", "http://127.0.0.1:49982")]);
+    let worker = worker_with(&[("E2B_API_URL", "http://127.0.0.1:49982")]);
     let shot = Tools::of_workspace().artifacts_dir().join("shell.png");
-    let report = run_browser_script("shell.mjs", &[&stack.url, &shot.display().to_string()]);
+    let report = run_browser_script("shell.mjs", &[&worker.url, &shot.display().to_string()]);
     assert_eq!(report["health_state"], "ok", "{report}");
     let health = report["health_text"].as_str().unwrap();
     assert!(health.contains(&format!("v{}", mayfly_core::VERSION)), "{health}");
@@ -69,8 +68,8 @@ fn app_shell_shows_health_from_the_api_and_navigates() {
 
 #[test]
 fn the_playground_runs_fails_cancels_and_keeps_turns_and_the_dashboard_lists_them() {
-    let stack = TurnStack::start();
-    let report = run_browser_script("playground.mjs", &[&stack.stack.url, &artifacts(), ALICE_KEY]);
+    let stack = InProcessStack::start();
+    let report = run_browser_script("playground.mjs", &[&stack.worker.url, &artifacts(), ALICE_KEY]);
 
     // The key came from the link's fragment, shows only its tail, and left the address bar.
     assert!(str_of(&report, "/key_bar").contains(&ALICE_KEY[ALICE_KEY.len() - 4..]), "{report:#}");
@@ -139,8 +138,11 @@ fn the_playground_runs_fails_cancels_and_keeps_turns_and_the_dashboard_lists_the
 fn the_live_view_resumes_after_a_dropped_stream_and_the_embed_view_reports_to_its_parent() {
     // The parent page's origin is one the deployment lets frame the embed view.
     let parent_port = free_port().unwrap();
-    let stack = TurnStack::start_with_vars(&[("EMBED_ORIGINS", &format!("http://127.0.0.1:{parent_port}"))]);
-    let report = run_browser_script("live.mjs", &[&stack.stack.url, &artifacts(), ALICE_KEY, &parent_port.to_string()]);
+    let stack = InProcessStack::start_with(
+        TestStackOptions::default().var("EMBED_ORIGINS", &format!("http://127.0.0.1:{parent_port}")),
+    );
+    let report =
+        run_browser_script("live.mjs", &[&stack.worker.url, &artifacts(), ALICE_KEY, &parent_port.to_string()]);
 
     // Every line once, in order, although the stream was cut mid-turn.
     assert!(report["closed"].as_u64().unwrap() >= 1, "{report:#}");
@@ -208,10 +210,12 @@ fn the_live_view_resumes_after_a_dropped_stream_and_the_embed_view_reports_to_it
 #[test]
 fn a_link_never_sets_a_key_without_asking_and_the_embed_view_trusts_only_its_pinned_parent() {
     let (allowed, denied) = (free_port().unwrap(), free_port().unwrap());
-    let stack = TurnStack::start_with_vars(&[("EMBED_ORIGINS", &format!("http://127.0.0.1:{allowed}"))]);
+    let stack = InProcessStack::start_with(
+        TestStackOptions::default().var("EMBED_ORIGINS", &format!("http://127.0.0.1:{allowed}")),
+    );
     let (a, b) = (ALICE_KEY, BOB_KEY);
     let (artifacts, allowed_port, denied_port) = (artifacts(), allowed.to_string(), denied.to_string());
-    let args = [stack.stack.url.as_str(), &artifacts, a, b, &allowed_port, &denied_port];
+    let args = [stack.worker.url.as_str(), &artifacts, a, b, &allowed_port, &denied_port];
     let report = run_browser_script("safety.mjs", &args);
     let tail = |key: &str| key[key.len() - 4..].to_owned();
 

@@ -2,18 +2,20 @@
 
 use mayfly_core::{ErrorBody, ErrorCode, EventBody, Health, Outcome, SecretState, Verdict, VERSION};
 use mayfly_e2e::inspector::Inspector;
-use mayfly_e2e::turns::{outcome_of, TurnStack, ALICE_KEY};
+use mayfly_e2e::turns::outcome_of;
+use mayfly_e2e::{InProcessStack, TestStackOptions, ALICE_KEY};
 
-use crate::support::{get, stack_with};
+use crate::support::worker_with;
 
 #[test]
 fn health_reports_version_and_providers_without_secrets() {
-    let stack = stack_with(&[
+    let worker = worker_with(&[
         ("E2B_API_URL", "http://sandbox-user:hunter2@127.0.0.1:49982"),
         ("E2B_API_KEY", "e2b_secret_key_123"),
         ("INSTANODE_URL", "http://127.0.0.1:49983/?token=hunter3"),
     ]);
-    let (status, body) = get(&format!("{}/v1/health", stack.url));
+    let api = worker.client(None);
+    let (status, body) = api.call("GET", "/v1/health", None);
     assert_eq!(status, 200, "{body}");
     let health: Health = serde_json::from_str(&body).expect("health is core's Health");
     assert!(health.ok);
@@ -29,29 +31,30 @@ fn health_reports_version_and_providers_without_secrets() {
 
 #[test]
 fn unknown_api_route_is_a_json_404_and_app_routes_serve_the_app() {
-    let stack = stack_with(&[]);
-    let (status, body) = get(&format!("{}/v1/no-such-thing", stack.url));
+    let worker = worker_with(&[]);
+    let api = worker.client(None);
+    let (status, body) = api.call("GET", "/v1/no-such-thing", None);
     assert_eq!(status, 404);
     let error: ErrorBody = serde_json::from_str(&body).expect("the error shape");
     assert_eq!(error.error.code, ErrorCode::NotFound);
     assert!(error.error.message.contains("/v1/no-such-thing"), "{body}");
 
     // The API describes itself (the worker's unit tests check it matches the route table).
-    let (status, body) = get(&format!("{}/v1/openapi.json", stack.url));
+    let (status, body) = api.call("GET", "/v1/openapi.json", None);
     assert_eq!(status, 200, "{body}");
     let document: serde_json::Value = serde_json::from_str(&body).expect("the OpenAPI document is JSON");
     assert_eq!(document["openapi"], "3.1.0");
     assert!(document["paths"]["/v1/turns/{id}/events"]["get"].is_object(), "{body}");
 
     for path in ["/", "/turns", "/turns/t_0123456789abcdef"] {
-        let (status, body) = get(&format!("{}{path}", stack.url));
+        let (status, body) = api.call("GET", path, None);
         assert_eq!(status, 200, "{path}");
         assert!(body.contains("/boot.js"), "{path} is not the app's index.html: {body}");
     }
-    let (status, body) = get(&format!("{}/boot.js", stack.url));
+    let (status, body) = api.call("GET", "/boot.js", None);
     assert_eq!(status, 200);
     assert!(body.contains("/pkg/mayfly_web.js"), "the app's start script is served: {body}");
-    let (status, body) = get(&format!("{}/pkg/mayfly_web.js", stack.url));
+    let (status, body) = api.call("GET", "/pkg/mayfly_web.js", None);
     assert_eq!(status, 200);
     assert!(body.contains("mayfly_web_bg.wasm"), "the wasm-bindgen glue is served");
 }
@@ -59,10 +62,11 @@ fn unknown_api_route_is_a_json_404_and_app_routes_serve_the_app() {
 #[test]
 fn the_workers_own_memory_is_readable_over_the_inspector() {
     // The soak judges the worker by these two figures; this keeps the instrument working.
-    let stack = stack_with(&[]);
-    let (status, _) = get(&format!("{}/v1/health", stack.url));
+    let worker = worker_with(&[]);
+    let api = worker.client(None);
+    let (status, _) = api.call("GET", "/v1/health", None);
     assert_eq!(status, 200);
-    let mut inspector = Inspector::connect(stack.inspector_port).expect("wrangler's inspector answers");
+    let mut inspector = Inspector::connect(worker.inspector_port).expect("wrangler's inspector answers");
     // The worker is one wasm module: at least its initial memory, a whole number of 64 KiB pages.
     let wasm = inspector.wasm_memory().expect("the wasm memories are counted");
     assert!(wasm >= 1 << 20 && wasm.is_multiple_of(64 << 10), "wasm memory {wasm} B");
@@ -75,11 +79,13 @@ fn the_workers_own_memory_is_readable_over_the_inspector() {
 /// and a turn that needs the missing template fails saying which it is and how to build one.
 #[test]
 fn the_providers_check_names_a_missing_template_and_a_refused_token() {
-    let stack = TurnStack::start_with_vars(&[("E2B_TEMPLATE_NODE", "nodejs"), ("INSTANODE_TOKEN", "ink_revoked")]);
-    let (status, body) = stack.call("GET", "/v1/health?check=providers", None, None);
+    let options = TestStackOptions::default().var("E2B_TEMPLATE_NODE", "nodejs").var("INSTANODE_TOKEN", "ink_revoked");
+    let stack = InProcessStack::start_with(options);
+    let alice = stack.client(ALICE_KEY);
+    let (status, body) = stack.anonymous().call("GET", "/v1/health?check=providers", None);
     assert_eq!(status, 401, "the checks spend the deployment's keys: {body}");
 
-    let (status, body) = stack.call("GET", "/v1/health?check=providers", Some(ALICE_KEY), None);
+    let (status, body) = alice.call("GET", "/v1/health?check=providers", None);
     assert_eq!(status, 503, "{body}");
     let health: Health = serde_json::from_str(&body).unwrap();
     assert!(!health.ok);
@@ -94,17 +100,17 @@ fn the_providers_check_names_a_missing_template_and_a_refused_token() {
     assert_eq!(verdict("instanode token").verdict, Verdict::Fail, "{body}");
     assert!(!body.contains("ink_revoked"), "the token is never shown: {body}");
 
-    let (status, body) = stack.call("GET", "/v1/health?check=everything", Some(ALICE_KEY), None);
+    let (status, body) = alice.call("GET", "/v1/health?check=everything", None);
     assert_eq!(status, 400, "{body}");
 
-    let turn = stack.create(ALICE_KEY, r#"{"code":"console.log(1)","language":"node","database":false}"#);
-    let events = stack.follow(&turn, ALICE_KEY, 0);
+    let turn = alice.create_turn(r#"{"code":"console.log(1)","language":"node","database":false}"#);
+    let events = alice.follow(&turn.turn_id, 0);
     assert_eq!(outcome_of(&events), Some(Outcome::Failed), "{events:?}");
     assert!(
         events.iter().any(|e| matches!(&e.body, EventBody::SandboxCreating { template } if template == "nodejs")),
         "{events:?}"
     );
-    let detail = stack.wait_reaped(&turn, ALICE_KEY);
+    let detail = alice.wait_reaped(&turn.turn_id);
     let error = detail.error.unwrap_or_default();
     assert!(error.contains("E2B has no template \"nodejs\""), "{error}");
     assert!(error.contains("templates/mayfly/build.py"), "{error}");

@@ -1,21 +1,12 @@
-//! Shared fixtures: a stack per test, and small HTTP helpers.
+//! Shared fixtures: a worker of its own per test.
 
-use mayfly_e2e::{Stack, StackOptions, Tools};
+use mayfly_e2e::{Tools, WranglerDev, WranglerOptions};
 
-/// A fresh stack with `vars` set on the worker.
-pub(crate) fn stack_with(vars: &[(&str, &str)]) -> Stack {
-    let options = StackOptions {
+/// A fresh `wrangler dev` with `vars` set on the worker, and no providers behind it.
+pub(crate) fn worker_with(vars: &[(&str, &str)]) -> WranglerDev {
+    let options = WranglerOptions {
         vars: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        ..StackOptions::default()
+        ..WranglerOptions::default()
     };
-    Stack::start(&Tools::of_workspace(), options).expect("the stack starts")
-}
-
-/// `GET url`, whatever the status: (status, body).
-pub(crate) fn get(url: &str) -> (u16, String) {
-    match ureq::get(url).call() {
-        Ok(resp) => (resp.status(), resp.into_string().expect("a text body")),
-        Err(ureq::Error::Status(status, resp)) => (status, resp.into_string().expect("a text body")),
-        Err(err) => panic!("GET {url}: {err}"),
-    }
+    WranglerDev::start(&Tools::of_workspace(), options).expect("the worker starts")
 }

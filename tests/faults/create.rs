@@ -2,22 +2,21 @@
 //! a second sandbox. Its connection dropped before any answer (the provider made the sandbox), the
 //! turn fails saying so, and the one sandbox made is the sweep's (its tags name the turn).
 
-use mayfly_cli::clock::SystemClock;
-use mayfly_cli::http::ReqwestHttpClient;
-use mayfly_cli::providers::local_e2b;
-use mayfly_core::e2b_client::E2bClient;
 use mayfly_core::provider::SandboxProvider;
 use mayfly_core::{EventBody, Outcome};
 use mayfly_e2e::fault_proxy::{Fault, Rule};
-use mayfly_e2e::process_stack::{ProcessStack, ProcessStackOptions, Profile};
+use mayfly_e2e::leftovers::sandboxd;
+use mayfly_e2e::{Profile, SeparateProcessStack, TestStackOptions};
 
 #[test]
 fn a_sandbox_create_whose_connection_dropped_is_not_sent_again() {
-    let stack = ProcessStack::start(ProcessStackOptions { profile: Profile::Debug }).expect("the stack starts");
+    let stack =
+        SeparateProcessStack::start(TestStackOptions::default().profile(Profile::Debug)).expect("the stack starts");
+    let api = stack.client();
     stack.sandboxd_proxy.arm(Rule::new("POST", "/sandboxes", Fault::Drop));
     let body = serde_json::json!({ "code": "print('ran')", "database": false, "timeout_s": 5 });
-    let turn = stack.create(&body.to_string()).expect("the turn is accepted");
-    let events = stack.events(&turn.turn_id, 0, |_| {});
+    let turn = api.try_create_turn(&body.to_string()).expect("the turn is accepted");
+    let (events, _) = api.read_events(&turn.turn_id, 0, |_| {});
     let finished = events.iter().find_map(|e| match &e.body {
         EventBody::TurnFinished { outcome, error, .. } => Some((*outcome, error.clone().unwrap_or_default())),
         _ => None,
@@ -27,7 +26,7 @@ fn a_sandbox_create_whose_connection_dropped_is_not_sent_again() {
     assert!(error.contains("may have reached"), "the error says why it was not sent again: {error}");
     assert_eq!(stack.sandboxd_proxy.fired().len(), 1, "the fault fired");
     // Exactly one sandbox carries the turn's tags: the create was sent once.
-    let sandboxes = E2bClient::new(ReqwestHttpClient::default(), SystemClock, local_e2b(&stack.endpoints));
+    let sandboxes = sandboxd(&stack.endpoints);
     let tagged = stack.runtime.block_on(sandboxes.list_tagged()).expect("sandboxd lists");
     let of_turn = tagged.iter().filter(|s| s.metadata.get("turn") == Some(&turn.turn_id)).count();
     assert_eq!(of_turn, 1, "the create was sent {of_turn} times: {tagged:?}");

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mayfly_core::{Event, EventBody, Outcome, ReapState, ReaperStatus, TurnDetail, TurnState};
 use mayfly_e2e::fault_proxy::{Fault, FaultProxy, Fired, Rule};
-use mayfly_e2e::process_stack::{Leftovers, ProcessStack, ProcessStackOptions, Profile, SWEEP_GRACE};
+use mayfly_e2e::leftovers::Leftovers;
+use mayfly_e2e::separate_process_stack::SWEEP_GRACE;
+use mayfly_e2e::{Profile, SeparateProcessStack, TestStackOptions};
 
 /// Every turn's limit: short, so that a turn whose worker died is reaped by its alarm soon.
 const TIMEOUT_S: u64 = 5;
@@ -173,14 +175,14 @@ fn seed() -> u64 {
     }
 }
 
-fn proxy(stack: &ProcessStack, provider: Provider) -> &FaultProxy {
+fn proxy(stack: &SeparateProcessStack, provider: Provider) -> &FaultProxy {
     match provider {
         Provider::Sandboxd => &stack.sandboxd_proxy,
         Provider::Scratchdb => &stack.scratchdb_proxy,
     }
 }
 
-fn kill(stack: &ProcessStack, victim: Victim) {
+fn kill(stack: &SeparateProcessStack, victim: Victim) {
     let result = match victim {
         Victim::Worker => stack.crash_worker(),
         Victim::Sandboxd => stack.crash_sandboxd(),
@@ -190,11 +192,12 @@ fn kill(stack: &ProcessStack, victim: Victim) {
 }
 
 /// Polls the turn until it is finished, or fails at the deadline.
-fn wait_finished(stack: &ProcessStack, turn_id: &str, patience: Duration) -> TurnDetail {
+fn wait_finished(stack: &SeparateProcessStack, turn_id: &str, patience: Duration) -> TurnDetail {
     let deadline = Instant::now() + patience;
+    let api = stack.client();
     loop {
         // The worker may be starting again; an unanswered poll is retried.
-        if let Ok(detail) = stack.detail(turn_id) {
+        if let Ok(detail) = api.try_detail(turn_id) {
             if detail.state == TurnState::Finished {
                 return detail;
             }
@@ -205,7 +208,7 @@ fn wait_finished(stack: &ProcessStack, turn_id: &str, patience: Duration) -> Tur
     }
 }
 
-fn run_one(stack: &ProcessStack, index: usize, injection: &Injection, code: &str, expected: &str) -> Record {
+fn run_one(stack: &SeparateProcessStack, index: usize, injection: &Injection, code: &str, expected: &str) -> Record {
     let fired_before = stack.sandboxd_proxy.fired().len() + stack.scratchdb_proxy.fired().len();
     if let Injection::Provider { provider, method, path, fault, .. } = injection {
         let mut rule = Rule::new(method, path, *fault);
@@ -216,12 +219,14 @@ fn run_one(stack: &ProcessStack, index: usize, injection: &Injection, code: &str
         proxy(stack, *provider).arm(rule);
     }
     let body = serde_json::json!({ "code": code, "language": "python", "timeout_s": TIMEOUT_S }).to_string();
+    let api = stack.client();
     let created = Instant::now();
-    let turn = stack.create(&body).unwrap_or_else(|err| panic!("turn {index}: {err:#}"));
+    let turn = api.try_create_turn(&body).unwrap_or_else(|err| panic!("turn {index}: {err:#}"));
     let mut killed_mid_turn = false;
     match injection {
         Injection::Kill { victim, at_seq } => {
-            stack.events(&turn.turn_id, 0, |event| {
+            // A stream the kill broke ends the read like a closed one: the turn is polled below.
+            let _ = api.read_events(&turn.turn_id, 0, |event| {
                 if event.seq >= *at_seq && !event.body.is_terminal() && !killed_mid_turn {
                     killed_mid_turn = true;
                     kill(stack, *victim);
@@ -234,7 +239,7 @@ fn run_one(stack: &ProcessStack, index: usize, injection: &Injection, code: &str
             }
         }
         _ => {
-            stack.events(&turn.turn_id, 0, |_| {});
+            let _ = api.read_events(&turn.turn_id, 0, |_| {});
         }
     }
     // A turn whose worker died is finished by its alarm after the deadline and its slack.
@@ -258,7 +263,7 @@ fn run_one(stack: &ProcessStack, index: usize, injection: &Injection, code: &str
 
 /// The checks of one turn once everything is settled: what is wrong goes into `problems`.
 fn check_turn(
-    stack: &ProcessStack,
+    stack: &SeparateProcessStack,
     record: &Record,
     errors: &mut BTreeMap<String, usize>,
     problems: &mut Vec<String>,
@@ -269,7 +274,8 @@ fn check_turn(
             problems.push(format!("{what}: {problem}"));
         }
     };
-    let detail = match stack.detail(&record.turn_id) {
+    let api = stack.client();
+    let detail = match api.try_detail(&record.turn_id) {
         Ok(detail) => detail,
         Err(err) => {
             check(false, format!("cannot be read: {err:#}"));
@@ -282,7 +288,7 @@ fn check_turn(
     for resource in &detail.resources {
         check(resource.reap == ReapState::Reaped, format!("a resource it held is not reaped: {resource:?}"));
     }
-    let events = stack.events(&record.turn_id, 0, |_| {});
+    let (events, _) = api.read_events(&record.turn_id, 0, |_| {});
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     check(seqs == (1..=events.len() as u64).collect::<Vec<_>>(), format!("the log has gaps: {seqs:?}"));
     match events.last() {
@@ -318,7 +324,7 @@ fn check_turn(
 
 /// An error a user can read: a sentence of words, not a dump or a runtime's placeholder, and no
 /// secret.
-fn is_clear(error: &str, stack: &ProcessStack) -> bool {
+fn is_clear(error: &str, stack: &SeparateProcessStack) -> bool {
     let secrets = [stack.postgres_admin_url(), &stack.endpoints.scratchdb_token, &stack.endpoints.sandboxd_api_key];
     let words = error.split_whitespace().filter(|w| w.chars().any(char::is_alphabetic)).count();
     words >= 3
@@ -338,7 +344,9 @@ fn faults_at_random_points_leave_nothing_and_every_turn_says_how_it_ended() {
     let turns: usize = std::env::var("MAYFLY_FAULT_TURNS").map_or(50, |n| n.parse().expect("a number of turns"));
     eprintln!("fault seed {seed} ({turns} turns): MAYFLY_FAULT_SEED={seed} reproduces this plan");
     let plan = plan(seed, turns);
-    let stack = ProcessStack::start(ProcessStackOptions { profile: Profile::Debug }).expect("the stack starts");
+    let stack =
+        SeparateProcessStack::start(TestStackOptions::default().profile(Profile::Debug)).expect("the stack starts");
+    let api = stack.client();
 
     let mut records = Vec::new();
     for (index, (injection, code, expected)) in plan.iter().enumerate() {
@@ -362,10 +370,10 @@ fn faults_at_random_points_leave_nothing_and_every_turn_says_how_it_ended() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let swept_after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    stack.trigger_sweep().expect("the sweep runs");
+    api.trigger_sweep();
     let sweep_by = Instant::now() + Duration::from_secs(60);
     let sweep = loop {
-        let (status, body) = stack.call("GET", "/v1/reaper", None).expect("the reaper answers");
+        let (status, body) = api.try_call("GET", "/v1/reaper", None).expect("the reaper answers");
         assert_eq!(status, 200, "{body}");
         let reaper: ReaperStatus = serde_json::from_str(&body).expect("a ReaperStatus");
         if let Some(sweep) = reaper.last_sweep.filter(|s| s.at_unix_ms >= swept_after) {

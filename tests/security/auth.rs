@@ -3,9 +3,10 @@
 //! lists show nothing of the other tenant.
 
 use mayfly_core::{ErrorCode, Outcome, ReaperStatus, TurnList};
-use mayfly_e2e::turns::{outcome_of, TurnStack, ALICE_KEY, BOB_KEY};
+use mayfly_e2e::turns::outcome_of;
+use mayfly_e2e::{Answer, InProcessStack, ALICE_KEY, BOB_KEY};
 
-use crate::support::{error_of, raw, Answer};
+use crate::support::error_of;
 
 /// A route, with the placeholder `{id}` for a turn id, and the body it is sent with.
 const ROUTES: [(&str, &str, &str); 8] = [
@@ -19,7 +20,7 @@ const ROUTES: [(&str, &str, &str); 8] = [
     ("POST", "/v1/turns/{id}/keep", ""),
 ];
 
-fn request(stack: &TurnStack, method: &str, path: &str, authorization: Option<&str>, body: &str) -> Answer {
+fn request(stack: &InProcessStack, method: &str, path: &str, authorization: Option<&str>, body: &str) -> Answer {
     let mut headers = vec![("Content-Type", "application/json")];
     if let Some(value) = authorization {
         headers.push(("Authorization", value));
@@ -28,16 +29,18 @@ fn request(stack: &TurnStack, method: &str, path: &str, authorization: Option<&s
     if path.contains("/events") {
         headers.push(("Accept", "text/event-stream"));
     }
-    raw(stack, method, path, &headers, body.as_bytes())
+    stack.anonymous().raw(method, path, &headers, body.as_bytes())
 }
 
 #[test]
 fn every_route_refuses_missing_wrong_and_foreign_keys_alike() {
-    let stack = TurnStack::start();
-    let turn = stack.create(ALICE_KEY, r#"{"code":"print('alice')","database":false}"#);
-    let events = stack.follow(&turn, ALICE_KEY, 0);
+    let stack = InProcessStack::start();
+    let alice = stack.client(ALICE_KEY);
+    let bob = stack.client(BOB_KEY);
+    let turn = alice.create_turn(r#"{"code":"print('alice')","database":false}"#);
+    let events = alice.follow(&turn.turn_id, 0);
     assert_eq!(outcome_of(&events), Some(Outcome::Succeeded), "{events:?}");
-    stack.wait_reaped(&turn, ALICE_KEY);
+    alice.wait_reaped(&turn.turn_id);
     // Well-formed, but never a turn of anyone's.
     let unknown = "t_0123456789abcdef0123456789abcdef";
 
@@ -73,7 +76,8 @@ fn every_route_refuses_missing_wrong_and_foreign_keys_alike() {
                 checked += 1;
             }
             // Whether the turn exists changes nothing in the answer.
-            assert_eq!(answers[0], answers[1], "{method} {template} with {authorization:?}");
+            let seen = |a: &Answer| (a.status, a.content_type.clone(), a.body.clone(), a.retry_after());
+            assert_eq!(seen(&answers[0]), seen(&answers[1]), "{method} {template} with {authorization:?}");
             bodies.insert(answers.remove(0).body);
         }
         // One wording for a missing key, one for any key that is not known, however near it is.
@@ -82,33 +86,37 @@ fn every_route_refuses_missing_wrong_and_foreign_keys_alike() {
 
     // Bob's key: Alice's turn is the same 404 as one that never existed, on every turn route,
     // even when Bob names Alice as the tenant himself.
-    let bob = format!("Bearer {BOB_KEY}");
+    let bobs = format!("Bearer {BOB_KEY}");
     for (method, template, body) in ROUTES.iter().filter(|(_, t, _)| t.contains("{id}")) {
-        let theirs = request(&stack, method, &template.replace("{id}", &turn.turn_id), Some(&bob), body);
-        let nobodys = request(&stack, method, &template.replace("{id}", unknown), Some(&bob), body);
+        let theirs = request(&stack, method, &template.replace("{id}", &turn.turn_id), Some(&bobs), body);
+        let nobodys = request(&stack, method, &template.replace("{id}", unknown), Some(&bobs), body);
         let what = format!("{method} {template} as bob");
         assert_eq!(theirs.status, 404, "{what}: {theirs:?}");
         assert_eq!(error_of(&theirs).error.code, ErrorCode::NotFound, "{what}");
         assert_eq!(theirs.body.replace(&turn.turn_id, unknown), nobodys.body, "{what}");
         assert!(!theirs.body.contains("alice"), "{what}: {theirs:?}");
-        let headers = [("Authorization", bob.as_str()), ("x-mayfly-tenant", "alice"), ("X-Mayfly-Tenant", "alice")];
-        let spoofed = raw(&stack, method, &template.replace("{id}", &turn.turn_id), &headers, body.as_bytes());
+        let headers = [("Authorization", bobs.as_str()), ("x-mayfly-tenant", "alice"), ("X-Mayfly-Tenant", "alice")];
+        let spoofed =
+            stack.anonymous().raw(method, &template.replace("{id}", &turn.turn_id), &headers, body.as_bytes());
         assert_eq!(spoofed.status, 404, "{what} claiming to be alice: {spoofed:?}");
         checked += 3;
     }
-    assert_eq!(stack.connect(&turn, BOB_KEY, 0).err().as_deref(), Some("status 404 Not Found"));
-    assert_eq!(stack.connect(&turn, "not-a-key", 0).err().as_deref(), Some("status 401 Unauthorized"));
+    assert_eq!(bob.connect_events(&turn.turn_id, 0).err().as_deref(), Some("status 404 Not Found"));
+    assert_eq!(
+        stack.client("not-a-key").connect_events(&turn.turn_id, 0).err().as_deref(),
+        Some("status 401 Unauthorized")
+    );
 
     // Bob's lists hold nothing of Alice's; Alice's hold her turn.
-    let (status, body) = stack.call("GET", "/v1/turns", Some(BOB_KEY), None);
+    let (status, body) = bob.call("GET", "/v1/turns", None);
     assert_eq!(status, 200, "{body}");
     assert!(serde_json::from_str::<TurnList>(&body).unwrap().turns.is_empty(), "{body}");
-    let (status, body) = stack.call("GET", "/v1/reaper", Some(BOB_KEY), None);
+    let (status, body) = bob.call("GET", "/v1/reaper", None);
     assert_eq!(status, 200, "{body}");
     let reaper: ReaperStatus = serde_json::from_str(&body).unwrap();
     assert_eq!((reaper.alive, reaper.overdue.len(), reaper.failed.len()), (0, 0, 0), "{body}");
     assert!(!body.contains(&turn.turn_id), "{body}");
-    let (status, body) = stack.call("GET", "/v1/turns", Some(ALICE_KEY), None);
+    let (status, body) = alice.call("GET", "/v1/turns", None);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&turn.turn_id), "{body}");
 

@@ -6,10 +6,12 @@
 use std::process::Command;
 
 use mayfly_core::{ErrorCode, Outcome};
-use mayfly_e2e::turns::{outcome_of, TurnStack, ALICE_KEY};
-use mayfly_e2e::Tools;
+use mayfly_e2e::turns::outcome_of;
+use mayfly_e2e::{InProcessStack, Tools, ALICE_KEY};
 
-use crate::support::{assert_nothing_provisioned, error_of, raw, Answer};
+use mayfly_e2e::Answer;
+
+use crate::support::{assert_nothing_provisioned, error_of};
 
 /// A bad body for `POST /v1/turns`: what it is, the bytes, and the status it must get (`None`:
 /// any 4xx).
@@ -165,13 +167,16 @@ fn assert_refused(what: &str, answer: &Answer, status: Option<u16>) -> ErrorCode
 
 #[test]
 fn bad_input_gets_a_clear_4xx_and_provisions_nothing() {
-    let stack = TurnStack::start();
+    let stack = InProcessStack::start();
+    let alice = stack.client(ALICE_KEY);
+    // The requests below carry their headers, key included, exactly as written.
+    let raw = stack.anonymous();
     let auth = format!("Bearer {ALICE_KEY}");
     let json = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
 
     let cases = bad_turn_bodies();
     for case in &cases {
-        let answer = raw(&stack, "POST", "/v1/turns", &json, &case.body);
+        let answer = raw.raw("POST", "/v1/turns", &json, &case.body);
         let code = assert_refused(&case.what, &answer, case.status);
         if answer.status == 413 {
             assert_eq!(code, ErrorCode::PayloadTooLarge, "{}: {answer:?}", case.what);
@@ -181,11 +186,11 @@ fn bad_input_gets_a_clear_4xx_and_provisions_nothing() {
     let binary = [("Authorization", auth.as_str()), ("Content-Type", "application/octet-stream")];
     assert_refused(
         "octet-stream garbage",
-        &raw(&stack, "POST", "/v1/turns", &binary, &[0xde, 0xad, 0xbe, 0xef]),
+        &raw.raw("POST", "/v1/turns", &binary, &[0xde, 0xad, 0xbe, 0xef]),
         Some(400),
     );
     let form = [("Authorization", auth.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
-    assert_refused("a form", &raw(&stack, "POST", "/v1/turns", &form, b"code=print(1)"), Some(400));
+    assert_refused("a form", &raw.raw("POST", "/v1/turns", &form, b"code=print(1)"), Some(400));
 
     // Odd paths, methods and ids on the other routes.
     let get_auth = [("Authorization", auth.as_str())];
@@ -209,13 +214,13 @@ fn bad_input_gets_a_clear_4xx_and_provisions_nothing() {
     ];
     for (method, path) in &odd_requests {
         let body: &[u8] = if *method == "GET" || *method == "DELETE" { b"" } else { b"\xff\x00garbage" };
-        let answer = raw(&stack, method, path, &get_auth, body);
+        let answer = raw.raw(method, path, &get_auth, body);
         assert_refused(&format!("{method} {path}"), &answer, None);
     }
     // A path that has routes, asked with another method: the one error shape, not the router's
     // plain text.
     for (method, path) in [("PUT", "/v1/turns"), ("DELETE", "/v1/reaper"), ("PATCH", "/v1/turns/t_0")] {
-        let code = assert_refused(&format!("{method} {path}"), &raw(&stack, method, path, &get_auth, b""), Some(405));
+        let code = assert_refused(&format!("{method} {path}"), &raw.raw(method, path, &get_auth, b""), Some(405));
         assert_eq!(code, ErrorCode::MethodNotAllowed);
     }
     let hand_written = cases.len() + 2 + odd_requests.len() + 3;
@@ -227,13 +232,13 @@ fn bad_input_gets_a_clear_4xx_and_provisions_nothing() {
     assert_nothing_provisioned(&stack);
 
     // A turn that exists, asked for its events with a bad cursor, and kept with a body it ignores.
-    let turn = stack.create(ALICE_KEY, r#"{"code":"print(1)","database":false}"#);
-    let events = stack.follow(&turn, ALICE_KEY, 0);
+    let turn = alice.create_turn(r#"{"code":"print(1)","database":false}"#);
+    let events = alice.follow(&turn.turn_id, 0);
     assert_eq!(outcome_of(&events), Some(Outcome::Succeeded), "{events:?}");
     let sse = [("Authorization", auth.as_str()), ("Accept", "text/event-stream")];
     for query in ["after=-1", "after=abc", "after=1e3", "after=99999999999999999999999", "after=%00"] {
         let path = format!("{}?{query}", turn.events_url);
-        let answer = raw(&stack, "GET", &path, &sse, b"");
+        let answer = raw.raw("GET", &path, &sse, b"");
         assert!(answer.status < 500, "{path}: {answer:?}");
         if answer.status >= 400 {
             assert_refused(&path, &answer, None);
@@ -241,25 +246,25 @@ fn bad_input_gets_a_clear_4xx_and_provisions_nothing() {
     }
     for id in ["-1", "x", "99999999999999999999999"] {
         let headers = [("Authorization", auth.as_str()), ("Accept", "text/event-stream"), ("Last-Event-ID", id)];
-        let answer = raw(&stack, "GET", &turn.events_url, &headers, b"");
+        let answer = raw.raw("GET", &turn.events_url, &headers, b"");
         assert!(answer.status < 500, "Last-Event-ID {id}: {answer:?}");
     }
-    let answer = raw(&stack, "GET", &turn.events_url, &get_auth, b"");
+    let answer = raw.raw("GET", &turn.events_url, &get_auth, b"");
     assert_refused("events without a WebSocket or SSE", &answer, None);
-    stack.wait_reaped(&turn, ALICE_KEY);
+    alice.wait_reaped(&turn.turn_id);
     stack.assert_nothing_left(&turn.turn_id);
 }
 
 /// Runs schemathesis against the served document: negative cases only for `POST /v1/turns` (a
 /// valid one would start a real turn), every mode for the other operations. Asserts it found no
 /// server error and returns what it ran.
-fn schemathesis(stack: &TurnStack) -> String {
+fn schemathesis(stack: &InProcessStack) -> String {
     let tools = Tools::of_workspace();
     let cli = tools.tools_dir().join("venv/bin/schemathesis");
     assert!(cli.exists(), "{} is missing: run `cargo xtask setup`", cli.display());
     let reports = tempfile::tempdir().unwrap();
     let auth = format!("Authorization: Bearer {ALICE_KEY}");
-    let schema = format!("{}/v1/openapi.json", stack.stack.url);
+    let schema = format!("{}/v1/openapi.json", stack.worker.url);
     let mut summaries = Vec::new();
     let runs: [(&str, &[&str]); 2] = [
         ("negative", &["--include-method", "POST", "--include-path", "/v1/turns"]),
@@ -270,7 +275,7 @@ fn schemathesis(stack: &TurnStack) -> String {
         let output = Command::new(&cli)
             .arg("run")
             .arg(&schema)
-            .args(["--url", &stack.stack.url, "--header", &auth, "--checks", "not_a_server_error", "--mode", mode])
+            .args(["--url", &stack.worker.url, "--header", &auth, "--checks", "not_a_server_error", "--mode", mode])
             .args(["--max-examples", "25", "--seed", "20240911", "--phases", "examples,coverage,fuzzing"])
             .args(["--generation-database", "none", "--workers", "2", "--request-timeout", "30", "--no-color"])
             .args(["--warnings", "off", "--report", "json", "--report-json-path"])

@@ -7,10 +7,11 @@
 use std::time::Instant;
 
 use mayfly_core::{CreateTurnResponse, Event, EventBody, Outcome};
-use mayfly_e2e::turns::{outcome_of, stdout_of, TurnStack, ALICE_KEY, BOB_KEY};
-use mayfly_e2e::Tools;
+use mayfly_e2e::procfs::{cmdline, pids, sandbox_processes};
+use mayfly_e2e::turns::{outcome_of, stdout_of};
+use mayfly_e2e::{ApiClient, InProcessStack, Tools, ALICE_KEY, BOB_KEY};
 
-use crate::support::{follow_until, host_processes, lines_with, resources_of, CancelOnDrop};
+use crate::support::{follow_until, lines_with, resources_of, CancelOnDrop};
 
 const ESCAPE: &str = include_str!("escape.py");
 const OUTLIVE: &str = include_str!("outlive.py");
@@ -70,40 +71,40 @@ fn assert_blocked(events: &[Event], expected: &[&str]) {
 }
 
 /// Asserts the turn is reaped on both sides and nothing of it runs on the host.
-fn assert_gone(stack: &TurnStack, turn: &CreateTurnResponse, key: &str, events: &[Event], mark: &str) {
-    stack.wait_reaped(turn, key);
+fn assert_gone(stack: &InProcessStack, client: &ApiClient, turn: &CreateTurnResponse, events: &[Event], mark: &str) {
+    client.wait_reaped(&turn.turn_id);
     stack.assert_nothing_left(&turn.turn_id);
     let (Some(sandbox), _) = resources_of(events) else { panic!("no sandbox: {events:?}") };
-    let left = host_processes(&sandbox, mark);
+    let left = sandbox_processes(&sandbox, mark);
     assert!(left.is_empty(), "processes of {} outlived its reap: {left:?}", turn.turn_id);
 }
 
 /// Host pids the attacker tries to signal: this test and the stack's long-lived processes.
 fn host_pids() -> String {
-    let mut pids = vec![std::process::id()];
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline);
+    let mut chosen = vec![std::process::id()];
+    for pid in pids() {
+        let cmdline = cmdline(pid).unwrap_or_default();
         if ["workerd", "wrangler", "postgres"].iter().any(|name| cmdline.contains(name)) {
-            pids.push(pid);
+            chosen.push(pid);
         }
     }
-    pids.iter().take(40).map(u32::to_string).collect::<Vec<_>>().join(",")
+    chosen.iter().take(40).map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
 #[test]
 fn a_turn_cannot_reach_the_host_or_another_live_turn() {
-    let stack = TurnStack::start();
+    let stack = InProcessStack::start();
+    let alice = stack.client(ALICE_KEY);
+    let bob = stack.client(BOB_KEY);
     let victim_mark = mark("victim");
     let body = serde_json::json!({ "code": VICTIM, "env": { "MARK": victim_mark }, "timeout_s": 120 });
-    let victim = stack.create(BOB_KEY, &body.to_string());
+    let victim = bob.create_turn(&body.to_string());
 
     std::thread::scope(|scope| {
         // Whatever fails below, the victim ends now rather than at its timeout.
-        let _cancel = CancelOnDrop { stack: &stack, turn: &victim, key: BOB_KEY };
+        let _cancel = CancelOnDrop { client: &bob, turn: &victim };
         // The victim is live, its files written: its sandbox and database are known from its events.
-        let (seen, follower) = follow_until(scope, &stack, &victim, BOB_KEY, "ready");
+        let (seen, follower) = follow_until(scope, &bob, &victim, "ready");
         let (Some(sandbox), Some((_, database))) = resources_of(&seen) else { panic!("{seen:?}") };
 
         let attacker_mark = mark("attacker");
@@ -118,12 +119,12 @@ fn a_turn_cannot_reach_the_host_or_another_live_turn() {
             "STATE_DIR": stack.data_dir().join("sandboxes").display().to_string(),
             "SANDBOXD_URL": endpoints.sandboxd_url,
             "SCRATCHDB_URL": endpoints.scratchdb_url,
-            "WORKER_URL": stack.stack.url,
+            "WORKER_URL": stack.worker.url,
             "HOST_PIDS": host_pids(),
         });
         let body = serde_json::json!({ "code": ESCAPE, "env": env, "timeout_s": 120 });
-        let attacker = stack.create(ALICE_KEY, &body.to_string());
-        let attack = stack.follow(&attacker, ALICE_KEY, 0);
+        let attacker = alice.create_turn(&body.to_string());
+        let attack = alice.follow(&attacker.turn_id, 0);
         assert_eq!(outcome_of(&attack), Some(Outcome::Succeeded), "{attack:?}");
         assert_blocked(
             &attack,
@@ -143,20 +144,21 @@ fn a_turn_cannot_reach_the_host_or_another_live_turn() {
                 "loopback_ports",
             ],
         );
-        assert_gone(&stack, &attacker, ALICE_KEY, &attack, &attacker_mark);
+        assert_gone(&stack, &alice, &attacker, &attack, &attacker_mark);
 
         // The victim lived through it all; cancelled now, it is reaped like any other turn.
-        let (status, body) = stack.call("DELETE", &victim.status_url, Some(BOB_KEY), None);
+        let (status, body) = bob.call("DELETE", &victim.status_url, None);
         assert_eq!(status, 202, "{body}");
         let victim_events = follower.join().expect("the follower");
         assert_eq!(outcome_of(&victim_events), Some(Outcome::Cancelled), "{victim_events:?}");
-        assert_gone(&stack, &victim, BOB_KEY, &victim_events, &victim_mark);
+        assert_gone(&stack, &bob, &victim, &victim_events, &victim_mark);
     });
 }
 
 #[test]
 fn bombs_and_leftovers_are_contained_and_every_turn_reaps() {
-    let stack = TurnStack::start();
+    let stack = InProcessStack::start();
+    let alice = stack.client(ALICE_KEY);
     let root = is_root();
     let outlive_env = if root {
         serde_json::json!({ "MARK": mark("outlive"), "FILL_DISK": "1" })
@@ -175,14 +177,13 @@ fn bombs_and_leftovers_are_contained_and_every_turn_reaps() {
         ),
     ];
     let started = Instant::now();
-    let created: Vec<_> =
-        turns.iter().map(|(name, body)| (*name, stack.create(ALICE_KEY, &body.to_string()))).collect();
+    let created: Vec<_> = turns.iter().map(|(name, body)| (*name, alice.create_turn(&body.to_string()))).collect();
     let followed: Vec<(&str, CreateTurnResponse, Vec<Event>)> = std::thread::scope(|scope| {
         let followers: Vec<_> = created
             .iter()
             .map(|(name, turn)| {
-                let stack = &stack;
-                scope.spawn(move || (*name, turn.clone(), stack.follow(turn, ALICE_KEY, 0)))
+                let alice = &alice;
+                scope.spawn(move || (*name, turn.clone(), alice.follow(&turn.turn_id, 0)))
             })
             .collect();
         followers.into_iter().map(|f| f.join().expect("a follower")).collect()
@@ -212,7 +213,7 @@ fn bombs_and_leftovers_are_contained_and_every_turn_reaps() {
                 assert!(events.iter().any(|e| matches!(e.body, EventBody::ProcessStarted { .. })), "{events:?}");
             }
         }
-        assert_gone(&stack, turn, ALICE_KEY, events, &mark(name));
+        assert_gone(&stack, &alice, turn, events, &mark(name));
     }
 }
 

@@ -10,7 +10,8 @@ use std::process::Command;
 
 use base64::Engine as _;
 use mayfly_core::Outcome;
-use mayfly_e2e::turns::{outcome_of, stdout_of, TurnStack, ALICE_KEY, BOB_KEY};
+use mayfly_e2e::turns::{outcome_of, stdout_of};
+use mayfly_e2e::{InProcessStack, ALICE_KEY, BOB_KEY};
 
 use crate::support::{follow_until, resources_of, CancelOnDrop};
 
@@ -65,10 +66,11 @@ fn build_evil_library(dir: &Path, marker: &Path) -> Vec<u8> {
 /// filter). No environment can hold a NUL: it is refused at the edge, before anything is made.
 #[test]
 fn a_nul_in_a_turns_variables_is_refused_before_anything_is_made() {
-    let stack = TurnStack::start();
+    let stack = InProcessStack::start();
+    let alice = stack.client(ALICE_KEY);
     let env = serde_json::json!({ "ZZ": "x\u{0}--ro-bind\u{0}/\u{0}/host\u{0}--setenv\u{0}Y" });
     let body = serde_json::json!({ "code": "import os; print(os.listdir('/host'))", "env": env, "database": false });
-    let (status, answer) = stack.call("POST", "/v1/turns", Some(ALICE_KEY), Some(&body.to_string()));
+    let (status, answer) = alice.call("POST", "/v1/turns", Some(&body.to_string()));
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("NUL"), "{answer}");
     crate::support::assert_nothing_provisioned(&stack);
@@ -83,16 +85,18 @@ fn a_turns_variables_never_reach_the_programs_that_run_outside_the_jail() {
     let _ = std::fs::remove_file(&marker);
     let evil = base64::engine::general_purpose::STANDARD.encode(build_evil_library(scratch.path(), &marker));
 
-    let stack = TurnStack::start();
+    let stack = InProcessStack::start();
+    let alice = stack.client(ALICE_KEY);
+    let bob = stack.client(BOB_KEY);
     let env = serde_json::json!({ "MARKER": marker.display().to_string() });
     let code = PLANTER.replace("EVIL_SO_BASE64", &evil);
     let body = serde_json::json!({ "code": code, "env": env, "database": false, "timeout_s": 120 });
-    let planter = stack.create(ALICE_KEY, &body.to_string());
+    let planter = alice.create_turn(&body.to_string());
 
     std::thread::scope(|scope| {
         // Whatever fails below, the planter ends now rather than at its timeout.
-        let _cancel = CancelOnDrop { stack: &stack, turn: &planter, key: ALICE_KEY };
-        let (seen, follower) = follow_until(scope, &stack, &planter, ALICE_KEY, "planted");
+        let _cancel = CancelOnDrop { client: &alice, turn: &planter };
+        let (seen, follower) = follow_until(scope, &alice, &planter, "planted");
         let (Some(sandbox), _) = resources_of(&seen) else { panic!("{seen:?}") };
         // Where A's home is on the host (its sandbox's directory under sandboxd's state).
         let home = stack.data_dir().join("sandboxes").join(&sandbox).join("home");
@@ -104,8 +108,8 @@ fn a_turns_variables_never_reach_the_programs_that_run_outside_the_jail() {
         ];
         for (name, value) in attacks {
             let body = serde_json::json!({ "code": VICTIM, "env": { name: &value }, "database": false });
-            let turn = stack.create(BOB_KEY, &body.to_string());
-            let events = stack.follow(&turn, BOB_KEY, 0);
+            let turn = bob.create_turn(&body.to_string());
+            let events = bob.follow(&turn.turn_id, 0);
             let planted_ran = std::fs::read_to_string(&marker).unwrap_or_default();
             assert!(planted_ran.is_empty(), "{name}: the planted code ran on the host as: {planted_ran}");
             assert_eq!(outcome_of(&events), Some(Outcome::Succeeded), "{name}: {events:?}");
@@ -119,7 +123,7 @@ fn a_turns_variables_never_reach_the_programs_that_run_outside_the_jail() {
             assert!(stdout.ends_with("done\n"), "{name}: {stdout}");
         }
 
-        let (status, answer) = stack.call("DELETE", &planter.status_url, Some(ALICE_KEY), None);
+        let (status, answer) = alice.call("DELETE", &planter.status_url, None);
         assert_eq!(status, 202, "{answer}");
         follower.join().expect("the follower");
     });

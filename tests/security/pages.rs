@@ -1,20 +1,15 @@
 //! Every page of the app carries a Content-Security-Policy and framing rules: the app's pages may
 //! be framed by nobody, the embed view only by the origins the deployment names.
 
-use std::time::Duration;
-
-use mayfly_e2e::turns::TurnStack;
+use mayfly_e2e::{InProcessStack, TestStackOptions};
 
 /// The answer's status and the headers this test reads.
-fn page(stack: &TurnStack, path: &str) -> (u16, String, Option<String>, Option<String>, Option<String>) {
-    let response = match ureq::get(&format!("{}{path}", stack.stack.url)).timeout(Duration::from_secs(30)).call() {
-        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-        Err(err) => panic!("GET {path}: {err}"),
-    };
-    let header = |name: &str| response.header(name).map(str::to_owned);
+fn page(stack: &InProcessStack, path: &str) -> (u16, String, Option<String>, Option<String>, Option<String>) {
+    let answer = stack.anonymous().raw("GET", path, &[], b"");
+    let header = |name: &str| answer.header(name).map(str::to_owned);
     (
-        response.status(),
-        response.content_type().to_owned(),
+        answer.status,
+        answer.content_type.clone(),
         header("Content-Security-Policy"),
         header("X-Frame-Options"),
         header("X-Content-Type-Options"),
@@ -23,7 +18,8 @@ fn page(stack: &TurnStack, path: &str) -> (u16, String, Option<String>, Option<S
 
 #[test]
 fn every_page_carries_a_content_security_policy_and_framing_rules() {
-    let stack = TurnStack::start_with_vars(&[("EMBED_ORIGINS", "https://ide.example, http://127.0.0.1:5173")]);
+    let origins = "https://ide.example, http://127.0.0.1:5173";
+    let stack = InProcessStack::start_with(TestStackOptions::default().var("EMBED_ORIGINS", origins));
     for path in ["/", "/turns", "/turns/t_0123", "/any/path/the/app/routes"] {
         let (status, content_type, policy, frame_options, nosniff) = page(&stack, path);
         assert_eq!((status, content_type.as_str()), (200, "text/html"), "{path}");
@@ -46,7 +42,7 @@ fn every_page_carries_a_content_security_policy_and_framing_rules() {
 
 #[test]
 fn without_configured_origins_nobody_may_frame_the_embed_view() {
-    let stack = TurnStack::start();
+    let stack = InProcessStack::start();
     let (_, _, policy, frame_options, _) = page(&stack, "/embed");
     assert!(policy.expect("a policy").contains("frame-ancestors 'none'"));
     assert_eq!(frame_options.as_deref(), Some("DENY"));

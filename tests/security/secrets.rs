@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use mayfly_core::{Outcome, TurnDetail};
-use mayfly_e2e::turns::{outcome_of, stdout_of, TurnStack, ALICE_KEY, BOB_KEY};
+use mayfly_e2e::turns::{outcome_of, stdout_of};
+use mayfly_e2e::{InProcessStack, ALICE_KEY, BOB_KEY};
 
-use crate::support::{lines_with, raw};
+use crate::support::lines_with;
 
 /// Prints the database password reversed, so the test learns it while the turn's output (a
 /// stdout event) never holds it, then proves the password works.
@@ -24,7 +25,9 @@ const ENV_SECRET: &str = "env-secret-5b0c9e2f71d84a6a";
 
 #[test]
 fn secrets_appear_in_no_event_answer_log_or_storage() {
-    let stack = TurnStack::start();
+    let stack = InProcessStack::start();
+    let alice = stack.client(ALICE_KEY);
+    let bob = stack.client(BOB_KEY);
     // Three ends a turn can have: success, failure after running, timeout while running.
     let bodies = [
         serde_json::json!({ "code": PRINT_PASSWORD, "env": { "MY_TOKEN": ENV_SECRET } }),
@@ -35,8 +38,8 @@ fn secrets_appear_in_no_event_answer_log_or_storage() {
     let mut seen = String::new();
     let mut turns = Vec::new();
     for (body, outcome) in bodies.iter().zip([Outcome::Succeeded, Outcome::Failed, Outcome::TimedOut]) {
-        let turn = stack.create(ALICE_KEY, &body.to_string());
-        let events = stack.follow(&turn, ALICE_KEY, 0);
+        let turn = alice.create_turn(&body.to_string());
+        let events = alice.follow(&turn.turn_id, 0);
         assert_eq!(outcome_of(&events), Some(outcome), "{events:?}");
         let stdout = stdout_of(&events);
         assert!(stdout.contains("connected 1"), "{stdout}");
@@ -44,33 +47,33 @@ fn secrets_appear_in_no_event_answer_log_or_storage() {
         let password: String = reversed.first().expect("the turn printed it").trim().chars().rev().collect();
         assert!(password.len() >= 16, "a real password: {password:?}");
         passwords.push(password);
-        stack.wait_reaped(&turn, ALICE_KEY);
+        alice.wait_reaped(&turn.turn_id);
         stack.assert_nothing_left(&turn.turn_id);
         turns.push(turn);
     }
 
     // Everything a client can read: every event (WebSocket and SSE), every answer.
     for turn in &turns {
-        seen += &serde_json::to_string(&stack.follow(turn, ALICE_KEY, 0)).unwrap();
-        seen += &serde_json::to_string(&stack.follow_sse(turn, ALICE_KEY, 0, None)).unwrap();
-        let detail: TurnDetail = stack.detail(turn, ALICE_KEY);
+        seen += &serde_json::to_string(&alice.follow(&turn.turn_id, 0)).unwrap();
+        seen += &serde_json::to_string(&alice.follow_sse(&turn.turn_id, 0, None)).unwrap();
+        let detail: TurnDetail = alice.detail(&turn.turn_id);
         // The detail names the env, never its values.
         assert!(detail.spec.env.iter().all(|name| name == "MY_TOKEN"), "{detail:?}");
         for (method, path) in [("GET", turn.status_url.clone()), ("POST", format!("{}/keep", turn.status_url))] {
-            seen += &stack.call(method, &path, Some(ALICE_KEY), None).1;
+            seen += &alice.call(method, &path, None).1;
         }
-        seen += &stack.call("GET", &turn.status_url, Some(BOB_KEY), None).1;
+        seen += &bob.call("GET", &turn.status_url, None).1;
     }
     for path in ["/v1/turns", "/v1/reaper", "/v1/health", "/v1/openapi.json", "/v1/nothing"] {
-        seen += &stack.call("GET", path, Some(ALICE_KEY), None).1;
+        seen += &alice.call("GET", path, None).1;
     }
-    seen += &stack.call("GET", "/v1/turns", Some("wrong-key"), None).1;
+    seen += &stack.client("wrong-key").call("GET", "/v1/turns", None).1;
     let bad_env = serde_json::json!({ "code": "1", "env": { "PG_URL": format!("postgres://u:{}@h/d", passwords[0]) } });
-    let refused = stack.call("POST", "/v1/turns", Some(ALICE_KEY), Some(&bad_env.to_string()));
+    let refused = alice.call("POST", "/v1/turns", Some(&bad_env.to_string()));
     assert_eq!(refused.0, 400, "{refused:?}");
     seen += &refused.1;
     let auth = format!("Bearer {ALICE_KEY}");
-    seen += &raw(&stack, "POST", "/v1/turns", &[("Authorization", &auth)], b"\xff{not json").body;
+    seen += &stack.anonymous().raw("POST", "/v1/turns", &[("Authorization", &auth)], b"\xff{not json").body;
     assert!(seen.contains("reversed-password"), "the events were read");
 
     let endpoints = &stack.local().endpoints;
@@ -93,7 +96,7 @@ fn secrets_appear_in_no_event_answer_log_or_storage() {
 
     // Every log and everything the worker stored. The cluster's own files hold its password
     // hashes and scratchdb's registry by design; its log is checked.
-    let mut files = vec![stack.stack.wrangler_log.clone()];
+    let mut files = vec![stack.worker.wrangler_log.clone()];
     files.extend(files_under(&stack.data_dir().join("worker-state")));
     files.extend(files_under(stack.data_dir()).into_iter().filter(|f| f.extension().is_some_and(|e| e == "log")));
     assert!(files.len() > 2, "the worker stored something: {files:?}");

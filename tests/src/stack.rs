@@ -1,122 +1,64 @@
-//! The local stack as a test or `cargo xtask dev` boots it: `wrangler dev` (workerd, the real
-//! Workers runtime) serving the built worker and web app on 127.0.0.1.
+//! What the two test stacks share: how a test asks for one. [`crate::InProcessStack`] runs
+//! Postgres, scratchdb and sandboxd in the test's own process; [`crate::SeparateProcessStack`]
+//! runs them as child processes a test can kill. Both put `wrangler dev` ([`crate::WranglerDev`])
+//! in front of them.
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
-
-use anyhow::{bail, Context};
-
-use crate::{Service, Tools};
-
-/// How to boot the stack.
+/// How to boot a test stack. The CLI's `mayfly_cli::stack::StackOptions` is the options of the
+/// providers alone, which an in-process stack is built from.
 #[derive(Debug, Clone, Default)]
-pub struct StackOptions {
-    /// The worker's port; a free one when `None`.
-    pub port: Option<u16>,
-    /// Extra worker variables (`--var NAME:VALUE`), such as provider URLs.
+pub struct TestStackOptions {
+    /// Ready databases scratchdb keeps to hand out.
+    pub pool: usize,
+    /// Worker variables besides the stack's own (a limit, say); a test's value of a variable
+    /// replaces the stack's.
     pub vars: Vec<(String, String)>,
-    /// Where workerd keeps Durable Object state; a fresh temporary directory when `None`.
-    pub state_dir: Option<PathBuf>,
+    /// Which build of the provider binaries a separate-process stack runs. An in-process stack's
+    /// providers are part of the test binary, so it has no say there.
+    pub profile: Profile,
 }
 
-/// A running stack. Dropping it stops every process it started.
-#[derive(Debug)]
-pub struct Stack {
-    pub url: String,
-    pub port: u16,
-    /// wrangler's combined output.
-    pub wrangler_log: PathBuf,
-    /// wrangler's inspector (Chrome DevTools protocol), in front of the worker's isolate.
-    pub inspector_port: u16,
-    wrangler: Service,
-    _state: Option<tempfile::TempDir>,
-    /// wrangler's temporary files: its own clean-up does not run when it is killed.
-    _temp: tempfile::TempDir,
-}
-
-impl Stack {
-    pub fn start(tools: &Tools, options: StackOptions) -> anyhow::Result<Stack> {
-        if !tools.worker_bundle().exists() || !tools.web_dist().join("index.html").exists() {
-            bail!("the worker or the web app is not built: run `cargo xtask build` first (`cargo xtask test` does)");
-        }
-        let port = match options.port {
-            Some(port) => port,
-            None => free_port()?,
-        };
-        let (state_dir, temp) = match options.state_dir {
-            Some(dir) => (dir, None),
-            None => {
-                let temp = tempfile::Builder::new().prefix("mayfly-wrangler-").tempdir()?;
-                (temp.path().to_path_buf(), Some(temp))
-            }
-        };
-        std::fs::create_dir_all(tools.artifacts_dir())?;
-        let wrangler_log = tools.artifacts_dir().join(format!("wrangler-{port}.log"));
-        let log = File::create(&wrangler_log).with_context(|| format!("create {}", wrangler_log.display()))?;
-        let temp_dir = tempfile::Builder::new().prefix("mayfly-wrangler-tmp-").tempdir()?;
-        let inspector_port = free_port()?;
-        let mut cmd = Command::new(tools.npm_bin("wrangler"));
-        cmd.current_dir(tools.root.join("worker"))
-            .env("TMPDIR", temp_dir.path())
-            .env("PATH", tools.node_path())
-            // Local mode with nothing phoned home: no metrics, no error reports, no cf.json fetch.
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            // wrangler's local trace collector keeps every invocation's trace in a Durable Object
-            // that is never evicted: workerd's memory would grow with every turn. The explorer UI
-            // is not used either.
-            .env("X_LOCAL_OBSERVABILITY", "false")
-            .env("X_LOCAL_EXPLORER", "false")
-            // wrangler dev wraps the worker in a middleware that reads every request body to its
-            // end before the answer leaves (a dev-only layer; the platform sends the worker's
-            // answer as soon as it is made). It would hold the worker's early refusal of a body
-            // past its limit until the client had sent all of it — for ever, for one that never
-            // ends.
-            .env("WRANGLER_DISABLE_REQUEST_BODY_DRAINING", "true")
-            .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &inspector_port.to_string()])
-            .arg("--persist-to")
-            .arg(&state_dir)
-            .args(["--show-interactive-dev-session=false", "--test-scheduled", "--log-level", "info"])
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        for (name, value) in &options.vars {
-            cmd.arg("--var").arg(format!("{name}:{value}"));
-        }
-        let mut wrangler = Service::spawn("wrangler dev", &mut cmd)?;
-        let url = format!("http://127.0.0.1:{port}");
-        if let Err(err) = wrangler.wait_for_http(&format!("{url}/v1/health"), Duration::from_secs(90)) {
-            let log = std::fs::read_to_string(&wrangler_log).unwrap_or_default();
-            bail!("{err:#}\n--- wrangler log ---\n{log}");
-        }
-        Ok(Stack { url, port, wrangler_log, inspector_port, wrangler, _state: temp, _temp: temp_dir })
+impl TestStackOptions {
+    /// These options with a warm pool of `pool` databases.
+    pub fn pool(mut self, pool: usize) -> TestStackOptions {
+        self.pool = pool;
+        self
     }
 
-    /// Fails if any process of the stack has died.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        self.wrangler.check_alive()
+    /// These options with the worker variable `name` set to `value`.
+    pub fn var(mut self, name: &str, value: &str) -> TestStackOptions {
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
     }
 
-    pub fn stop(&mut self) {
-        self.wrangler.stop();
+    pub fn profile(mut self, profile: Profile) -> TestStackOptions {
+        self.profile = profile;
+        self
     }
 
-    /// wrangler's process id; workerd is its child.
-    pub fn pid(&self) -> u32 {
-        self.wrangler.pid()
-    }
-
-    /// SIGKILLs wrangler and workerd together, as a crash of the edge process would.
-    pub fn kill_hard(&mut self) {
-        self.wrangler.kill_hard();
+    /// The worker's variables: the stack's own, each replaced by the test's value when it has one,
+    /// then the test's others.
+    pub(crate) fn worker_vars(&self, stack_vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> =
+            stack_vars.into_iter().filter(|(name, _)| !self.vars.iter().any(|(extra, _)| extra == name)).collect();
+        vars.extend(self.vars.iter().cloned());
+        vars
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Which build of the provider binaries to run: `debug`, or `native` (the workspace's optimised
+/// native profile; `release` is the wasm one) under `target/`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    #[default]
+    Debug,
+    Native,
+}
+
+impl Profile {
+    pub(crate) fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Native => "native",
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mayfly_cli::providers::worker_vars;
 use mayfly_cli::stack::{LocalStack, StackOptions as LocalStackOptions};
-use mayfly_e2e::{Stack, StackOptions};
+use mayfly_e2e::{WranglerDev, WranglerOptions};
 
 use crate::{build, flags, setup};
 
@@ -33,21 +33,21 @@ pub(crate) fn run(root: &Path, flags: &flags::Dev) -> anyhow::Result<()> {
     let mut vars: Vec<(String, String)> =
         worker_vars(&local.endpoints).into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
     vars.push(("MAYFLY_API_KEYS".to_owned(), format!("local:{api_key}")));
-    let options = StackOptions {
+    let options = WranglerOptions {
         port: Some(flags.port),
         // Durable Object state survives restarts of `cargo xtask dev`.
         state_dir: Some(root.join("target/dev/wrangler-state")),
         vars,
     };
-    let started = Stack::start(&toolchain.tools(), options);
-    let mut stack = match started {
-        Ok(stack) => stack,
+    let started = WranglerDev::start(&toolchain.tools(), options);
+    let mut worker = match started {
+        Ok(worker) => worker,
         Err(err) => {
             runtime.block_on(local.shutdown());
             return Err(err);
         }
     };
-    let url = &stack.url;
+    let url = &worker.url;
     println!("ready: {url}");
     println!();
     // The key rides in the fragment, which the browser keeps to itself; the app saves it.
@@ -55,7 +55,7 @@ pub(crate) fn run(root: &Path, flags: &flags::Dev) -> anyhow::Result<()> {
     println!("  your API key:     {api_key}   (set MAYFLY_API_KEY to choose it)");
     println!("  sandboxd:         {}", local.endpoints.sandboxd_url);
     println!("  scratchdb:        {}", local.endpoints.scratchdb_url);
-    println!("  worker log:       {}", stack.wrangler_log.display());
+    println!("  worker log:       {}", worker.wrangler_log.display());
     println!();
     println!("  # create a turn, then follow its events as Server-Sent Events:");
     println!("  curl -s -X POST {url}/v1/turns -H 'Authorization: Bearer {api_key}' \\");
@@ -68,12 +68,12 @@ pub(crate) fn run(root: &Path, flags: &flags::Dev) -> anyhow::Result<()> {
         if stop_rx.recv_timeout(Duration::from_millis(500)).is_ok() {
             break Ok(());
         }
-        if let Err(err) = stack.check_alive() {
+        if let Err(err) = worker.check_alive() {
             break Err(err);
         }
     };
     eprintln!("stopping: worker, sandboxes, scratch databases, Postgres…");
-    stack.stop();
+    worker.stop();
     runtime.block_on(local.shutdown());
     result
 }
