@@ -12,7 +12,7 @@ mod create;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mayfly_core::{Event, EventBody, Outcome, ReapState, ReaperStatus, TurnDetail, TurnState};
+use mayfly_core::{EventBody, Outcome, ReapState, ReaperStatus, TurnDetail, TurnProgress, TurnState};
 use mayfly_e2e::fault_proxy::{Fault, FaultProxy, Fired, Rule};
 use mayfly_e2e::leftovers::Leftovers;
 use mayfly_e2e::separate_process_stack::SWEEP_GRACE;
@@ -291,10 +291,15 @@ fn check_turn(
     let (events, _) = api.read_events(&record.turn_id, 0, |_| {});
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     check(seqs == (1..=events.len() as u64).collect::<Vec<_>>(), format!("the log has gaps: {seqs:?}"));
+    // The log, folded as every viewer folds it, must tell what the object's detail tells.
+    let logged = TurnProgress::of(&events);
     match events.last() {
-        Some(Event { body: EventBody::TurnFinished { outcome: logged, error: logged_error, .. }, .. }) => check(
-            (*logged, logged_error) == (outcome, &detail.error),
-            format!("the log says {logged:?} {logged_error:?}, the ledger {outcome:?} {:?}", detail.error),
+        Some(last) if last.body.is_terminal() => check(
+            (logged.outcome, &logged.error, logged.exit_code) == (Some(outcome), &detail.error, detail.exit_code),
+            format!(
+                "the log says {:?} {:?} exit {:?}, the detail {outcome:?} {:?} exit {:?}",
+                logged.outcome, logged.error, logged.exit_code, detail.error, detail.exit_code
+            ),
         ),
         last => check(false, format!("the log does not end with turn.finished but {last:?}")),
     }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use mayfly_core::{Event, EventBody, Outcome};
+use mayfly_core::{Event, EventBody, Outcome, ReapState, Resource, TurnProgress};
 use mayfly_e2e::ApiClient;
 use serde_json::json;
 
@@ -105,12 +105,16 @@ pub(crate) fn run_turn(api: &ApiClient, kind: Kind) -> TurnResult {
 
 /// Whether the turn ended as its code says it must.
 fn judge(kind: Kind, events: &[Event]) -> Result<(), String> {
-    let Some(EventBody::TurnFinished { outcome, error, .. }) = events.last().map(|e| &e.body) else {
+    let progress = TurnProgress::of(events);
+    let Some(outcome) = progress.outcome else {
         return Err(format!("the event stream ended without turn.finished after {} events", events.len()));
     };
+    if progress.last_seq != events.len() as u64 {
+        return Err(format!("the log has a gap after seq {} of {} events", progress.last_seq, events.len()));
+    }
     let (want, stdout) = kind.expected();
-    if *outcome != want {
-        return Err(format!("{kind:?} ended {outcome:?} ({error:?}), not {want:?}"));
+    if outcome != want {
+        return Err(format!("{kind:?} ended {outcome:?} ({:?}), not {want:?}", progress.error));
     }
     if let Some(stdout) = stdout {
         let printed: String = mayfly_e2e::turns::stdout_of(events);
@@ -118,9 +122,9 @@ fn judge(kind: Kind, events: &[Event]) -> Result<(), String> {
             return Err(format!("{kind:?} printed {} bytes, not the {} it should", printed.len(), stdout.len()));
         }
     }
-    let reaped = events.iter().any(|e| matches!(e.body, EventBody::SandboxReaped { .. }));
-    if !reaped {
-        return Err(format!("{kind:?}: no sandbox.reaped in the log"));
+    let sandbox = progress.resource(Resource::Sandbox).map(|sandbox| sandbox.reap);
+    if sandbox != Some(ReapState::Reaped) {
+        return Err(format!("{kind:?}: the log leaves its sandbox {sandbox:?}, not reaped"));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! What a turn's events say: what it printed and how it ended.
+//! What a turn's events say: what it printed and how it ended (the latter by core's
+//! `TurnProgress`, the fold the worker and the web app read turns with).
 
-use mayfly_core::{Event, EventBody, Outcome};
+use mayfly_core::{Event, EventBody, Outcome, TurnProgress};
 
 /// Everything the turn printed to stdout, in order.
 pub fn stdout_of(events: &[Event]) -> String {
@@ -13,9 +14,7 @@ pub fn stdout_of(events: &[Event]) -> String {
         .collect()
 }
 
+/// How the turn ended, if `events` is its whole log, in order and without gaps.
 pub fn outcome_of(events: &[Event]) -> Option<Outcome> {
-    events.iter().find_map(|e| match &e.body {
-        EventBody::TurnFinished { outcome, .. } => Some(*outcome),
-        _ => None,
-    })
+    TurnProgress::of(events).outcome
 }
