@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use mayfly_cli::clock::SystemClock;
 use mayfly_cli::http::ReqwestHttpClient;
 use mayfly_cli::providers::local_instanode;
-use mayfly_core::instanode::InstanodeClient;
-use mayfly_core::provider::DatabaseProvider;
+use mayfly_core::providers::instanode::InstanodeClient;
+use mayfly_core::providers::DatabaseProvider;
 use mayfly_core::{
     ErrorBody, ErrorCode, EventBody, KeepResponse, Outcome, ReapState, ReaperStatus, Resource, TurnList, TurnState,
 };

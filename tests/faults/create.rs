@@ -5,8 +5,8 @@
 use mayfly_cli::clock::SystemClock;
 use mayfly_cli::http::ReqwestHttpClient;
 use mayfly_cli::providers::local_e2b;
-use mayfly_core::e2b_client::E2bClient;
-use mayfly_core::provider::SandboxProvider;
+use mayfly_core::providers::e2b::E2bClient;
+use mayfly_core::providers::SandboxProvider;
 use mayfly_core::{EventBody, Outcome};
 use mayfly_e2e::fault_proxy::{Fault, Rule};
 use mayfly_e2e::process_stack::{ProcessStack, ProcessStackOptions, Profile};

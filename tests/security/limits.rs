@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use mayfly_cli::clock::SystemClock;
 use mayfly_cli::http::ReqwestHttpClient;
 use mayfly_cli::providers::local_e2b;
-use mayfly_core::e2b_client::E2bClient;
-use mayfly_core::provider::{sandbox_metadata, SandboxProvider, SandboxRequest};
+use mayfly_core::providers::e2b::E2bClient;
+use mayfly_core::providers::{sandbox_metadata, SandboxProvider, SandboxRequest};
 use mayfly_core::{ErrorCode, EventBody, Outcome, ReaperStatus};
 use mayfly_e2e::turns::{outcome_of, stdout_of, TurnStack, ALICE_KEY, BOB_KEY};
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 use mayfly_cli::clock::SystemClock;
 use mayfly_cli::http::ReqwestHttpClient;
 use mayfly_cli::providers::{local_e2b, local_instanode};
-use mayfly_core::e2b_client::E2bClient;
-use mayfly_core::instanode::InstanodeClient;
-use mayfly_core::provider::{DatabaseProvider, SandboxProvider};
+use mayfly_core::providers::e2b::E2bClient;
+use mayfly_core::providers::instanode::InstanodeClient;
+use mayfly_core::providers::{DatabaseProvider, SandboxProvider};
 use mayfly_core::{CreateTurnResponse, ErrorBody, Event, EventBody, TurnList};
 use mayfly_e2e::turns::{TurnStack, ALICE_KEY, BOB_KEY};
 

@@ -19,13 +19,13 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use mayfly_core::e2b_client::E2bClient;
-use mayfly_core::instanode::InstanodeClient;
-use mayfly_core::provider::{
-    redact_credentials_in_text, Clock, Database, DatabaseInfo, DatabaseProvider, DatabaseRequest, ProviderError,
-    Providers, SandboxProvider,
+use mayfly_core::providers::e2b::E2bClient;
+use mayfly_core::providers::instanode::InstanodeClient;
+use mayfly_core::providers::{
+    Clock, Database, DatabaseInfo, DatabaseProvider, DatabaseRequest, ProviderError, Providers, SandboxProvider,
 };
 use mayfly_core::turn::{run_turn, Lease, LeasedResource, SinkError, TurnControl, TurnId, TurnOptions, TurnSink};
+use mayfly_core::url::redact_credentials_in_text;
 use mayfly_core::{
     ApiError, CreateTurnRequest, ErrorCode, Event, EventBody, KeepResponse, Limits, Outcome, ReapState, Resource,
     ResourceView, TemplateMap, Timings, TurnDetail, TurnSpec, TurnState,
