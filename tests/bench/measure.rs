@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::future::LocalBoxFuture;
 use futures::{FutureExt, StreamExt};
 use mayfly_cli::providers::{build, EnvProviders, NativeProviders};
-use mayfly_core::provider::{
+use mayfly_core::providers::{
     database_name, sandbox_metadata, DatabaseProvider, DatabaseRequest, ProcessEvent, ProcessRequest, SandboxProvider,
     SandboxRequest,
 };
@@ -131,7 +131,7 @@ pub(crate) fn http_round_trip(api: &ApiClient) -> anyhow::Result<f64> {
 
 fn sandbox_request(tag: &str) -> SandboxRequest {
     SandboxRequest {
-        template: mayfly_core::templates::MAYFLY_TEMPLATE.to_owned(),
+        template: mayfly_core::providers::e2b::templates::MAYFLY_TEMPLATE.to_owned(),
         timeout_s: 120,
         env: Vec::new(),
         metadata: sandbox_metadata(&turn_id(tag), deadline_s()),

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mayfly_core::provider::DatabaseProvider;
+use mayfly_core::providers::DatabaseProvider;
 use mayfly_core::{
     ErrorBody, ErrorCode, EventBody, KeepResponse, Outcome, ReapState, ReaperStatus, Resource, TurnList, TurnState,
 };

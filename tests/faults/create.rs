@@ -2,7 +2,7 @@
 //! a second sandbox. Its connection dropped before any answer (the provider made the sandbox), the
 //! turn fails saying so, and the one sandbox made is the sweep's (its tags name the turn).
 
-use mayfly_core::provider::SandboxProvider;
+use mayfly_core::providers::SandboxProvider;
 use mayfly_core::{EventBody, Outcome};
 use mayfly_e2e::fault_proxy::{Fault, Rule};
 use mayfly_e2e::leftovers::sandboxd;

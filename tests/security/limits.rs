@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mayfly_core::provider::{sandbox_metadata, SandboxProvider, SandboxRequest};
+use mayfly_core::providers::{sandbox_metadata, SandboxProvider, SandboxRequest};
 use mayfly_core::{ErrorCode, EventBody, Outcome, ReaperStatus};
 use mayfly_e2e::leftovers::sandboxd;
 use mayfly_e2e::turns::{outcome_of, stdout_of};

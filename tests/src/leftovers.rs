@@ -7,9 +7,9 @@ use mayfly_cli::clock::SystemClock;
 use mayfly_cli::http::ReqwestHttpClient;
 use mayfly_cli::providers::{local_e2b, local_instanode};
 use mayfly_cli::stack::StackEndpoints;
-use mayfly_core::e2b_client::E2bClient;
-use mayfly_core::instanode::InstanodeClient;
-use mayfly_core::provider::{DatabaseInfo, DatabaseProvider, SandboxInfo, SandboxProvider};
+use mayfly_core::providers::e2b::E2bClient;
+use mayfly_core::providers::instanode::InstanodeClient;
+use mayfly_core::providers::{DatabaseInfo, DatabaseProvider, SandboxInfo, SandboxProvider};
 
 use crate::procfs;
 

@@ -1,7 +1,7 @@
 //! Where a turn's phases sit on its timeline. The phases themselves come from core's
 //! [`TurnProgress`], the fold every viewer of a turn shares.
 
-use mayfly_core::progress::Phase;
+use mayfly_core::turn::progress::Phase;
 use mayfly_core::TurnProgress;
 
 /// Where `phase`'s bar sits on a timeline `0..=now_ms`, as (left %, width %); a phase still

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use mayfly_core::provider::Clock;
+use mayfly_core::providers::Clock;
 use worker::{Date, Delay};
 
 /// Wall-clock time in the Workers runtime. (`Date.now()` only advances across I/O there, which is

@@ -1,8 +1,8 @@
 //! The worker's configuration: provider base URLs from `[vars]`, keys from secrets.
 
-use mayfly_core::e2b_client::{E2bClient, E2bConfig};
-use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
-use mayfly_core::provider::Providers;
+use mayfly_core::providers::e2b::{E2bClient, E2bConfig};
+use mayfly_core::providers::instanode::{InstanodeClient, InstanodeConfig};
+use mayfly_core::providers::Providers;
 use mayfly_core::{redact_url, ProvidersView, SecretState, TemplateMap};
 use worker::Env;
 

@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 use futures::future::LocalBoxFuture;
 use futures::stream::{self, Stream, StreamExt};
 use futures::FutureExt;
-use mayfly_core::http::{
+use mayfly_core::providers::http::{
     HeaderMap, HeaderName, HeaderValue, HttpClient, HttpError, HttpRequest, HttpResponse, StatusCode,
 };
 use worker::js_sys::{Reflect, Uint8Array};

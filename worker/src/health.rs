@@ -5,7 +5,7 @@
 //! The checks reach the providers for real, with this deployment's keys, so they are for callers
 //! with an API key: open, they would let anyone spend the deployment's provider rate limits.
 
-use mayfly_core::doctor::{all_passed, check_providers};
+use mayfly_core::providers::doctor::{all_passed, check_providers};
 use mayfly_core::{ApiError, ErrorCode, Health, ProviderCheck, Verdict, VERSION};
 use worker::{Env, Request, Response, Result};
 

@@ -3,7 +3,7 @@
 //! the providers. The sweep itself sees every tenant's resources; a tenant is shown only the part
 //! of its report that concerns turns its ledger lists.
 
-use mayfly_core::sweep::sweep;
+use mayfly_core::providers::sweep::sweep;
 use mayfly_core::{LeaseView, ReapState, ReaperStatus};
 use worker::{Date, Env, Request, Response, Result};
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use mayfly_core::retry::RetryPolicy;
+use mayfly_core::providers::retry::RetryPolicy;
 use mayfly_core::turn::{provider_requests_at_most, ReapPolicy};
 use mayfly_core::Limits;
 

@@ -184,6 +184,34 @@ mod tests {
         assert_eq!(got, ["crates/core/src/lib.rs", "Cargo.toml", "web"]);
     }
 
+    /// Core's layers as ARCHITECTURE.md draws them: `wire` below `providers` below `turn`, and
+    /// `url` below all three. A doc comment may point upwards; code may not, tests included.
+    #[test]
+    fn core_layers_depend_downwards_only() {
+        let core = root().join("crates/core/src");
+        let rules: [(&str, &[&str]); 3] = [
+            ("url.rs", &["crate::wire", "crate::providers", "crate::turn"]),
+            ("wire", &["crate::url", "crate::providers", "crate::turn"]),
+            ("providers", &["crate::turn"]),
+        ];
+        let mut upwards = Vec::new();
+        for (layer, above) in rules {
+            let path = core.join(layer);
+            let files = if path.is_dir() { source_files(&path, &["rs"]) } else { vec![path] };
+            assert!(!files.is_empty(), "core has no {layer}");
+            for file in files {
+                let text = std::fs::read_to_string(&file).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or_default();
+                    if let Some(name) = above.iter().find(|name| code.contains(*name)) {
+                        upwards.push(format!("{}:{}: {name}", file.display(), i + 1));
+                    }
+                }
+            }
+        }
+        assert!(upwards.is_empty(), "core's layers import upwards:\n{}", upwards.join("\n"));
+    }
+
     #[test]
     fn core_depends_on_no_runtime_framework_or_native_http() {
         for forbidden in ["tokio", "worker", "leptos", "reqwest", "web-sys", "axum"] {

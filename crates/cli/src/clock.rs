@@ -2,7 +2,7 @@
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use mayfly_core::provider::Clock;
+use mayfly_core::providers::Clock;
 
 /// Wall-clock time for native callers; core itself never reads a clock.
 #[derive(Debug, Clone, Copy, Default)]

@@ -3,7 +3,7 @@
 
 use futures::future::LocalBoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use mayfly_core::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use mayfly_core::providers::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
 
 /// A reqwest client behind core's `HttpClient` trait. Cloning shares the connection pool.
 #[derive(Debug, Clone)]

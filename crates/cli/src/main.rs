@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mayfly_cli::providers::{self, EnvProviders, NativeProviders};
 use mayfly_cli::run::{self, RunArgs};
 use mayfly_cli::stack::{self, LocalStack, StackOptions};
-use mayfly_core::provider::Clock;
+use mayfly_core::providers::Clock;
 use mayfly_core::{Language, TemplateMap, Verdict};
 
 #[derive(Debug, Parser)]
@@ -196,7 +196,8 @@ async fn doctor_command(templates: &TemplateArgs) -> anyhow::Result<bool> {
         providers.databases.config().base_url,
         if providers.databases.config().token.is_some() { "token" } else { "anonymous" },
     );
-    let checks = mayfly_core::doctor::check_providers(&providers.sandboxes, &providers.databases, &templates).await;
+    let checks =
+        mayfly_core::providers::doctor::check_providers(&providers.sandboxes, &providers.databases, &templates).await;
     for check in &checks {
         let verdict = match check.verdict {
             Verdict::Ok => "ok  ",
@@ -208,7 +209,7 @@ async fn doctor_command(templates: &TemplateArgs) -> anyhow::Result<bool> {
             println!("        fix: {fix}");
         }
     }
-    let passed = mayfly_core::doctor::all_passed(&checks);
+    let passed = mayfly_core::providers::doctor::all_passed(&checks);
     println!(
         "{}",
         if passed { "ready for a first turn" } else { "not ready: fix what failed, then run `mayfly doctor` again" }
@@ -248,7 +249,7 @@ async fn reap_command(grace: Duration) -> anyhow::Result<()> {
     let (providers, _) = configured(&TemplateArgs::default(), "nothing to sweep")?;
     let now = mayfly_cli::clock::SystemClock.now_ms();
     let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-    let report = mayfly_core::sweep::sweep(&providers, now, grace_ms).await;
+    let report = mayfly_core::providers::sweep::sweep(&providers, now, grace_ms).await;
     println!(
         "swept: {} sandboxes seen, {} reaped; {} databases seen, {} reaped",
         report.sandboxes_seen, report.sandboxes_reaped, report.databases_seen, report.databases_reaped

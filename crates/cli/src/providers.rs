@@ -1,10 +1,10 @@
 //! Which providers a native turn talks to: real E2B / instanode when their environment variables
 //! are set, otherwise the local stack (a running `mayfly stack`, or one started for the turn).
 
-use mayfly_core::e2b_client::{E2bClient, E2bConfig};
-use mayfly_core::instanode::{InstanodeClient, InstanodeConfig};
-use mayfly_core::provider::Providers;
-use mayfly_core::templates::{TemplateMap, MAYFLY_TEMPLATE};
+use mayfly_core::providers::e2b::templates::{TemplateMap, MAYFLY_TEMPLATE};
+use mayfly_core::providers::e2b::{E2bClient, E2bConfig};
+use mayfly_core::providers::instanode::{InstanodeClient, InstanodeConfig};
+use mayfly_core::providers::Providers;
 
 use crate::clock::SystemClock;
 use crate::http::ReqwestHttpClient;

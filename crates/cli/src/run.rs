@@ -192,7 +192,7 @@ impl TerminalSink {
 
 #[cfg(test)]
 mod tests {
-    use mayfly_core::provider::Clock;
+    use mayfly_core::providers::Clock;
 
     use super::*;
 

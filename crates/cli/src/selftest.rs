@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use mayfly_core::provider::{database_turn, sandbox_turn, Clock, DatabaseProvider, SandboxProvider};
+use mayfly_core::providers::{database_turn, sandbox_turn, Clock, DatabaseProvider, SandboxProvider};
 use mayfly_core::TemplateMap;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -210,7 +210,7 @@ async fn sweep_until_gone(providers: &NativeProviders, turn: &str) -> anyhow::Re
     let began = Instant::now();
     let turns = [turn.to_owned()];
     loop {
-        let report = mayfly_core::sweep::sweep(providers, SystemClock.now_ms(), 0).await;
+        let report = mayfly_core::providers::sweep::sweep(providers, SystemClock.now_ms(), 0).await;
         if !report.errors.is_empty() {
             bail!("the sweep failed: {}", report.errors.join("; "));
         }

@@ -3,7 +3,7 @@
 //! sandboxd with the `mayfly` template), configured only as a user configures the real ones.
 
 use mayfly_cli::stack::{LocalStack, StackOptions};
-use mayfly_core::provider::{DatabaseProvider, SandboxProvider};
+use mayfly_core::providers::{DatabaseProvider, SandboxProvider};
 use mayfly_scratchdb::LikeHosted;
 
 /// Runs `mayfly selftest` with the stack as its providers plus `vars`; (exit code, stdout, stderr).

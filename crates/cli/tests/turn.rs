@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mayfly_cli::providers::{self, local_templates, EnvProviders, NativeProviders};
 use mayfly_cli::stack::{LocalStack, StackOptions};
-use mayfly_core::provider::{DatabaseProvider, SandboxProvider};
+use mayfly_core::providers::{DatabaseProvider, SandboxProvider};
 use mayfly_core::turn::{run_turn, Lease, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink};
 use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, ReapState, TurnSpec};
 
@@ -250,8 +250,8 @@ fn mayfly_stack_then_mayfly_run_as_a_user_would() {
 /// A run that dies between "created" and "reaped" leaves tagged resources; one sweep finds them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_reaps_what_a_crashed_turn_left_behind() {
-    use mayfly_core::provider::Clock;
-    use mayfly_core::provider::{database_name, sandbox_metadata, DatabaseRequest, SandboxRequest};
+    use mayfly_core::providers::Clock;
+    use mayfly_core::providers::{database_name, sandbox_metadata, DatabaseRequest, SandboxRequest};
 
     let stack = LocalStack::start(StackOptions::default()).await.unwrap();
     let providers = providers::build(&EnvProviders::default(), Some(&stack.endpoints)).unwrap();
@@ -277,7 +277,7 @@ async fn sweep_reaps_what_a_crashed_turn_left_behind() {
         made.push((sandbox.sandbox_id, database.token));
     }
 
-    let report = mayfly_core::sweep::sweep(&providers, now_ms, 60_000).await;
+    let report = mayfly_core::providers::sweep::sweep(&providers, now_ms, 60_000).await;
     assert_eq!(report.errors, Vec::<String>::new());
     assert_eq!((report.sandboxes_seen, report.sandboxes_reaped), (2, 1), "{report:?}");
     assert_eq!((report.databases_seen, report.databases_reaped), (2, 1), "{report:?}");
@@ -288,7 +288,7 @@ async fn sweep_reaps_what_a_crashed_turn_left_behind() {
     let databases = providers.databases.list().await.unwrap();
     assert_eq!(databases.len(), 1, "only the running turn's database is left: {databases:?}");
 
-    let again = mayfly_core::sweep::sweep(&providers, now_ms, 60_000).await;
+    let again = mayfly_core::providers::sweep::sweep(&providers, now_ms, 60_000).await;
     assert_eq!((again.sandboxes_reaped, again.databases_reaped), (0, 0), "a second sweep reaps nothing new");
     stack.shutdown().await;
 }

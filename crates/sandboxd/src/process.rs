@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use mayfly_core::e2b::{DataEvent, EndEvent, ProcessConfig, ProcessEvent};
+use mayfly_core::wire::e2b::{DataEvent, EndEvent, ProcessConfig, ProcessEvent};
 use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};

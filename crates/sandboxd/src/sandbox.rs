@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use mayfly_core::e2b::{DataEvent, EndEvent, ProcessConfig, ProcessEvent, StringMap, B64};
+use mayfly_core::wire::e2b::{DataEvent, EndEvent, ProcessConfig, ProcessEvent, StringMap, B64};
 use tokio::sync::mpsc;
 
 use crate::error::SandboxError;
@@ -69,13 +69,13 @@ impl Sandbox {
     }
 
     /// The process matching a selector, ended ones included while retained.
-    pub(crate) fn find(&self, sel: &mayfly_core::e2b::ProcessSelector) -> Option<Arc<Proc>> {
+    pub(crate) fn find(&self, sel: &mayfly_core::wire::e2b::ProcessSelector) -> Option<Arc<Proc>> {
         let procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
         procs
             .iter()
             .find(|p| match sel {
-                mayfly_core::e2b::ProcessSelector::Pid(pid) => p.pid == *pid,
-                mayfly_core::e2b::ProcessSelector::Tag(t) => p.tag.as_deref() == Some(t.as_str()),
+                mayfly_core::wire::e2b::ProcessSelector::Pid(pid) => p.pid == *pid,
+                mayfly_core::wire::e2b::ProcessSelector::Tag(t) => p.tag.as_deref() == Some(t.as_str()),
             })
             .cloned()
     }

@@ -178,7 +178,7 @@ async fn process_stream_and_files() {
     }
 
     // Errors as a 0x02 frame with HTTP 200.
-    let body = mayfly_core::connect::encode(0, br#"{"process":{"cmd":"true"}}"#);
+    let body = mayfly_core::wire::connect::encode(0, br#"{"process":{"cmd":"true"}}"#);
     let res = sb
         .envd(reqwest::Method::POST, "/process.Process/Start")
         .header("content-type", "application/connect+json")
@@ -292,7 +292,7 @@ async fn signals_input_and_reattach() {
     };
     let second = {
         let sb = sb.clone();
-        let body = mayfly_core::connect::encode(0, json!({"process": {"tag": "t1"}}).to_string().as_bytes());
+        let body = mayfly_core::wire::connect::encode(0, json!({"process": {"tag": "t1"}}).to_string().as_bytes());
         let res = sb
             .envd(reqwest::Method::POST, "/process.Process/Connect")
             .header("content-type", "application/connect+json")

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::Server;
-use mayfly_core::connect::Decoder;
-use mayfly_core::e2b::{ProcessEvent, StreamMessage};
+use mayfly_core::wire::connect::Decoder;
+use mayfly_core::wire::e2b::{ProcessEvent, StreamMessage};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
+use mayfly_core::wire::instanode::{
+    ClaimPreview, Claimed, Credentials, DatabaseLimits, DeleteAnswer, Envelope, ErrorAnswer, Healthz, NewDatabase,
+    NewDatabaseAnswer, ResourceAnswer, ResourceItem, ResourceList, RotateAnswer, Whoami,
+};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::config::{ANON_CONNECTIONS, ANON_STORAGE_MB};
 use crate::hosted::Gate;
@@ -58,17 +62,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry = (self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(30);
-        let mut body = json!({"ok": false, "error": self.code, "message": self.message, "retry_after_seconds": retry});
-        if let Some(c) = self.error_code {
-            body["error_code"] = json!(c);
-        }
-        if let Some(a) = self.agent_action {
-            body["agent_action"] = json!(a);
-        }
-        if let Some(url) = self.claim_url {
-            body["claim_url"] = json!(url);
-        }
-        let mut resp = (self.status, Json(body)).into_response();
+        let body = ErrorAnswer {
+            error: Some(self.code.to_string()),
+            message: Some(self.message),
+            retry_after_seconds: retry,
+            error_code: self.error_code.map(str::to_string),
+            agent_action: self.agent_action.map(str::to_string),
+            claim_url: self.claim_url,
+        };
+        let mut resp = (self.status, Json(Envelope::failure(body))).into_response();
         if let Some(r) = retry {
             resp.headers_mut().insert("retry-after", HeaderValue::from(r));
         }
@@ -133,7 +135,10 @@ async fn log_request(req: Request, next: Next) -> Response {
 
 async fn healthz(State(svc): State<Service>) -> Response {
     match svc.pool_ready().await {
-        Ok(n) => Json(json!({"ok": true, "service": "scratchdb", "pool_ready": n})).into_response(),
+        Ok(n) => {
+            let health = Healthz { service: Some("scratchdb".to_string()), pool_ready: Some(n as u64) };
+            Json(Envelope::success(health)).into_response()
+        }
         Err(e) => from_service(e, "service_unavailable").into_response(),
     }
 }
@@ -144,8 +149,13 @@ async fn whoami(State(svc): State<Service>, headers: HeaderMap) -> Result<Respon
     let owner = owner(&svc, &headers).await?;
     // The owner id is a hash of the token; a short prefix names the account well enough.
     let team = format!("team_{}", &owner[..12]);
-    Ok(Json(json!({"ok": true, "user_id": team, "team_id": team, "team_name": "scratchdb", "plan_tier": "pro"}))
-        .into_response())
+    let me = Whoami {
+        user_id: Some(team.clone()),
+        team_id: team,
+        team_name: Some("scratchdb".to_string()),
+        plan_tier: Some("pro".to_string()),
+    };
+    Ok(Json(Envelope::success(me)).into_response())
 }
 
 /// The address a request came from, when the server was given it.
@@ -293,8 +303,8 @@ async fn db_new(
         }
         _ => {}
     }
-    let known = ["name", "env", "dedicated", "parent_resource_id"];
-    let mut ignored: Vec<&String> = fields.keys().filter(|k| !known.contains(&k.as_str())).collect();
+    let mut ignored: Vec<String> =
+        fields.keys().filter(|k| !NewDatabase::FIELDS.contains(&k.as_str())).cloned().collect();
     ignored.sort();
     let idempotency = match headers.get("idempotency-key") {
         None => None,
@@ -345,43 +355,52 @@ async fn db_new(
         }
     };
     let (row, explicit) = (created.row, created.idempotent);
-    let mut body = json!({
-        "ok": true,
-        "id": row.id,
-        "token": row.token,
-        "name": row.name,
-        "connection_url": svc.connection_url(&row),
-        "tier": row.tier,
-        "env": row.env,
-    });
+    let mut body = NewDatabaseAnswer {
+        id: Some(row.id.clone()),
+        token: row.token.clone(),
+        name: Some(row.name.clone()),
+        connection_url: svc.connection_url(&row),
+        tier: Some(row.tier.clone()),
+        env: Some(row.env.clone()),
+        dedicated: None,
+        limits: None,
+        note: None,
+        upgrade: None,
+        upgrade_jwt: None,
+        claim_url: None,
+        expires_at: None,
+        env_override_reason: env_override_reason.then(|| "default_no_env_specified".to_string()),
+        ignored_fields: (!ignored.is_empty()).then_some(ignored),
+    };
     let mut upgrade_header = None;
     if row.owner.is_none() {
         let base = public_base(&svc, &headers);
         let claim_token = row.claim_token.clone().unwrap_or_default();
         let claim_url = format!("{base}/claim/preview?t={claim_token}");
         let expires_in = short_duration(svc.config().anonymous_ttl);
-        body["limits"] =
-            json!({"storage_mb": ANON_STORAGE_MB, "connections": ANON_CONNECTIONS, "expires_in": expires_in});
-        body["note"] = json!(format!(
+        body.note = Some(format!(
             "Works for {expires_in}. Claim to keep: POST {base}/claim with {{\"token\": upgrade_jwt, \"email\": ...}}"
         ));
-        body["upgrade"] = json!(claim_url);
-        body["upgrade_jwt"] = json!(claim_token);
-        body["claim_url"] = json!(claim_url);
-        body["expires_at"] = json!(row.expires_at);
+        body.limits = Some(DatabaseLimits {
+            storage_mb: i64::from(ANON_STORAGE_MB),
+            connections: i64::from(ANON_CONNECTIONS),
+            expires_in: Some(expires_in),
+        });
+        body.upgrade = Some(claim_url.clone());
+        body.upgrade_jwt = Some(claim_token);
+        body.claim_url = Some(claim_url.clone());
+        body.expires_at = row.expires_at;
         upgrade_header = Some(claim_url);
     } else {
-        body["dedicated"] = json!(false);
-        body["limits"] = json!({"storage_mb": row.storage_mb, "connections": row.connections});
-    }
-    if env_override_reason {
-        body["env_override_reason"] = json!("default_no_env_specified");
-    }
-    if !ignored.is_empty() {
-        body["ignored_fields"] = json!(ignored);
+        body.dedicated = Some(false);
+        body.limits = Some(DatabaseLimits {
+            storage_mb: i64::from(row.storage_mb),
+            connections: i64::from(row.connections),
+            expires_in: None,
+        });
     }
     let status = if earlier { StatusCode::OK } else { StatusCode::CREATED };
-    let mut resp = (status, Json(body)).into_response();
+    let mut resp = (status, Json(Envelope::success(body))).into_response();
     let h = resp.headers_mut();
     h.insert("x-idempotency-source", HeaderValue::from_static(if explicit { "explicit" } else { "miss" }));
     if created.replay {
@@ -401,27 +420,24 @@ fn public_base(svc: &Service, headers: &HeaderMap) -> String {
     }
 }
 
-fn item(row: &Row, storage_bytes: i64) -> Value {
+fn item(row: &Row, storage_bytes: i64) -> ResourceItem {
     let limit = i64::from(row.storage_mb) * 1024 * 1024;
-    let mut v = json!({
-        "id": row.id,
-        "token": row.token,
-        "resource_type": "postgres",
-        "env": row.env,
-        "tier": row.tier,
-        "status": row.status,
-        "created_at": row.created_at,
-        "name": row.name,
-        "storage_bytes": storage_bytes,
-        "connections_limit": row.connections,
-        "storage_limit_bytes": limit,
+    ResourceItem {
+        id: Some(row.id.clone()),
+        token: row.token.clone(),
+        resource_type: Some("postgres".to_string()),
+        env: Some(row.env.clone()),
+        tier: Some(row.tier.clone()),
+        status: Some(row.status.clone()),
+        created_at: Some(row.created_at.clone()),
+        name: Some(row.name.clone()),
+        storage_bytes: Some(storage_bytes),
+        connections_limit: Some(i64::from(row.connections)),
+        storage_limit_bytes: u64::try_from(limit).ok(),
         // A stopped database was over its limit when stopped, whatever its size reads now.
-        "storage_exceeded": row.status == SUSPENDED || storage_bytes > limit,
-    });
-    if let Some(e) = &row.expires_at {
-        v["expires_at"] = json!(e);
+        storage_exceeded: row.status == SUSPENDED || storage_bytes > limit,
+        expires_at: row.expires_at.clone(),
     }
-    v
 }
 
 async fn list(State(svc): State<Service>, Query(q): Query<EnvQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -431,7 +447,8 @@ async fn list(State(svc): State<Service>, Query(q): Query<EnvQuery>, headers: He
     for r in &rows {
         items.push(item(r, svc.storage_bytes(&r.token).await));
     }
-    Ok(Json(json!({"ok": true, "total": items.len(), "items": items})).into_response())
+    let list = ResourceList { total: Some(items.len() as u64), items, next_cursor: None };
+    Ok(Json(Envelope::success(list)).into_response())
 }
 
 /// The caller's resource `token`, after checking who the caller is and what the token looks like.
@@ -448,7 +465,7 @@ async fn get_resource(
 ) -> Result<Response, ApiError> {
     let row = owned_resource(&svc, &headers, &token).await?;
     let size = svc.storage_bytes(&row.token).await;
-    Ok(Json(json!({"ok": true, "item": item(&row, size)})).into_response())
+    Ok(Json(Envelope::success(ResourceAnswer { item: item(&row, size) })).into_response())
 }
 
 async fn credentials(
@@ -457,11 +474,14 @@ async fn credentials(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let row = owned_resource(&svc, &headers, &token).await?;
-    Ok(Json(json!({
-        "ok": true, "id": row.id, "token": row.token, "resource_type": "postgres", "env": row.env,
-        "connection_url": svc.connection_url(&row),
-    }))
-    .into_response())
+    let credentials = Credentials {
+        connection_url: svc.connection_url(&row),
+        id: row.id,
+        token: row.token,
+        resource_type: "postgres".to_string(),
+        env: row.env,
+    };
+    Ok(Json(Envelope::success(credentials)).into_response())
 }
 
 async fn rotate(
@@ -472,7 +492,7 @@ async fn rotate(
     let owner = owner(&svc, &headers).await?;
     check_token(&token)?;
     let row = svc.rotate(&owner, &token).await.map_err(|e| from_service(e, "rotate_failed"))?;
-    Ok(Json(json!({"ok": true, "connection_url": svc.connection_url(&row)})).into_response())
+    Ok(Json(Envelope::success(RotateAnswer { connection_url: svc.connection_url(&row) })).into_response())
 }
 
 async fn delete_resource(
@@ -484,7 +504,8 @@ async fn delete_resource(
     check_token(&token)?;
     let fresh = svc.delete(&owner, &token).await.map_err(|e| from_service(e, "delete_failed"))?;
     let message = if fresh { "Resource deleted" } else { "Resource already deleted" };
-    Ok(Json(json!({"ok": true, "message": message})).into_response())
+    let answer = DeleteAnswer { message: Some(message.to_string()), status: None };
+    Ok(Json(Envelope::success(answer)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -495,15 +516,15 @@ struct ClaimQuery {
 async fn claim_preview(State(svc): State<Service>, Query(q): Query<ClaimQuery>) -> Result<Response, ApiError> {
     let t = q.t.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::bad("missing_token", "t is required"))?;
     let found = svc.claim_preview(&t).await.map_err(|e| from_service(e, "fetch_failed"))?;
-    let body = match found {
+    let preview = match found {
         Some((row, expires_at)) => {
             let size = svc.storage_bytes(&row.token).await;
             let items = vec![item(&row, size)];
-            json!({"ok": true, "token_valid": true, "items": items, "resources": items, "expires_at": expires_at})
+            ClaimPreview { token_valid: true, resources: items.clone(), items, expires_at: Some(expires_at) }
         }
-        None => json!({"ok": true, "token_valid": false, "items": [], "resources": []}),
+        None => ClaimPreview { token_valid: false, items: Vec::new(), resources: Vec::new(), expires_at: None },
     };
-    Ok(Json(body).into_response())
+    Ok(Json(Envelope::success(preview)).into_response())
 }
 
 async fn claim(State(svc): State<Service>, body: Bytes) -> Result<Response, ApiError> {
@@ -522,12 +543,11 @@ async fn claim(State(svc): State<Service>, body: Bytes) -> Result<Response, ApiE
     let claimed = svc.claim(token, email).await.map_err(|e| from_service(e, "claim_failed"))?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "ok": true,
-            "team_id": claimed.team_id,
-            "user_id": claimed.user_id,
-            "message": "Account created. Your resource tokens have been transferred.",
-            "session_token": claimed.session_token,
+        Json(Envelope::success(Claimed {
+            team_id: claimed.team_id,
+            user_id: claimed.user_id,
+            message: "Account created. Your resource tokens have been transferred.".to_string(),
+            session_token: claimed.session_token,
         })),
     )
         .into_response())

@@ -10,7 +10,7 @@ use gloo_net::websocket::{Message, State};
 use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mayfly_core::progress::{Applied, Phase};
+use mayfly_core::turn::progress::{Applied, Phase};
 use mayfly_core::{
     Event, EventBody, KeepResponse, ReapState, Resource, ResourceView, TurnDetail, TurnProgress, TurnState,
 };

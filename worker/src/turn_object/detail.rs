@@ -1,7 +1,7 @@
 //! `GET /detail`: the turn as it is now, from its record, its summary and its leases — three
 //! reads, however long the log.
 
-use mayfly_core::progress::ResourceProgress;
+use mayfly_core::turn::progress::ResourceProgress;
 use mayfly_core::turn::LeaseRecord;
 use mayfly_core::{ApiError, ReapState, ResourceView, TurnDetail, TurnProgress};
 use worker::{Request, Response};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use mayfly_core::provider::{Clock, Database, DatabaseInfo, DatabaseProvider, DatabaseRequest, ProviderError};
+use mayfly_core::providers::{Clock, Database, DatabaseInfo, DatabaseProvider, DatabaseRequest, ProviderError};
 use mayfly_core::{ApiError, ErrorCode, KeepResponse};
 use worker::{Request, Response};
 

@@ -5,7 +5,7 @@
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use mayfly_core::provider::{Clock, Providers};
+use mayfly_core::providers::{Clock, Providers};
 use mayfly_core::turn::{reap_leftovers, run_turn, Lease, LeaseRecord, SinkError, TurnOptions, TurnSink};
 use mayfly_core::{ApiError, ErrorCode, Event, EventBody, Resource};
 use wasm_bindgen::JsValue;

@@ -2,8 +2,8 @@
 //! subrequests of one invocation (a turn runs in one Durable Object alarm), so the largest turn
 //! the limits allow must fit, retries and reap attempts included. `cargo xtask deploy` checks it.
 
-use crate::retry::RetryPolicy;
-use crate::spec::Limits;
+use crate::providers::retry::RetryPolicy;
+use crate::turn::spec::Limits;
 use crate::turn::ReapPolicy;
 
 /// The most provider requests one turn makes: every call sent as often as its retries allow, every

@@ -6,9 +6,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Lease, LeasedResource};
-use crate::api::ResourceView;
-use crate::event::{EventBody, Outcome, ReapState, Resource, Timings};
-use crate::provider::{redact_credentials_in_text, Clock, DatabaseProvider, Providers, SandboxProvider};
+use crate::providers::{Clock, DatabaseProvider, Providers, SandboxProvider};
+use crate::url::redact_credentials_in_text;
+use crate::wire::api::ResourceView;
+use crate::wire::event::{EventBody, Outcome, ReapState, Resource, Timings};
 
 /// What a lost turn's log ends with.
 pub const LOST_TURN_ERROR: &str = "the turn was lost when the worker restarted; its resources were reaped";

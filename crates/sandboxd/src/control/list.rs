@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mayfly_core::e2b::{ListedSandbox, StringMap};
+use mayfly_core::wire::e2b::{ListedSandbox, StringMap};
 
 use super::{error, listed};
 use crate::jail::Template;

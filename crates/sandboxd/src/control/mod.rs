@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mayfly_core::e2b::{
+use mayfly_core::wire::e2b::{
     ControlError, ListedSandbox, NewSandbox, RefreshRequest, Sandbox as WireSandbox, SandboxState, TimeoutRequest,
     CLIENT_ID,
 };

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
-use mayfly_core::e2b::{RpcError, StringMap, WriteInfo};
+use mayfly_core::wire::e2b::{RpcError, StringMap, WriteInfo};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 

@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::Json;
-use mayfly_core::e2b::{EntryInfo, EntryResponse, ListDirRequest, ListDirResponse, PathRequest, RpcError};
+use mayfly_core::wire::e2b::{EntryInfo, EntryResponse, ListDirRequest, ListDirResponse, PathRequest, RpcError};
 
 use super::fsinfo::{self, RawEntry};
 use super::helper::{helper, EXISTS, LOOP, NOT_DIR, NOT_FOUND};

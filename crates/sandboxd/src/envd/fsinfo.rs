@@ -7,7 +7,7 @@
 //! sandbox's environment and files out of the interpreter's start-up.
 
 use axum::body::Bytes;
-use mayfly_core::e2b::{EntryInfo, RpcError, StringMap};
+use mayfly_core::wire::e2b::{EntryInfo, RpcError, StringMap};
 
 use super::helper::{self, Helper};
 use crate::jail::JailUser;

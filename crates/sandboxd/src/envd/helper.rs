@@ -6,7 +6,7 @@
 //! is never an answer but a stream ([`spawn`], and `files.rs`).
 
 use axum::body::Bytes;
-use mayfly_core::e2b::RpcError;
+use mayfly_core::wire::e2b::RpcError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
 

@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use mayfly_core::e2b::{ControlError, RpcError, SandboxNotFound, ENVD_PORT};
+use mayfly_core::wire::e2b::{ControlError, RpcError, SandboxNotFound, ENVD_PORT};
 use tower::ServiceExt;
 
 use crate::jail::JailUser;

@@ -8,8 +8,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mayfly_core::connect::{self, Decoder, FLAG_END_STREAM};
-use mayfly_core::e2b::{
+use mayfly_core::wire::connect::{self, Decoder, FLAG_END_STREAM};
+use mayfly_core::wire::e2b::{
     ConnectRequest, EndStream, KeepAlive, ListResponse, ProcessEvent, ProcessInfo, ProcessInput, RpcError,
     SendInputRequest, SendSignalRequest, StartEvent, StartRequest, StreamMessage,
 };

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mayfly_core::connect::Decoder;
-use mayfly_core::e2b::{EndEvent, EndStream, ProcessEvent, StreamMessage};
+use mayfly_core::wire::connect::Decoder;
+use mayfly_core::wire::e2b::{EndEvent, EndStream, ProcessEvent, StreamMessage};
 use mayfly_sandboxd::{AppState, Config};
 
 pub const KEY: &str = "test-key";
@@ -217,7 +217,7 @@ impl Sbx {
 
     /// `process.Process/Start` with `req` and `headers`, its stream not yet read.
     pub async fn start_response(&self, req: serde_json::Value, headers: &[(&str, &str)]) -> reqwest::Response {
-        let body = mayfly_core::connect::encode(0, &serde_json::to_vec(&req).unwrap());
+        let body = mayfly_core::wire::connect::encode(0, &serde_json::to_vec(&req).unwrap());
         let mut r = self
             .envd(reqwest::Method::POST, "/process.Process/Start")
             .header("content-type", "application/connect+json")
@@ -305,11 +305,11 @@ pub async fn read_stream_until_cut(mut res: reqwest::Response) -> (Run, Option<r
             }
             match msg.event {
                 ProcessEvent::Start(s) => run.pid = Some(s.pid),
-                ProcessEvent::Data(mayfly_core::e2b::DataEvent::Stdout(b)) => {
+                ProcessEvent::Data(mayfly_core::wire::e2b::DataEvent::Stdout(b)) => {
                     run.max_chunk = run.max_chunk.max(b.0.len());
                     run.stdout.extend(b.0);
                 }
-                ProcessEvent::Data(mayfly_core::e2b::DataEvent::Stderr(b)) => {
+                ProcessEvent::Data(mayfly_core::wire::e2b::DataEvent::Stderr(b)) => {
                     run.max_chunk = run.max_chunk.max(b.0.len());
                     run.stderr.extend(b.0);
                 }

@@ -4,12 +4,13 @@
 use expect_test::expect;
 
 use super::*;
-use crate::api::{CreateTurnRequest, Language};
-use crate::provider::Clock;
-use crate::spec::{Limits, TurnSpec};
-use crate::templates::{TemplateMap, MAYFLY_TEMPLATE};
-use crate::turn::fakes::{run_virtual, FakeDatabases, FakeSandboxes, RecordingSink, Trace, VirtualClock, PASSWORD};
+use crate::providers::e2b::templates::{TemplateMap, MAYFLY_TEMPLATE};
+use crate::providers::fakes::{run_virtual, FakeDatabases, FakeSandboxes, Trace, VirtualClock, PASSWORD};
+use crate::providers::Clock;
+use crate::turn::fakes::RecordingSink;
+use crate::turn::spec::{Limits, TurnSpec};
 use crate::turn::{run_turn, TurnControl, TurnId, TurnOptions};
+use crate::wire::api::{CreateTurnRequest, Language};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 

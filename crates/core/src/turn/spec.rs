@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::api::{CreateTurnRequest, Language, SpecView};
-use crate::error::{ApiError, ErrorCode};
-use crate::templates::{check_template_name, BadTemplateName, TemplateMap};
+use crate::providers::e2b::templates::{check_template_name, BadTemplateName, TemplateMap};
+use crate::wire::api::{CreateTurnRequest, Language, SpecView};
+use crate::wire::error::{ApiError, ErrorCode};
 
 /// The bounds a turn request must stay within.
 #[derive(Debug, Clone, PartialEq, Eq)]

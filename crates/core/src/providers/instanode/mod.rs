@@ -5,26 +5,34 @@
 //! to the account and are deleted with `DELETE /api/v1/resources/{token}`. Without one (anonymous
 //! mode) `/db/new` still works, but instanode offers no way to delete or list what it made: the
 //! database expires at the provider and the turn reports how to claim it instead. Every error answer
-//! (`{"ok":false,"error":code,"message",…,"retry_after_seconds"}`) becomes a typed
-//! [`InstanodeError`] in one function, [`error_from_response`].
+//! becomes a typed [`InstanodeError`] in one function, [`error_from_response`] (`error.rs`). The
+//! bodies are instanode's wire types, which scratchdb serves too; requests go through the
+//! `ProviderHttp` both clients share.
 
 use std::fmt;
 
-use bytes::Bytes;
 use futures::future::LocalBoxFuture;
-use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use crate::event::ClaimInfo;
-use crate::http::{HttpClient, HttpRequest, HttpResponse, Method, StatusCode};
-use crate::provider::{
-    redact_credentials_in_text, Clock, Database, DatabaseInfo, DatabaseMode, DatabaseProvider, DatabaseRequest,
-    DatabaseStatus, ProviderError,
+use crate::providers::http::{HeaderValue, HttpClient, Method, StatusCode};
+use crate::providers::provider_http::{error_body, header_name, Credential, ProviderHttp};
+use crate::providers::retry::RetryPolicy;
+use crate::providers::{
+    Clock, Database, DatabaseInfo, DatabaseMode, DatabaseProvider, DatabaseRequest, DatabaseStatus, ProviderError,
 };
-use crate::retry::{error_body, header_name, header_value, join_url, percent_encode, send_with_retry, RetryPolicy};
+use crate::url::{join_url, percent_encode};
+use crate::wire::event::ClaimInfo;
+use crate::wire::instanode::{
+    DeleteAnswer, NewDatabase, NewDatabaseAnswer, ResourceAnswer, ResourceList, RotateAnswer,
+};
+
+mod error;
+mod probe;
+#[cfg(test)]
+mod tests;
+
+pub use error::{error_from_response, InstanodeError};
 
 const PROVIDER: &str = "instanode";
-const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
 /// A listing that keeps handing out cursors is a broken server, not a big account.
 const MAX_LIST_PAGES: usize = 100;
 
@@ -47,175 +55,8 @@ impl fmt::Debug for InstanodeConfig {
     }
 }
 
-/// A failure instanode reported, from its error envelope (or, lacking one, the status alone).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{code} ({status}): {message}")]
-pub struct InstanodeError {
-    pub status: u16,
-    /// instanode's stable code (`name_required`, `rate_limited`, `not_found`, …); `http_<status>`
-    /// when the body had none.
-    pub code: String,
-    pub message: String,
-    pub retry_after_seconds: Option<u64>,
-}
-
-impl InstanodeError {
-    /// Whether sending the same request later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        crate::retry::is_retryable_status(
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        )
-    }
-}
-
-impl From<InstanodeError> for ProviderError {
-    fn from(error: InstanodeError) -> ProviderError {
-        ProviderError::Status {
-            provider: PROVIDER,
-            status: error.status,
-            message: format!("{}: {}", error.code, error.message),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    retry_after_seconds: Option<u64>,
-}
-
-/// The one mapping from an answer to a typed error: `None` for 2xx, an error for every other
-/// status. Messages pass through [`redact_credentials_in_text`]: an error may echo a connection URL.
-pub fn error_from_response(status: StatusCode, body: &[u8]) -> Option<InstanodeError> {
-    if status.is_success() {
-        return None;
-    }
-    let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok();
-    let (code, message, retry_after_seconds) = match envelope {
-        Some(envelope) => (envelope.error, envelope.message, envelope.retry_after_seconds),
-        None => (None, None, None),
-    };
-    let code = code.filter(|code| !code.is_empty()).unwrap_or_else(|| format!("http_{}", status.as_u16()));
-    let message = message.filter(|message| !message.is_empty()).unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        match text.trim() {
-            "" => status.canonical_reason().unwrap_or("no reason given").to_lowercase(),
-            text if text.starts_with('{') => status.canonical_reason().unwrap_or("no reason given").to_lowercase(),
-            text => text.chars().take(200).collect(),
-        }
-    });
-    Some(InstanodeError {
-        status: status.as_u16(),
-        code,
-        message: redact_credentials_in_text(&message),
-        retry_after_seconds,
-    })
-}
-
 fn protocol(message: impl Into<String>) -> ProviderError {
     ProviderError::Protocol { provider: PROVIDER, message: message.into() }
-}
-
-#[derive(Serialize)]
-struct NewDatabase<'a> {
-    name: &'a str,
-}
-
-/// `POST /db/new`'s answer, both shapes: anonymous (with `expires_at`, `claim_url`/`upgrade`,
-/// `upgrade_jwt`) and authenticated (without them). Unknown fields are ignored.
-#[derive(Deserialize)]
-struct NewDatabaseAnswer {
-    token: String,
-    #[serde(default)]
-    name: Option<String>,
-    connection_url: String,
-    #[serde(default)]
-    tier: Option<String>,
-    #[serde(default)]
-    expires_at: Option<String>,
-    #[serde(default)]
-    claim_url: Option<String>,
-    #[serde(default)]
-    upgrade: Option<String>,
-    #[serde(default)]
-    upgrade_jwt: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ResourceList {
-    #[serde(default, alias = "resources")]
-    items: Vec<ResourceItem>,
-    /// Only in the Go SDK's reading of the API; followed when present.
-    #[serde(default)]
-    next_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ResourceItem {
-    token: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    resource_type: Option<String>,
-    #[serde(default)]
-    status: Option<String>,
-}
-
-/// `GET /api/v1/resources/{token}`: what this client reads of it.
-#[derive(Deserialize)]
-struct ResourceAnswer {
-    item: ResourceState,
-}
-
-#[derive(Deserialize)]
-struct ResourceState {
-    #[serde(default)]
-    storage_exceeded: bool,
-    #[serde(default)]
-    storage_limit_bytes: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct DeleteAnswer {
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    status: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RotateAnswer {
-    connection_url: String,
-}
-
-/// A `402` to a create: the free tier's gates (`free_tier_recycle_requires_claim`, quotas), in words
-/// that say what to do.
-fn payment_required(body: &[u8]) -> ProviderError {
-    #[derive(Deserialize)]
-    struct Gate {
-        #[serde(default)]
-        claim_url: Option<String>,
-    }
-    let claim = serde_json::from_slice::<Gate>(body).ok().and_then(|gate| gate.claim_url);
-    let error = error_from_response(StatusCode::PAYMENT_REQUIRED, body).unwrap_or(InstanodeError {
-        status: 402,
-        code: "http_402".into(),
-        message: "payment required".into(),
-        retry_after_seconds: None,
-    });
-    let claim = claim.map(|url| format!("claim the earlier database at {url}, or ")).unwrap_or_default();
-    ProviderError::Status {
-        provider: PROVIDER,
-        status: 402,
-        message: format!(
-            "{}: {} To go on, {claim}set INSTANODE_TOKEN for databases that belong to an account.",
-            error.code, error.message
-        ),
-    }
 }
 
 /// The parts of a connection URL events may show: `host:port` and the database name. Never the
@@ -242,25 +83,30 @@ pub fn connection_parts(connection_url: &str) -> Option<(String, String)> {
 
 /// The instanode client, generic over the HTTP client and the clock its retries wait on.
 pub struct InstanodeClient<H, C> {
-    http: H,
-    clock: C,
+    /// With the token, when there is one.
+    http: ProviderHttp<H, C>,
     config: InstanodeConfig,
-    retry: RetryPolicy,
 }
 
 impl<H, C> fmt::Debug for InstanodeClient<H, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InstanodeClient").field("config", &self.config).field("retry", &self.retry).finish()
+        f.debug_struct("InstanodeClient").field("config", &self.config).field("retry", self.http.retry()).finish()
     }
 }
 
 impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
     pub fn new(http: H, clock: C, config: InstanodeConfig) -> InstanodeClient<H, C> {
-        InstanodeClient { http, clock, config, retry: RetryPolicy::default() }
+        let bearer = config.token.as_ref().map(|token| Credential {
+            header: header_name("authorization"),
+            label: "Authorization",
+            value: format!("Bearer {token}"),
+        });
+        let http = ProviderHttp::new(PROVIDER, config.base_url.clone(), bearer, http, clock, error::status_error);
+        InstanodeClient { http, config }
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> InstanodeClient<H, C> {
-        self.retry = retry;
+        self.http.set_retry(retry);
         self
     }
 
@@ -282,10 +128,10 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
     pub async fn rotate_credentials(&self, token: &str) -> Result<String, ProviderError> {
         self.require_token("rotate credentials")?;
         let path = format!("api/v1/resources/{}/rotate-credentials", percent_encode(token));
-        let request = self.request(Method::POST, &path)?;
+        let request = self.http.request(Method::POST, &path)?;
         // Not idempotent: a lost answer means a password we never saw; a retry makes another one.
-        let response = self.send(&request, false).await?;
-        let body = self.expect_success(response).await?;
+        let response = self.http.send(&request, false).await?;
+        let body = self.http.expect_success(response).await?;
         let answer: RotateAnswer =
             serde_json::from_slice(&body).map_err(|_| protocol("rotate answer without connection_url"))?;
         Ok(answer.connection_url)
@@ -301,53 +147,21 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         }
     }
 
-    fn request(&self, method: Method, path: &str) -> Result<HttpRequest, ProviderError> {
-        let mut request = HttpRequest::new(method, join_url(&self.config.base_url, path))
-            .with_header(header_name("accept"), "application/json".parse().expect("static header"));
-        if let Some(token) = &self.config.token {
-            request = request.with_header(
-                header_name("authorization"),
-                header_value(PROVIDER, "Authorization", &format!("Bearer {token}"))?,
-            );
-        }
-        Ok(request)
-    }
-
-    async fn send(&self, request: &HttpRequest, idempotent: bool) -> Result<HttpResponse, ProviderError> {
-        send_with_retry(&self.http, &self.clock, &self.retry, request, idempotent, PROVIDER).await
-    }
-
-    async fn expect_success(&self, response: HttpResponse) -> Result<Bytes, ProviderError> {
-        let status = response.status;
-        if status.is_success() {
-            return response
-                .collect_body(MAX_JSON_BODY)
-                .await
-                .map_err(|source| ProviderError::Http { provider: PROVIDER, source });
-        }
-        let body = error_body(response).await;
-        Err(error_from_response(status, &body)
-            .map(ProviderError::from)
-            .unwrap_or_else(|| protocol("unreachable status")))
-    }
-
     async fn create_database(&self, request: DatabaseRequest) -> Result<Database, ProviderError> {
-        let body = serde_json::to_vec(&NewDatabase { name: &request.name }).unwrap_or_default();
+        let body = NewDatabase { name: request.name.clone(), ..NewDatabase::default() };
         let http_request = self
+            .http
             .request(Method::POST, "db/new")?
-            .with_header(header_name("content-type"), "application/json".parse().expect("static header"))
-            .with_header(
-                header_name("idempotency-key"),
-                header_value(PROVIDER, "Idempotency-Key", &request.idempotency_key)?,
-            )
-            .with_body(body);
+            .with_header(header_name("content-type"), HeaderValue::from_static("application/json"))
+            .with_header(header_name("idempotency-key"), self.http.header("Idempotency-Key", &request.idempotency_key)?)
+            .with_body(serde_json::to_vec(&body).unwrap_or_default());
         // The Idempotency-Key makes a repeated create return the same database, so even a create
         // whose answer was lost is safe to send again.
-        let response = self.send(&http_request, true).await?;
+        let response = self.http.send(&http_request, true).await?;
         if response.status == StatusCode::PAYMENT_REQUIRED {
-            return Err(payment_required(&error_body(response).await));
+            return Err(error::payment_required(&error_body(response).await));
         }
-        let body = self.expect_success(response).await?;
+        let body = self.http.expect_success(response).await?;
         // The answer holds the password: a parse error must not quote it.
         let answer: NewDatabaseAnswer =
             serde_json::from_slice(&body).map_err(|_| protocol("the /db/new answer lacks token or connection_url"))?;
@@ -419,13 +233,13 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
 
     async fn delete_database(&self, token: &str) -> Result<bool, ProviderError> {
         self.require_token("delete an anonymous database")?;
-        let request = self.request(Method::DELETE, &format!("api/v1/resources/{}", percent_encode(token)))?;
-        let response = self.send(&request, true).await?;
+        let request = self.http.request(Method::DELETE, &format!("api/v1/resources/{}", percent_encode(token)))?;
+        let response = self.http.send(&request, true).await?;
         if response.status == StatusCode::NOT_FOUND {
             // Deleted before (or never ours): gone either way, which is what the caller wants.
             return Ok(false);
         }
-        let body = self.expect_success(response).await?;
+        let body = self.http.expect_success(response).await?;
         // Newer instanode answers a repeated delete with 200 "already_deleted".
         let answer = serde_json::from_slice::<DeleteAnswer>(&body).ok();
         let already = answer.is_some_and(|answer| {
@@ -440,10 +254,8 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         if self.config.token.is_none() {
             return Ok(None);
         }
-        let request = self.request(Method::GET, &format!("api/v1/resources/{}", percent_encode(token)))?;
-        let body = self.expect_success(self.send(&request, true).await?).await?;
-        let answer: ResourceAnswer =
-            serde_json::from_slice(&body).map_err(|error| protocol(format!("resource: {error}")))?;
+        let request = self.http.request(Method::GET, &format!("api/v1/resources/{}", percent_encode(token)))?;
+        let answer: ResourceAnswer = self.http.send_json(&request, true, "resource").await?;
         Ok(Some(DatabaseStatus {
             storage_exceeded: answer.item.storage_exceeded,
             storage_limit_bytes: answer.item.storage_limit_bytes,
@@ -462,10 +274,8 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
                 Some(cursor) => format!("api/v1/resources?cursor={}", percent_encode(cursor)),
                 None => "api/v1/resources".to_owned(),
             };
-            let response = self.send(&self.request(Method::GET, &path)?, true).await?;
-            let body = self.expect_success(response).await?;
             let list: ResourceList =
-                serde_json::from_slice(&body).map_err(|error| protocol(format!("resource list: {error}")))?;
+                self.http.send_json(&self.http.request(Method::GET, &path)?, true, "resource list").await?;
             for item in list.items {
                 let postgres = item.resource_type.as_deref().is_none_or(|kind| kind == "postgres");
                 let gone = matches!(item.status.as_deref(), Some("deleted" | "expired"));
@@ -499,9 +309,3 @@ impl<H: HttpClient, C: Clock> DatabaseProvider for InstanodeClient<H, C> {
         Box::pin(self.database_status(token))
     }
 }
-
-mod probe;
-pub use probe::Whoami;
-
-#[cfg(test)]
-mod tests;

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{ClaimInfo, Event, EventBody, Outcome, ReapState, Resource, Timings, TurnState};
+use crate::wire::event::{ClaimInfo, Event, EventBody, Outcome, ReapState, Resource, Timings, TurnState};
 
 /// What [`TurnProgress::apply`] did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

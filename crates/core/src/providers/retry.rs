@@ -1,6 +1,4 @@
-//! What the two provider clients (`e2b_client`, `instanode`) share: bounded retry with backoff on
-//! core's [`Clock`], percent-encoding (core has no `url` crate, so URLs are built by hand) and
-//! small header helpers.
+//! Bounded retry with backoff on core's [`Clock`], for both provider clients.
 //!
 //! Retrying lives here once so both clients back off the same way: 429 and retryable 5xx answers
 //! are sent again after an exponential delay (or the server's `Retry-After`, capped), a bounded
@@ -8,15 +6,10 @@
 //! Every attempt waits for an answer a bounded time ([`RetryPolicy::attempt_timeout_ms`]): a
 //! provider that holds a request forever must not hold the turn, or its reap, forever.
 
-use bytes::Bytes;
 use futures::future::{self, Either};
 
-use crate::http::{HeaderName, HeaderValue, HttpClient, HttpError, HttpRequest, HttpResponse, StatusCode};
-use crate::provider::{Clock, ProviderError};
-
-/// The most a provider's error body is read for its message: errors are small, and a misbehaving
-/// server must not make us buffer without bound.
-pub const MAX_ERROR_BODY: usize = 64 * 1024;
+use crate::providers::http::{HttpClient, HttpError, HttpRequest, HttpResponse, StatusCode};
+use crate::providers::{Clock, ProviderError};
 
 /// How often and how patiently a request is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,51 +104,12 @@ pub async fn send_with_retry<H: HttpClient, C: Clock>(
     }
 }
 
-/// Reads an error answer's body (bounded); a body that breaks off is reported as empty, since the
-/// status alone still says what went wrong.
-pub async fn error_body(response: HttpResponse) -> Bytes {
-    response.collect_body(MAX_ERROR_BODY).await.unwrap_or_default()
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters, like `encodeURIComponent`
-/// (which also keeps `!'()*`; encoding those too is always safe).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Joins a base URL and a path without doubling or losing the slash between them.
-pub fn join_url(base: &str, path: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
-}
-
-/// A header value from text that came from configuration or a provider. Control characters are
-/// impossible in a valid header; such a value is a configuration error, reported as a protocol one
-/// rather than a panic.
-pub fn header_value(provider: &'static str, name: &str, value: &str) -> Result<HeaderValue, ProviderError> {
-    HeaderValue::from_str(value).map_err(|_| ProviderError::Protocol {
-        provider,
-        message: format!("the value for the {name} header is not valid in a header"),
-    })
-}
-
-/// A static header name; all of ours are lowercase ASCII.
-pub fn header_name(name: &'static str) -> HeaderName {
-    HeaderName::from_static(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{MemoryHttpClient, Method};
-    use crate::turn::fakes::{run_virtual, VirtualClock};
+    use crate::providers::fakes::{run_virtual, VirtualClock};
+    use crate::providers::http::Method;
+    use crate::providers::memory::MemoryHttpClient;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -176,14 +130,6 @@ mod tests {
             .filter(|&code| is_retryable_status(StatusCode::from_u16(code).unwrap()))
             .collect();
         assert_eq!(retryable, vec![429, 500, 502, 503, 504]);
-    }
-
-    #[test]
-    fn percent_encoding_and_joining() {
-        assert_eq!(percent_encode("a-Z_0.~"), "a-Z_0.~");
-        assert_eq!(percent_encode("/tmp/a b&c=d%é"), "%2Ftmp%2Fa%20b%26c%3Dd%25%C3%A9");
-        assert_eq!(join_url("http://h:1/", "/x"), "http://h:1/x");
-        assert_eq!(join_url("http://h:1", "x"), "http://h:1/x");
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! Core's own HTTP boundary: one small trait that every provider client in core talks through.
 //!
 //! Core performs no I/O, so it cannot own an HTTP client. The worker implements [`HttpClient`] on
-//! `worker::Fetch`, native code on reqwest, and tests use [`MemoryHttpClient`]. Futures are not
+//! `worker::Fetch`, native code on reqwest, and tests use `memory::MemoryHttpClient`. Futures are not
 //! `Send` (`LocalBoxFuture`) because `worker::Fetch` futures are not, and a response body is a byte
 //! stream so a process's output can be read while the process still runs.
 
-use std::cell::RefCell;
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
@@ -124,46 +123,12 @@ pub enum HttpError {
     BodyTooLarge { max_bytes: usize },
 }
 
-/// How a [`MemoryHttpClient`] answers a request.
-pub type MemoryAnswer = Box<dyn Fn(&HttpRequest) -> Result<HttpResponse, HttpError>>;
-
-/// An [`HttpClient`] that answers from a function and remembers every request, for tests of the
-/// provider clients.
-pub struct MemoryHttpClient {
-    answer: MemoryAnswer,
-    requests: RefCell<Vec<HttpRequest>>,
-}
-
-impl fmt::Debug for MemoryHttpClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryHttpClient").field("requests", &self.requests.borrow().len()).finish()
-    }
-}
-
-impl MemoryHttpClient {
-    pub fn new(answer: impl Fn(&HttpRequest) -> Result<HttpResponse, HttpError> + 'static) -> MemoryHttpClient {
-        MemoryHttpClient { answer: Box::new(answer), requests: RefCell::new(Vec::new()) }
-    }
-
-    /// Every request sent so far, oldest first.
-    pub fn requests(&self) -> Vec<HttpRequest> {
-        self.requests.borrow().clone()
-    }
-}
-
-impl HttpClient for MemoryHttpClient {
-    fn send(&self, request: HttpRequest) -> LocalBoxFuture<'_, Result<HttpResponse, HttpError>> {
-        let answer = (self.answer)(&request);
-        self.requests.borrow_mut().push(request);
-        Box::pin(async move { answer })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use futures::FutureExt;
 
     use super::*;
+    use crate::providers::memory::MemoryHttpClient;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

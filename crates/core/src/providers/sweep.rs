@@ -8,12 +8,13 @@
 //! provider error is reported in the [`SweepReport`], never fatal: one broken provider must not stop
 //! the other from being swept.
 
-use crate::api::{SweepFinding, SweepReport};
-use crate::event::Resource;
-use crate::provider::{
-    database_turn, parse_database_name, parse_sandbox_metadata, redact_credentials_in_text, sandbox_turn,
-    DatabaseProvider, ProviderError, Providers, SandboxProvider,
+use crate::providers::{
+    database_turn, parse_database_name, parse_sandbox_metadata, sandbox_turn, DatabaseProvider, ProviderError,
+    Providers, SandboxProvider,
 };
+use crate::url::redact_credentials_in_text;
+use crate::wire::api::{SweepFinding, SweepReport};
+use crate::wire::event::Resource;
 
 /// Reaps every mayfly sandbox and database whose deadline plus `grace_ms` is before `now_unix_ms`.
 ///
@@ -80,8 +81,10 @@ mod tests {
     use expect_test::expect;
 
     use super::*;
-    use crate::provider::{database_name, sandbox_metadata};
-    use crate::turn::fakes::{run_virtual, FakeDatabases, FakeSandbox, FakeSandboxes, Trace, VirtualClock, EPOCH_MS};
+    use crate::providers::fakes::{
+        run_virtual, FakeDatabases, FakeSandbox, FakeSandboxes, Trace, VirtualClock, EPOCH_MS,
+    };
+    use crate::providers::{database_name, sandbox_metadata};
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

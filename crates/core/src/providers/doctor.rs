@@ -5,12 +5,12 @@
 
 use futures::future::join;
 
-use crate::api::{Language, ProviderCheck, Verdict};
-use crate::e2b_client::{E2bClient, TemplateStatus};
-use crate::http::HttpClient;
-use crate::instanode::InstanodeClient;
-use crate::provider::{Clock, ProviderError};
-use crate::templates::{variable_for, TemplateMap, MAYFLY_TEMPLATE};
+use crate::providers::e2b::templates::{variable_for, TemplateMap, MAYFLY_TEMPLATE};
+use crate::providers::e2b::{E2bClient, TemplateStatus};
+use crate::providers::http::HttpClient;
+use crate::providers::instanode::InstanodeClient;
+use crate::providers::{Clock, ProviderErrorKind};
+use crate::wire::api::{Language, ProviderCheck, Verdict};
 
 fn check(check: impl Into<String>, verdict: Verdict, detail: impl Into<String>, fix: Option<String>) -> ProviderCheck {
     ProviderCheck { check: check.into(), verdict, detail: detail.into(), fix }
@@ -32,19 +32,11 @@ pub async fn check_providers<H: HttpClient, C: Clock>(
     sandboxes
 }
 
-/// A status answer's code, for the errors that mean "not this credential".
-fn status_of(error: &ProviderError) -> Option<u16> {
-    match error {
-        ProviderError::Status { status, .. } => Some(*status),
-        _ => None,
-    }
-}
-
 async fn check_e2b<H: HttpClient, C: Clock>(e2b: &E2bClient<H, C>, templates: &TemplateMap) -> Vec<ProviderCheck> {
     let url = &e2b.config().api_url;
     let key = match e2b.check_key().await {
         Ok(()) => check("e2b key", Verdict::Ok, format!("E2B at {url} accepts E2B_API_KEY"), None),
-        Err(error) if matches!(status_of(&error), Some(401 | 403)) => check(
+        Err(error) if matches!(error.kind(), ProviderErrorKind::Unauthorized | ProviderErrorKind::Forbidden) => check(
             "e2b key",
             Verdict::Fail,
             error.to_string(),
@@ -132,7 +124,7 @@ async fn check_instanode<H: HttpClient, C: Clock>(instanode: &InstanodeClient<H,
                 "INSTANODE_TOKEN belongs to no team: its databases would be anonymous",
                 Some("make a personal access token in a team of your instanode account".to_owned()),
             ),
-            Err(error) if status_of(&error) == Some(401) => check(
+            Err(error) if error.kind() == ProviderErrorKind::Unauthorized => check(
                 "instanode token",
                 Verdict::Fail,
                 format!("{error}: with this token, instanode would make anonymous databases mayfly cannot delete"),
@@ -149,10 +141,11 @@ mod tests {
     use expect_test::{expect, Expect};
 
     use super::*;
-    use crate::e2b_client::E2bConfig;
-    use crate::http::{HttpResponse, MemoryHttpClient, StatusCode};
-    use crate::instanode::InstanodeConfig;
-    use crate::turn::fakes::{run_virtual, VirtualClock};
+    use crate::providers::e2b::E2bConfig;
+    use crate::providers::fakes::{run_virtual, VirtualClock};
+    use crate::providers::http::{HttpResponse, StatusCode};
+    use crate::providers::instanode::InstanodeConfig;
+    use crate::providers::memory::MemoryHttpClient;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

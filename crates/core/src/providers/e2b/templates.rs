@@ -10,7 +10,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::api::Language;
+use crate::wire::api::Language;
 
 /// The template `templates/mayfly/` builds on E2B and sandboxd offers.
 pub const MAYFLY_TEMPLATE: &str = "mayfly";

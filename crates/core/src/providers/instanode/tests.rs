@@ -8,8 +8,10 @@ use std::rc::Rc;
 use expect_test::{expect, Expect};
 
 use super::*;
-use crate::http::{HeaderValue, HttpError, MemoryHttpClient};
-use crate::turn::fakes::{run_virtual, VirtualClock};
+use crate::providers::fakes::{run_virtual, VirtualClock};
+use crate::providers::http::{HttpError, HttpRequest, HttpResponse};
+use crate::providers::memory::MemoryHttpClient;
+use crate::providers::ProviderErrorKind;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -427,4 +429,34 @@ fn the_recycle_gate_says_what_to_do() {
     let error = run_virtual(&clock, client.create(request())).unwrap_err().to_string();
     assert!(error.contains("402") && error.contains("free_tier_recycle_requires_claim"), "{error}");
     assert!(error.contains("https://instanode.dev/claim") && error.contains("INSTANODE_TOKEN"), "{error}");
+}
+
+#[test]
+fn failures_say_what_kind_they_are() {
+    let http = MemoryHttpClient::new(|request| {
+        Ok(match (request.method.as_str(), request.url.rsplit('/').next().unwrap_or_default()) {
+            ("GET", "3f2a-tok") => json(404, r#"{"ok":false,"error":"not_found","message":"Resource not found"}"#),
+            ("POST", "new") => json(429, r#"{"ok":false,"error":"rate_limited","message":"slow down"}"#),
+            _ => json(502, r#"{"ok":false,"error":"bad_gateway","message":"upstream","retry_after_seconds":10}"#),
+        })
+    });
+    let (client, clock) = instanode(&http, Some("ink_pat"));
+    let not_found = run_virtual(&clock, client.status("3f2a-tok")).unwrap_err();
+    assert_eq!(not_found.kind(), ProviderErrorKind::NotFound);
+    assert_eq!(not_found.to_string(), "instanode answered 404: not_found: Resource not found");
+    let limited = run_virtual(&clock, client.create(request())).unwrap_err();
+    assert_eq!(limited.kind(), ProviderErrorKind::RateLimited);
+    assert_eq!(limited.to_string(), "instanode answered 429: rate_limited: slow down");
+    // instanode's 502 is a passing fault at the provider, whatever E2B's means.
+    let bad_gateway = run_virtual(&clock, client.list()).unwrap_err();
+    assert_eq!(bad_gateway.kind(), ProviderErrorKind::Unavailable);
+
+    let http = MemoryHttpClient::new(|_| Err(HttpError::Connect("connection refused".into())));
+    let (client, clock) = instanode(&http, Some("ink_pat"));
+    let unreachable = run_virtual(&clock, client.delete("3f2a-tok")).unwrap_err();
+    assert_eq!(unreachable.kind(), ProviderErrorKind::Network);
+    assert_eq!(unreachable.to_string(), "instanode could not be reached: could not connect: connection refused");
+    let (anonymous, clock) = instanode(&http, None);
+    let unsupported = run_virtual(&clock, anonymous.delete("3f2a-tok")).unwrap_err();
+    assert_eq!(unsupported.kind(), ProviderErrorKind::Unsupported);
 }

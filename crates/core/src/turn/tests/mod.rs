@@ -1,16 +1,23 @@
 //! The orchestrator against in-memory providers on a virtual clock: the happy path pinned as a
-//! snapshot, then every way a turn can go wrong, each checked to reap everything it created.
+//! snapshot, then every way a turn can go wrong, each checked to reap everything it created. A
+//! turn's output is `output.rs`; reaping and keeping are `reap.rs`.
 
 use bytes::Bytes;
 use expect_test::{expect, Expect};
 
-use super::fakes::{run_virtual, FakeDatabases, FakeSandboxes, RecordingSink, Step, Trace, VirtualClock, PASSWORD};
+use super::fakes::RecordingSink;
 use super::*;
-use crate::api::{CreateTurnRequest, Language};
-use crate::spec::Limits;
-use crate::templates::{TemplateMap, MAYFLY_TEMPLATE};
+use crate::providers::e2b::templates::{TemplateMap, MAYFLY_TEMPLATE};
+use crate::providers::fakes::{run_virtual, FakeDatabases, FakeSandboxes, Step, Trace, VirtualClock, PASSWORD};
+use crate::providers::{DatabaseMode, ProcessEvent};
+use crate::turn::spec::Limits;
+use crate::wire::api::{CreateTurnRequest, Language};
+use crate::wire::event::Resource;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
+
+mod output;
+mod reap;
 
 /// Fakes, sink, control and clock of one test.
 struct World {
@@ -96,7 +103,7 @@ impl World {
             assert!(events.last().is_some_and(|e| e.body.is_terminal()), "the last event is not turn.finished");
             assert_eq!(events.iter().filter(|e| e.body.is_terminal()).count(), 1);
             // The fold every viewer uses reads from the log what the orchestrator reports.
-            let progress = crate::progress::TurnProgress::of(events.iter());
+            let progress = crate::turn::progress::TurnProgress::of(events.iter());
             assert_eq!(progress.state, crate::TurnState::Finished);
             assert_eq!(
                 (progress.outcome, progress.exit_code, &progress.error, &progress.timings, progress.last_seq),
@@ -441,167 +448,6 @@ fn a_closed_sink_still_reaps_and_emits_nothing_more() {
 }
 
 #[test]
-fn a_reap_is_retried_with_backoff_until_it_works() {
-    let world = World::new();
-    world.providers.sandboxes.kill_failures.set(2);
-    let report = world.run(spec("print(1)"), TurnOptions::default());
-    assert_eq!(report.outcome, Outcome::Succeeded);
-    assert_eq!(report.sandbox.unwrap().state, ReapState::Reaped);
-    let events = world.events();
-    let reaping: Vec<&str> = events.lines().filter(|l| l.contains("reap")).collect();
-    expect![[r##"
-        [
-            "#10   440 ms database.reaped {\"ms\":10}",
-            "#11   450 ms reap.failed {\"error\":\"e2b answered 503: busy\",\"resource\":\"sandbox\",\"retry_at\":700}",
-            "#12   720 ms reap.failed {\"error\":\"e2b answered 503: busy\",\"resource\":\"sandbox\",\"retry_at\":1220}",
-            "#13  1240 ms sandbox.reaped {\"ms\":810}",
-            "#14  1240 ms turn.finished {\"outcome\":\"succeeded\",\"timings\":{\"database_ms\":200,\"provision_ms\":300,\"reap_ms\":810,\"run_ms\":120,\"sandbox_ms\":300,\"total_ms\":1240,\"upload_ms\":10}}",
-        ]
-    "##]].assert_debug_eq(&reaping);
-}
-
-#[test]
-fn a_reap_that_keeps_failing_is_reported_failed_without_leaking_the_password() {
-    let world = World::new();
-    world.providers.databases.delete_failures.set(u32::MAX);
-    let report = world.run(spec("print(1)"), TurnOptions::default());
-    let database = report.database.unwrap();
-    assert_eq!(database.state, ReapState::Failed);
-    expect![[r#"
-        (
-            Some(
-                "instanode answered 503: could not drop postgres://***@db.test:5432/db_tok1",
-            ),
-            Some(
-                4220,
-            ),
-        )
-    "#]]
-    .assert_debug_eq(&(&database.error, database.retry_at_ms));
-    let events = world.events();
-    let failed: Vec<&str> = events.lines().filter(|l| l.contains("reap.failed")).collect();
-    assert_eq!(failed.len(), 4, "one reap.failed per attempt: {events}");
-    assert!(!events.contains("database.reaped"));
-    assert_eq!(world.providers.databases.live_names(), ["mayfly-1700000030-t1"]);
-    assert_eq!(report.sandbox.unwrap().state, ReapState::Reaped);
-}
-
-#[test]
-fn a_character_split_across_chunks_comes_out_whole() {
-    let world = World::new();
-    world.process(vec![
-        started(),
-        stdout(b"h\xc3"),
-        stderr(b"\xe2\x82"),
-        stdout(b"\xa9llo \xff!"),
-        stderr(b"\xac"),
-        stdout(b"\xf0\x9f"),
-        exited(0),
-    ]);
-    world.run(spec("print(1)"), TurnOptions::default());
-    let output: Vec<String> =
-        world.events().lines().filter(|l| l.contains("stdout") || l.contains("stderr")).map(str::to_owned).collect();
-    expect![[r##"
-        [
-            "#8    315 ms stdout {\"data\":\"h\"}",
-            "#9    315 ms stdout {\"data\":\"éllo �!\"}",
-            "#10   315 ms stderr {\"data\":\"€\"}",
-            "#11   315 ms stdout {\"data\":\"�\"}",
-        ]
-    "##]]
-    .assert_debug_eq(&output);
-}
-
-#[test]
-fn output_already_waiting_goes_out_as_one_event_per_stream() {
-    let world = World::new();
-    world.process(vec![
-        started(),
-        stdout(b"a"),
-        stdout(b"b"),
-        stderr(b"x"),
-        stderr(b"y"),
-        stdout(b"c"),
-        Step::Wait(10),
-        stdout(b"d"),
-        exited(0),
-    ]);
-    world.run(spec("print(1)"), TurnOptions::default());
-    let output: Vec<String> =
-        world.events().lines().filter(|l| l.contains("stdout") || l.contains("stderr")).map(str::to_owned).collect();
-    expect![[r##"
-        [
-            "#8    315 ms stdout {\"data\":\"ab\"}",
-            "#9    315 ms stderr {\"data\":\"xy\"}",
-            "#10   315 ms stdout {\"data\":\"c\"}",
-            "#11   325 ms stdout {\"data\":\"d\"}",
-        ]
-    "##]]
-    .assert_debug_eq(&output);
-}
-
-#[test]
-fn a_batch_of_output_stops_at_its_size_limit_and_loses_nothing() {
-    let world = World::new();
-    let chunk = Bytes::from(vec![b'x'; 1024]);
-    let chunks = 2 * OUTPUT_BATCH_BYTES / 1024 + 3;
-    let mut steps = vec![started()];
-    steps.extend((0..chunks).map(|_| Step::Emit(ProcessEvent::Stdout(chunk.clone()))));
-    steps.push(exited(0));
-    world.process(steps);
-    world.run(spec("print(1)"), TurnOptions::default());
-    let sizes: Vec<usize> = world
-        .sink
-        .events
-        .borrow()
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Stdout { data } => Some(data.len()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(sizes, [OUTPUT_BATCH_BYTES, OUTPUT_BATCH_BYTES, 3 * 1024]);
-}
-
-#[test]
-fn keep_database_keeps_it_and_says_how_to_claim_it() {
-    let world = World::new();
-    let report = world.run(spec("print(1)"), TurnOptions { keep_database: true, ..TurnOptions::default() });
-    assert_eq!(report.database.unwrap().state, ReapState::Kept);
-    assert_eq!(report.sandbox.unwrap().state, ReapState::Reaped);
-    assert_eq!(world.providers.databases.live_names(), ["mayfly-1700000030-t1"]);
-    let events = world.events();
-    let kept: Vec<&str> = events.lines().filter(|l| l.contains("database.")).collect();
-    expect![[r##"
-        [
-            "#3      0 ms database.creating",
-            "#4    200 ms database.ready {\"database\":\"db_tok1\",\"host\":\"db.test:5432\",\"ms\":200}",
-            "#10   430 ms database.kept {\"claim\":{\"claim_url\":\"https://claim.test/?t=jwt-tok1\",\"expires_at\":\"2023-11-15T22:13:20Z\",\"instructions\":\"open the claim URL\"}}",
-        ]
-    "##]].assert_debug_eq(&kept);
-}
-
-#[test]
-fn keep_asked_while_running_and_anonymous_mode_also_keep() {
-    let world = World::new();
-    world.process(vec![started(), Step::Wait(1000), exited(0)]);
-    let report = world.run_and_act_at(spec("print(1)"), 600, TurnControl::keep_database);
-    assert_eq!(report.outcome, Outcome::Succeeded);
-    assert_eq!(report.database.unwrap().state, ReapState::Kept);
-
-    let world = World::new();
-    world.control.keep_database();
-    let report = world.run(spec("print(1)"), TurnOptions::default());
-    assert_eq!(report.database.unwrap().state, ReapState::Kept);
-
-    let world = World::new();
-    world.providers.databases.mode.set(DatabaseMode::Anonymous);
-    let report = world.run(spec("print(1)"), TurnOptions::default());
-    assert_eq!(report.database.unwrap().state, ReapState::Kept);
-    assert!(world.kinds().contains(&"database.kept"));
-}
-
-#[test]
 fn without_a_database_none_is_asked_for_and_no_url_is_set() {
     let world = World::new();
     let report = world.run(spec_with(|r| r.database = false), TurnOptions::default());
@@ -625,55 +471,4 @@ fn turn_ids_are_checked() {
         "turn id \"a/b\" is not allowed: use 1-40 of A-Z a-z 0-9 _ -"
     );
     assert!(serde_json::from_str::<TurnId>("\"a/b\"").is_err());
-}
-
-#[test]
-fn reap_backoff_doubles_up_to_the_cap() {
-    let policy = ReapPolicy::default();
-    let waits: Vec<u64> = (1..=6).map(|n| policy.backoff_ms(n)).collect();
-    assert_eq!(waits, [250, 500, 1000, 2000, 4000, 4000]);
-}
-
-/// Output past the turn's cap is neither stored nor sent: what fits is emitted (cut on a character
-/// boundary), then one `output.truncated` with the bytes kept; the process runs on to its exit.
-#[test]
-fn output_past_the_cap_is_dropped_after_one_truncation_event() {
-    let world = World::new();
-    let chunk = Bytes::from("é".repeat(600)); // 1,200 bytes, two per character
-    let mut steps = vec![started()];
-    steps.extend((0..10).flat_map(|_| [Step::Emit(ProcessEvent::Stdout(chunk.clone())), Step::Wait(1)]));
-    steps.push(stderr(b"still here\n"));
-    steps.push(exited(0));
-    world.process(steps);
-    let options = TurnOptions { max_output_bytes: 3_001, ..TurnOptions::default() };
-    let report = world.run(spec("print(1)"), options);
-    assert_eq!(report.outcome, Outcome::Succeeded, "the process kept running to its own exit");
-    let events = world.sink.events.borrow();
-    let kept: usize = events
-        .iter()
-        .map(|e| match &e.body {
-            EventBody::Stdout { data } | EventBody::Stderr { data } => data.len(),
-            _ => 0,
-        })
-        .sum();
-    assert_eq!(kept, 3_000, "up to the cap, cut between characters");
-    let truncated: Vec<&EventBody> =
-        events.iter().map(|e| &e.body).filter(|b| matches!(b, EventBody::OutputTruncated { .. })).collect();
-    assert_eq!(truncated, [&EventBody::OutputTruncated { kept_bytes: 3_000 }]);
-    assert!(events.iter().any(|e| matches!(e.body, EventBody::ProcessExited { exit_code: 0, .. })));
-}
-
-#[test]
-fn a_turn_whose_database_was_stopped_says_why() {
-    let world = World::new();
-    world.process(vec![started(), stderr(b"terminating connection due to administrator command\n"), exited(1)]);
-    world.providers.databases.stopped_for_storage.set(Some(10 << 20));
-    let report = world.run(spec("print(1)"), TurnOptions::default());
-    assert_eq!(report.outcome, Outcome::Failed);
-    assert_eq!(
-        report.error.as_deref(),
-        Some(
-            "the code exited with status 1; the provider stopped its database: it went past its storage limit of 10 MB"
-        )
-    );
 }

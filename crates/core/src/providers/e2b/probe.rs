@@ -1,7 +1,10 @@
 //! What `mayfly doctor` asks E2B before a first turn: does it take the key, and does each
 //! configured template exist (docs/templates.md).
 
-use super::*;
+use super::E2bClient;
+use crate::providers::http::{HttpClient, Method, StatusCode};
+use crate::providers::{Clock, ProviderError};
+use crate::url::percent_encode;
 
 /// What E2B says of a template name when asked whether it exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,8 +21,8 @@ impl<H: HttpClient, C: Clock> E2bClient<H, C> {
     /// Whether E2B accepts the API key: one listing of at most one running sandbox.
     pub async fn check_key(&self) -> Result<(), ProviderError> {
         let request = self.control(Method::GET, "v2/sandboxes?state=running&limit=1")?;
-        let response = self.send(&request, true).await?;
-        self.expect_success(response).await.map(drop)
+        let response = self.http.send(&request, true).await?;
+        self.http.expect_success(response).await.map(drop)
     }
 
     /// Whether `name` exists, the way the SDKs' `Template.exists` asks: `GET
@@ -27,11 +30,11 @@ impl<H: HttpClient, C: Clock> E2bClient<H, C> {
     /// `404` for none.
     pub async fn template_status(&self, name: &str) -> Result<TemplateStatus, ProviderError> {
         let request = self.control(Method::GET, &format!("templates/aliases/{}", percent_encode(name)))?;
-        let response = self.send(&request, true).await?;
+        let response = self.http.send(&request, true).await?;
         match response.status {
             StatusCode::FORBIDDEN => Ok(TemplateStatus::Others),
             StatusCode::NOT_FOUND => Ok(TemplateStatus::Missing),
-            _ => self.expect_success(response).await.map(|_| TemplateStatus::Own),
+            _ => self.http.expect_success(response).await.map(|_| TemplateStatus::Own),
         }
     }
 }

@@ -1,11 +1,12 @@
-//! What the turn orchestrator asks of the world: a sandbox provider (E2B protocol), a database
-//! provider (instanode protocol) and a clock.
+//! What core asks of the world — a sandbox provider (E2B protocol), a database provider (instanode
+//! protocol) and a clock — and the clients that provide it over core's [`http::HttpClient`].
 //!
-//! The traits are shaped after what the E2B and instanode clients offer, so those clients implement
-//! them directly, and tests implement them in memory. Futures are not `Send` (`LocalBoxFuture`)
-//! because the worker's `fetch` futures are not. The tag helpers here ([`sandbox_metadata`],
-//! [`database_name`] and their parsers) are the one definition of how a resource says which turn it
-//! belongs to and when it may be swept.
+//! The traits are shaped after what the E2B and instanode clients offer, so those clients
+//! ([`e2b`], [`instanode`]) implement them directly, and tests implement them in memory. Futures are
+//! not `Send` (`LocalBoxFuture`) because the worker's `fetch` futures are not. Both clients send
+//! through one `ProviderHttp` (`provider_http.rs`), which retries with the backoff of
+//! [`retry`]. Besides the turn, two callers use the providers: [`sweep`] reaps what turns lost,
+//! [`doctor`] checks a deployment before its first turn.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,17 +15,30 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::stream::LocalBoxStream;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use crate::api::redact_url;
-use crate::event::ClaimInfo;
-use crate::http::HttpError;
+use crate::url::redact_url;
+use crate::wire::event::ClaimInfo;
 
-/// The metadata key and value every mayfly sandbox carries, so a sweep can find it.
-pub const MAYFLY_METADATA_KEY: &str = "mayfly";
-pub const MAYFLY_METADATA_VALUE: &str = "1";
-/// The prefix of every mayfly database name, so a sweep can find it.
-pub const MAYFLY_DATABASE_PREFIX: &str = "mayfly-";
+pub mod doctor;
+pub mod e2b;
+mod error;
+pub mod http;
+pub mod instanode;
+#[cfg(any(test, feature = "test-support"))]
+pub mod memory;
+mod provider_http;
+pub mod retry;
+pub mod sweep;
+mod tags;
+
+#[cfg(test)]
+pub(crate) mod fakes;
+
+pub use error::{ProviderError, ProviderErrorKind};
+pub use tags::{
+    database_name, database_turn, parse_database_name, parse_sandbox_metadata, sandbox_metadata, sandbox_turn,
+    MAYFLY_DATABASE_PREFIX, MAYFLY_METADATA_KEY, MAYFLY_METADATA_VALUE,
+};
 
 /// Time, passed in: core reads no clock of its own.
 pub trait Clock {
@@ -230,129 +244,11 @@ pub struct DatabaseInfo {
     pub name: String,
 }
 
-/// Why a provider call failed. Messages name the provider so a user knows whom to blame.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ProviderError {
-    #[error("{provider} answered {status}: {message}")]
-    Status { provider: &'static str, status: u16, message: String },
-    #[error("{provider} could not be reached: {source}")]
-    Http { provider: &'static str, source: HttpError },
-    #[error("{provider} sent an answer mayfly does not understand: {message}")]
-    Protocol { provider: &'static str, message: String },
-    #[error("the process output stream ended before the process exited")]
-    StreamTruncated,
-    #[error("{provider} cannot {operation}")]
-    Unsupported { provider: &'static str, operation: &'static str },
-}
-
-/// The metadata a turn's sandbox carries: `{mayfly: "1", turn, deadline}` with the deadline in Unix
-/// seconds: what the reaper's sweep finds a lost sandbox by (docs/reliability.md).
-pub fn sandbox_metadata(turn_id: &str, deadline_unix_s: u64) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MAYFLY_METADATA_KEY.to_owned(), MAYFLY_METADATA_VALUE.to_owned()),
-        ("turn".to_owned(), turn_id.to_owned()),
-        ("deadline".to_owned(), deadline_unix_s.to_string()),
-    ])
-}
-
-/// The deadline (Unix seconds) of a mayfly sandbox, or `None` when the metadata is not mayfly's.
-pub fn parse_sandbox_metadata(metadata: &BTreeMap<String, String>) -> Option<u64> {
-    if metadata.get(MAYFLY_METADATA_KEY).map(String::as_str) != Some(MAYFLY_METADATA_VALUE) {
-        return None;
-    }
-    metadata.get("deadline")?.parse().ok()
-}
-
-/// The name of a turn's database, `mayfly-<deadline unix s>-<turn id>`: instanode keeps no metadata,
-/// so the name is the tag. It fits instanode's `^[A-Za-z0-9][A-Za-z0-9 _-]*$`, 64 characters at
-/// most, for every turn id [`crate::turn::TurnId`] accepts.
-pub fn database_name(turn_id: &str, deadline_unix_s: u64) -> String {
-    format!("{MAYFLY_DATABASE_PREFIX}{deadline_unix_s}-{turn_id}")
-}
-
-/// The deadline (Unix seconds) in a mayfly database name, or `None` when the name is not mayfly's.
-pub fn parse_database_name(name: &str) -> Option<u64> {
-    let rest = name.strip_prefix(MAYFLY_DATABASE_PREFIX)?;
-    let (deadline, turn_id) = rest.split_once('-')?;
-    if turn_id.is_empty() || deadline.is_empty() || !deadline.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    deadline.parse().ok()
-}
-
-/// The turn a mayfly sandbox belongs to, from its metadata.
-pub fn sandbox_turn(metadata: &BTreeMap<String, String>) -> Option<&str> {
-    parse_sandbox_metadata(metadata)?;
-    metadata.get("turn").map(String::as_str).filter(|turn| !turn.is_empty())
-}
-
-/// The turn a mayfly database belongs to, from its name.
-pub fn database_turn(name: &str) -> Option<&str> {
-    parse_database_name(name)?;
-    name.strip_prefix(MAYFLY_DATABASE_PREFIX)?.split_once('-').map(|(_, turn)| turn)
-}
-
-/// Hides the user-info part (`user:password@`) of every URL in a free text, such as a provider's
-/// error message that echoes what it was given.
-pub fn redact_credentials_in_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(found) = rest.find("://") {
-        let authority_start = found + 3;
-        out.push_str(&rest[..authority_start]);
-        let after = &rest[authority_start..];
-        let authority_len =
-            after.find(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\'')).unwrap_or(after.len());
-        let authority = &after[..authority_len];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str("***");
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &after[authority_len..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    #[test]
-    fn tags_round_trip_and_refuse_strangers() {
-        let metadata = sandbox_metadata("t_1", 1_700_000_030);
-        assert_eq!(parse_sandbox_metadata(&metadata), Some(1_700_000_030));
-        assert!(metadata.values().all(|v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))));
-        let mut other = metadata;
-        other.insert("mayfly".into(), "2".into());
-        assert_eq!(parse_sandbox_metadata(&other), None);
-        assert_eq!(parse_sandbox_metadata(&BTreeMap::new()), None);
-
-        let name = database_name("t_1", 1_700_000_030);
-        assert_eq!(name, "mayfly-1700000030-t_1");
-        assert_eq!(parse_database_name(&name), Some(1_700_000_030));
-        for stranger in ["mayfly-", "mayfly-x-t", "mayfly-12-", "turn-3f2a", "mayfly--t"] {
-            assert_eq!(parse_database_name(stranger), None, "{stranger}");
-        }
-    }
-
-    #[test]
-    fn credentials_in_text_are_redacted() {
-        let cases = [
-            ("could not drop postgres://u:hunter2@h:5432/d now", "could not drop postgres://***@h:5432/d now"),
-            ("a http://h/x and b://u:p@c", "a http://h/x and b://***@c"),
-            ("no url here", "no url here"),
-            ("trailing ://", "trailing ://"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(redact_credentials_in_text(input), want);
-        }
-    }
 
     #[test]
     fn debug_output_hides_credentials() {

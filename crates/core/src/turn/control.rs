@@ -1,0 +1,157 @@
+//! What the caller gives a turn and keeps hold of: its id, its options (the reap policy among
+//! them) and the [`TurnControl`] that cancels it or keeps its database.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use futures::future;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A turn's id: 1 to 40 of `A-Z a-z 0-9 _ -`, so it fits sandbox metadata and database names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TurnId(String);
+
+impl TurnId {
+    pub fn new(id: impl Into<String>) -> Result<TurnId, TurnIdError> {
+        let id = id.into();
+        let ok =
+            (1..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(TurnId(id))
+        } else {
+            Err(TurnIdError(id))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TurnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for TurnId {
+    type Error = TurnIdError;
+    fn try_from(id: String) -> Result<TurnId, TurnIdError> {
+        TurnId::new(id)
+    }
+}
+
+impl From<TurnId> for String {
+    fn from(id: TurnId) -> String {
+        id.0
+    }
+}
+
+/// Why a string is not a [`TurnId`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("turn id {0:?} is not allowed: use 1-40 of A-Z a-z 0-9 _ -")]
+pub struct TurnIdError(pub String);
+
+/// How a turn runs, beyond what the request says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnOptions {
+    /// Keep the database after the turn instead of deleting it (`--keep-db`).
+    pub keep_database: bool,
+    /// How long past the deadline the sandbox may live: its provider timeout is deadline + grace.
+    pub grace_s: u32,
+    pub reap: ReapPolicy,
+    /// The output the turn keeps ([`crate::turn::spec::Limits::max_output_bytes`]).
+    pub max_output_bytes: usize,
+}
+
+impl Default for TurnOptions {
+    fn default() -> TurnOptions {
+        TurnOptions {
+            keep_database: false,
+            grace_s: 60,
+            reap: ReapPolicy::default(),
+            max_output_bytes: crate::turn::spec::Limits::default().max_output_bytes,
+        }
+    }
+}
+
+/// How often and how patiently a reap is tried before it is reported failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReapPolicy {
+    pub attempts: NonZeroU32,
+    /// The wait after the first failure; it doubles after each further one.
+    pub first_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for ReapPolicy {
+    fn default() -> ReapPolicy {
+        ReapPolicy { attempts: NonZeroU32::new(4).expect("4 is not zero"), first_backoff_ms: 250, max_backoff_ms: 4000 }
+    }
+}
+
+impl ReapPolicy {
+    /// The wait after the `failures`-th failed attempt (1-based).
+    pub fn backoff_ms(&self, failures: u32) -> u64 {
+        let doublings = failures.saturating_sub(1).min(32);
+        self.first_backoff_ms.saturating_mul(1u64 << doublings).min(self.max_backoff_ms)
+    }
+}
+
+/// The caller's hold on a running turn: cancel it, or ask to keep its database. Clones share state.
+#[derive(Debug, Clone, Default)]
+pub struct TurnControl {
+    state: Rc<RefCell<ControlState>>,
+}
+
+#[derive(Debug, Default)]
+struct ControlState {
+    cancelled: bool,
+    keep_database: bool,
+    wakers: Vec<Waker>,
+}
+
+impl TurnControl {
+    /// Stops the turn: the process is killed (with its sandbox) and everything is reaped.
+    pub fn cancel(&self) {
+        let wakers = {
+            let mut state = self.state.borrow_mut();
+            state.cancelled = true;
+            std::mem::take(&mut state.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.state.borrow().cancelled
+    }
+
+    /// Keeps the database past the turn; takes effect if asked before the turn reaps it.
+    pub fn keep_database(&self) {
+        self.state.borrow_mut().keep_database = true;
+    }
+
+    pub fn is_database_kept(&self) -> bool {
+        self.state.borrow().keep_database
+    }
+
+    /// Resolves once [`TurnControl::cancel`] has been called.
+    pub fn cancelled(&self) -> impl Future<Output = ()> + '_ {
+        future::poll_fn(move |cx| {
+            let mut state = self.state.borrow_mut();
+            if state.cancelled {
+                return Poll::Ready(());
+            }
+            if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                state.wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+    }
+}

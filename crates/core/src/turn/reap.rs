@@ -1,0 +1,104 @@
+//! Reaping: each resource torn down (or kept) with retries and a doubling backoff, `reap.failed`
+//! for every failure, and what the provider says of a database that a failed run may have
+//! outgrown.
+
+use futures::future::LocalBoxFuture;
+
+use super::{ResourceReap, Turn, TurnSink};
+use crate::providers::{
+    Clock, Database, DatabaseMode, DatabaseProvider, ProviderError, SandboxHandle, SandboxProvider,
+};
+use crate::wire::event::{EventBody, ReapState, Resource};
+
+impl<S, D, C, K> Turn<'_, S, D, C, K>
+where
+    S: SandboxProvider,
+    D: DatabaseProvider,
+    C: Clock,
+    K: TurnSink,
+{
+    /// Why the provider stopped the turn's database, when it did (and can say so).
+    pub(super) async fn database_stopped(&self, database: &Database) -> Option<String> {
+        let status = self.databases.status(&database.token).await.ok().flatten()?;
+        if !status.storage_exceeded {
+            return None;
+        }
+        Some(match status.storage_limit_bytes {
+            Some(bytes) => {
+                format!("the provider stopped its database: it went past its storage limit of {} MB", bytes >> 20)
+            }
+            None => "the provider stopped its database: it went past its storage limit".to_owned(),
+        })
+    }
+
+    pub(super) async fn reap_sandbox(&self, sandbox: Option<&SandboxHandle>) -> Option<ResourceReap> {
+        let sandbox_id = sandbox?.sandbox_id.as_str();
+        let started = self.clock.now_ms();
+        let failure = self.retry_reap(Resource::Sandbox, || self.sandboxes.kill(sandbox_id)).await;
+        Some(self.reap_result(Resource::Sandbox, sandbox_id, started, failure))
+    }
+
+    pub(super) async fn reap_database(&self, database: Option<&Database>) -> Option<ResourceReap> {
+        let database = database?;
+        // Anonymous databases cannot be deleted early: they are kept until the provider's expiry,
+        // and the user is told how to claim them, exactly as when keeping was asked for.
+        let keep = self.options.keep_database || self.control.is_database_kept();
+        if keep || database.mode == DatabaseMode::Anonymous {
+            self.emitter.emit(EventBody::DatabaseKept { claim: database.claim.clone() });
+            return Some(ResourceReap {
+                id: database.name.clone(),
+                state: ReapState::Kept,
+                error: None,
+                retry_at_ms: None,
+            });
+        }
+        let started = self.clock.now_ms();
+        let failure = self.retry_reap(Resource::Database, || self.databases.delete(&database.token)).await;
+        Some(self.reap_result(Resource::Database, &database.name, started, failure))
+    }
+
+    fn reap_result(&self, resource: Resource, id: &str, started: u64, failure: Option<(String, u64)>) -> ResourceReap {
+        match failure {
+            None => {
+                let ms = self.clock.now_ms() - started;
+                self.emitter.emit(match resource {
+                    Resource::Sandbox => EventBody::SandboxReaped { ms },
+                    Resource::Database => EventBody::DatabaseReaped { ms },
+                });
+                ResourceReap { id: id.to_owned(), state: ReapState::Reaped, error: None, retry_at_ms: None }
+            }
+            Some((error, retry_at_ms)) => ResourceReap {
+                id: id.to_owned(),
+                state: ReapState::Failed,
+                error: Some(error),
+                retry_at_ms: Some(retry_at_ms),
+            },
+        }
+    }
+
+    /// Tries a reap up to the policy's number of attempts with a doubling backoff, emitting
+    /// `reap.failed` for each failure. Returns the last error and when to try next if all failed;
+    /// after the last attempt that is for the caller's alarm or the sweep to do.
+    async fn retry_reap<'f, F>(&self, resource: Resource, mut attempt: F) -> Option<(String, u64)>
+    where
+        F: FnMut() -> LocalBoxFuture<'f, Result<bool, ProviderError>>,
+    {
+        let policy = &self.options.reap;
+        let mut failures = 0;
+        loop {
+            let error = match attempt().await {
+                // Already gone counts as reaped: the reap is idempotent.
+                Ok(_was_alive) => return None,
+                Err(error) => self.emitter.scrub(&error.to_string()),
+            };
+            failures += 1;
+            let backoff_ms = policy.backoff_ms(failures);
+            let retry_at = self.emitter.at_ms() + backoff_ms;
+            self.emitter.emit(EventBody::ReapFailed { resource, error: error.clone(), retry_at });
+            if failures >= policy.attempts.get() {
+                return Some((error, retry_at));
+            }
+            self.clock.sleep(backoff_ms).await;
+        }
+    }
+}
