@@ -45,6 +45,7 @@ mod hosted;
 mod limits;
 mod registry;
 mod service;
+mod storage_check;
 
 pub use admin::AdminError;
 pub use api::router;
