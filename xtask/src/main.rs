@@ -18,6 +18,7 @@ mod flags;
 mod live;
 mod process;
 mod setup;
+mod shape;
 mod soak;
 mod test;
 mod tidy;

@@ -16,6 +16,7 @@
 mod control;
 mod envd;
 mod error;
+mod host;
 mod jail;
 mod netns;
 mod process;

@@ -141,7 +141,7 @@ type Made = (File, Vec<(u16, std::net::TcpListener)>);
 fn make_namespace(ports: &[u16], ip: &Path) -> Result<Made, SandboxError> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|e| SandboxError::Jail(format!("a network namespace needs root: {e}")))?;
-    let up = crate::jail::host::host_command_blocking(ip)
+    let up = crate::host::host_command_blocking(ip)
         .args(["link", "set", "lo", "up"])
         .stdin(std::process::Stdio::null())
         .output()

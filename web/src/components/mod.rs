@@ -2,5 +2,6 @@
 
 pub(crate) mod editor;
 pub(crate) mod key_bar;
+pub(crate) mod resources;
 pub(crate) mod time;
 pub(crate) mod turn_view;

@@ -43,3 +43,67 @@ impl HttpClient for MemoryHttpClient {
         Box::pin(async move { answer })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use http::{HeaderName, HeaderValue, Method, StatusCode};
+
+    use crate::providers::http::{HttpError, HttpRequest, HttpResponse};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn client() -> MemoryHttpClient {
+        MemoryHttpClient::new(|request| match request.url.as_str() {
+            "http://x/chunks" => Ok(HttpResponse::from_chunks(
+                StatusCode::OK,
+                vec![Ok(Bytes::from_static(b"ab")), Ok(Bytes::from_static(b"cd"))],
+            )),
+            "http://x/broken" => Ok(HttpResponse::from_chunks(
+                StatusCode::OK,
+                vec![Ok(Bytes::from_static(b"ab")), Err(HttpError::Body("reset".into()))],
+            )),
+            "http://x/down" => Err(HttpError::Connect("refused".into())),
+            _ => Ok(HttpResponse::from_bytes(StatusCode::NOT_FOUND, "no")),
+        })
+    }
+
+    /// Everything [`MemoryHttpClient`] answers is ready at once, so no executor is needed.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        future.now_or_never().expect("a memory answer is ready at once")
+    }
+
+    #[test]
+    fn body_streams_chunk_by_chunk_and_requests_are_recorded() {
+        let client = client();
+        let request = HttpRequest::new(Method::POST, "http://x/chunks")
+            .with_header(HeaderName::from_static("x-api-key"), HeaderValue::from_static("k"))
+            .with_body("{}");
+        let response = block_on(client.send(request.clone())).unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+        let chunks: Vec<_> = block_on(response.body.collect::<Vec<_>>());
+        assert_eq!(chunks, vec![Ok(Bytes::from_static(b"ab")), Ok(Bytes::from_static(b"cd"))]);
+        assert_eq!(client.requests(), vec![request]);
+    }
+
+    #[test]
+    fn collect_body_joins_chunks_and_reports_breaks_and_limits() {
+        let client = client();
+        let send = |url: &str| block_on(client.send(HttpRequest::new(Method::GET, url)));
+        assert_eq!(block_on(send("http://x/chunks").unwrap().collect_body(4)).unwrap(), "abcd");
+        assert_eq!(
+            block_on(send("http://x/chunks").unwrap().collect_body(3)).unwrap_err().to_string(),
+            "the response body is larger than 3 bytes"
+        );
+        assert_eq!(
+            block_on(send("http://x/broken").unwrap().collect_body(10)).unwrap_err(),
+            HttpError::Body("reset".into())
+        );
+        assert_eq!(send("http://x/down").unwrap_err().to_string(), "could not connect: refused");
+        assert_eq!(send("http://x/other").unwrap().status, StatusCode::NOT_FOUND);
+    }
+}

@@ -15,9 +15,9 @@ use std::path::Path;
 use command_fds::{CommandFdExt, FdMapping};
 use tokio::process::Command;
 
-use super::host::{host_command, memory_file};
 use super::{Jail, JailUser};
 use crate::error::SandboxError;
+use crate::host::{host_command, memory_file};
 
 /// Where bwrap finds its tenant-chosen arguments, and the two seccomp programs.
 const ARGS_FD: RawFd = 3;

@@ -43,7 +43,6 @@
 
 mod cgroup;
 mod command;
-pub(crate) mod host;
 mod inner;
 mod seccomp;
 mod template;
@@ -59,9 +58,9 @@ pub(crate) use command::check_env;
 pub(crate) use inner::{read_init_pid, wait_signalled};
 
 use crate::error::SandboxError;
+use crate::host::HostTools;
 use crate::netns::{ForwardBudget, SandboxNet, SandboxNetwork};
 use cgroup::{Cgroups, SandboxCgroup};
-use host::HostTools;
 use seccomp::SeccompPrograms;
 pub(crate) use template::{Template, Templates};
 
@@ -153,7 +152,7 @@ pub(crate) struct JailHost {
 impl JailHost {
     /// Finds the host programs, compiles the seccomp programs and, as root, readies the cgroups.
     pub(crate) fn prepare(forward_connections: usize) -> Result<JailHost, String> {
-        host::keep_inherited_descriptors_out_of_jails();
+        crate::host::keep_inherited_descriptors_out_of_jails();
         let root = is_root();
         let tools = HostTools::resolve(root)?;
         let seccomp = seccomp::programs()?;
