@@ -52,13 +52,25 @@ pub(crate) struct Dev {
 
 #[derive(Debug, Args)]
 pub(crate) struct Soak {
-    /// How many turns to run one after the other.
-    #[arg(long, default_value_t = 1000)]
-    pub(crate) turns: usize,
-    /// How long the mixed concurrent load runs, in minutes.
-    #[arg(long, default_value_t = 10.0)]
-    pub(crate) minutes: f64,
-    /// How many turns run at once during the mixed load.
-    #[arg(long, default_value_t = 4)]
-    pub(crate) concurrency: usize,
+    /// Passed on to `mayfly-soak`, which owns them: `--turns N` (1000), `--minutes M` (10),
+    /// `--concurrency C` (4).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_soaks_flags_pass_through_untouched() {
+        let Command::Soak(soak) =
+            Xtask::try_parse_from(["cargo xtask", "soak", "--turns", "5", "--minutes", "0.5"]).unwrap().command
+        else {
+            panic!("not the soak");
+        };
+        assert_eq!(soak.args, ["--turns", "5", "--minutes", "0.5"]);
+    }
 }

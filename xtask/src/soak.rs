@@ -30,12 +30,5 @@ pub(crate) fn run(root: &Path, soak: &Soak) -> anyhow::Result<()> {
         "mayfly-soak",
     ]))?;
     let soak_bin = root.join("target/native/mayfly-soak");
-    run_checked(std::process::Command::new(soak_bin).args([
-        "--turns",
-        &soak.turns.to_string(),
-        "--minutes",
-        &soak.minutes.to_string(),
-        "--concurrency",
-        &soak.concurrency.to_string(),
-    ]))
+    run_checked(std::process::Command::new(soak_bin).args(&soak.args))
 }
