@@ -43,7 +43,10 @@ mod config;
 mod embedded;
 mod hosted;
 mod limits;
+mod provision;
+mod reaping;
 mod registry;
+mod resources;
 mod service;
 mod storage_check;
 
