@@ -49,6 +49,9 @@ pub(crate) const ALWAYS: &[Needed] = &[
     needs("/usr/bin/npm", "npm"),
     // A C compiler: crates that build C, and the security suite's planted library.
     needs("/usr/bin/cc", "gcc"),
+    // The API's shell example (`examples/api/turn.sh`), which the tests run.
+    needs("/usr/bin/curl", "curl"),
+    needs("/usr/bin/jq", "jq"),
     needs("/usr/include/stdio.h", "libc6-dev"),
     // TLS roots for the registries, and the bench charts' font.
     needs("/usr/share/ca-certificates", "ca-certificates"),

@@ -110,6 +110,27 @@ mod tests {
         assert!(wrong.is_empty(), "documents cited but not in the repository:\n{}", wrong.join("\n"));
     }
 
+    /// A document shows an example file as `<!-- example: PATH -->` and a fenced block right after
+    /// it; the block must be the file, which the tests run.
+    #[test]
+    fn documented_examples_are_the_files_the_tests_run() {
+        let mut shown = 0;
+        let mut docs = source_files(&root().join("docs"), &["md"]);
+        docs.push(root().join("README.md"));
+        for doc in docs {
+            let text = std::fs::read_to_string(&doc).unwrap();
+            for (marker, rest) in text.split("<!-- example: ").skip(1).map(|part| part.split_once(" -->").unwrap()) {
+                let body = rest.trim_start().split_once('\n').map(|(_fence, body)| body).unwrap_or_default();
+                let block = &body[..body.find("\n```").map_or(body.len(), |end| end + 1)];
+                let file = std::fs::read_to_string(root().join(marker))
+                    .unwrap_or_else(|err| panic!("{}: {marker}: {err}", doc.display()));
+                assert_eq!(block, file, "{} shows {marker} other than it is", doc.display());
+                shown += 1;
+            }
+        }
+        assert!(shown >= 3, "the API's examples are shown in docs/api.md");
+    }
+
     #[test]
     fn no_trailing_whitespace() {
         let mut files = files_with_extension("rs");
