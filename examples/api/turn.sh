@@ -19,17 +19,16 @@ TURN=$(jq -n --arg code "$CODE" '{code: $code, language: "python", database: tru
     -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" --data-binary @- | jq -r .turn_id)
 echo "turn $TURN"
 
-# The events as Server-Sent Events. The first read stops after the first line of output, as a
-# dropped connection would; the second resumes after the last event seen, missing nothing.
+# The events after a seq, as Server-Sent Events, one JSON object a line.
 events() {
-  curl -sSfN "$URL/v1/turns/$TURN/events" -H "$AUTH" -H "Accept: text/event-stream" \
+  curl -sfN "$URL/v1/turns/$TURN/events" -H "$AUTH" -H "Accept: text/event-stream" \
     -H "Last-Event-ID: $1" | sed -un 's/^data: //p'
 }
-LAST=$(events 0 | jq -c --unbuffered . | while read -r EVENT; do
-  echo "$EVENT" | jq -j 'select(.type == "stdout") | .data' >&2
-  if [ "$(echo "$EVENT" | jq -r .type)" = stdout ]; then echo "$EVENT" | jq .seq; break; fi
-done)
-events "$LAST" | jq -j --unbuffered 'select(.type == "stdout") | .data'
+# The first read stops after the first line of output, as a dropped connection would; the second
+# resumes after the last event seen, missing nothing.
+FIRST=$(events 0 | jq -c --unbuffered 'select(.type == "stdout")' | head -n 1)
+printf '%s\n' "$FIRST" | jq -j .data
+events "$(printf '%s\n' "$FIRST" | jq .seq)" | jq -j 'select(.type == "stdout") | .data'
 
 curl -sSf "$URL/v1/turns/$TURN" -H "$AUTH" |
   jq -r '"outcome \(.outcome) exit \(.exit_code)", "reaped \(all(.resources[]; .reap == "reaped" or .reap == "kept") // "pending")"'

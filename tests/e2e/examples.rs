@@ -17,10 +17,9 @@ fn run(stack: &InProcessStack, command: &mut Command) -> String {
         .output()
         .expect("the example starts");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{command:?} failed: {stdout}\n{stderr}");
-    // The shell example prints the rows before the drop on stderr (its stdout is a variable then).
-    format!("{stderr}{stdout}")
+    stdout
 }
 
 fn check(printed: &str) {
