@@ -1,23 +1,29 @@
-// The live view under trouble, and the embed view: the event stream is cut from the page's side
-// mid-turn and the view resumes with no line lost or doubled; then a parent page drives the
-// embed view over postMessage and receives every event.
-// Usage: node live.mjs <base-url> <artifacts-dir> <api-key> <parent-port>; prints one JSON report.
-// The parent page is served on <parent-port>, an origin the stack's EMBED_ORIGINS names.
+// The live view under trouble, and another site's page: the event stream is cut from the page's
+// side mid-turn and the view resumes with no line lost or doubled; then a page of another origin
+// calls the API itself with a turn token, hands the token to the embed view and drives it over
+// postMessage, receiving every event; a page of an origin not allowed cannot call the API.
+// Usage: node live.mjs <base-url> <artifacts-dir> <api-key> <parent-port> <turn-token>; prints one
+// JSON report. The parent page is served on <parent-port>, an origin the stack's EMBED_ORIGINS and
+// CORS_ORIGINS name.
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { expectNoError, runNewTurn, session, signInWithLink } from './launch.mjs';
 
-const [url, artifacts, key, parentPort] = process.argv.slice(2);
+const [url, artifacts, key, parentPort, token] = process.argv.slice(2);
+// What a credential seen on the wire was, without printing it.
+const credential = (value) => (value?.includes(token) ? 'token' : value?.includes(key) ? 'key' : String(value));
 
 // Every WebSocket the app opens is kept where the test can reach it, and every state the link
 // badge shows is recorded as it changes, however briefly.
 const instrument = (context) => context.addInitScript(() => {
   window.__sockets = [];
+  window.__offers = [];
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
     constructor(...args) {
       super(...args);
       window.__sockets.push(this);
+      window.__offers.push([].concat(args[1] ?? []));
     }
   };
   window.__linkStates = [];
@@ -84,8 +90,9 @@ await session('live', artifacts, async (page, report) => {
   };
   await expectNoError(page, report, 'output past the page\'s cap');
 
-  // The embed view in an iframe of another site's page, driven by postMessage. The parent page
-  // is served from another origin on this machine, by a server of the test's own.
+  // Another site's page, served from another origin on this machine by a server of the test's
+  // own. It calls the API itself with a turn token (its browser's own preflight first), then
+  // hands the token to the embed view and drives it over postMessage.
   const server = createServer((req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/html' });
     res.end(parentPage(`http://127.0.0.1:${server.address().port}`));
@@ -98,25 +105,75 @@ await session('live', artifacts, async (page, report) => {
       <iframe id="runner" src="${url}/embed?origin=${encodeURIComponent(origin)}" style="width:900px;height:640px"></iframe>
       <script>
         window.messages = [];
-        window.addEventListener('message', (e) => {
-          if (e.origin !== ${JSON.stringify(url)}) return;
-          window.messages.push(e.data);
-          if (e.data.type === 'mayfly.ready') {
-            document.getElementById('runner').contentWindow.postMessage({
-              type: 'mayfly.run', language: 'python', database: false,
-              code: 'import sys\\nprint("from the embed")\\nprint("to stderr", file=sys.stderr)\\n',
-              api_key: ${JSON.stringify(key)},
-            }, ${JSON.stringify(url)});
-          }
-        });
+        window.addEventListener('message', (e) => { if (e.origin === ${JSON.stringify(url)}) window.messages.push(e.data); });
+        const frame = () => document.getElementById('runner').contentWindow;
+        window.handToken = (token) => frame().postMessage({ type: 'mayfly.token', token }, ${JSON.stringify(url)});
+        window.run = () => frame().postMessage({
+          type: 'mayfly.run', language: 'python', database: false,
+          code: 'import sys\\nprint("from the embed")\\nprint("to stderr", file=sys.stderr)\\n',
+        }, ${JSON.stringify(url)});
       </script>`;
+  const requests = [];
+  page.on('request', (r) => {
+    if (r.url().startsWith(`${url}/v1/`)) {
+      requests.push({ method: r.method(), path: new URL(r.url()).pathname, from: new URL(r.frame().url()).origin, auth: credential(r.headers().authorization) });
+    }
+  });
   await page.goto(`${parent}/ide`);
+
+  // The page calls the API across origins with the token: its browser asks first (a preflight,
+  // for the Authorization header and the JSON body), then sends the request and reads the answer.
+  report.cors = await page.evaluate(async ({ url, token }) => {
+    const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+    const created = await fetch(`${url}/v1/turns`, { method: 'POST', headers, body: JSON.stringify({ code: 'print("called across origins")', database: false }) });
+    const turn = await created.json();
+    const detail = await fetch(`${url}${turn.status_url}`, { headers: { Authorization: `Bearer ${token}` } });
+    return { create_status: created.status, turn_id: turn.turn_id, detail_status: detail.status, detail_turn: (await detail.json()).turn_id };
+  }, { url, token });
+  await expectNoError(page, report, 'a call across origins with a token');
+
+  // The frame is ready; the page hands it the token, then asks for a run without any key.
+  await page.waitForFunction(() => window.messages.some((m) => m.type === 'mayfly.ready'), null, { timeout: 20000 });
+  const embed = page.frames().find((f) => f.url().startsWith(`${url}/embed`));
+  await page.evaluate((token) => window.handToken(token), token);
+  await expectNoError(embed, report, 'a token handed to the embed view');
+  await page.evaluate(() => window.run());
   await page.waitForFunction(() => window.messages.some((m) => m.type === 'mayfly.event' && m.event.type === 'turn.finished'),
     null, { timeout: 60000 });
-  report.embed = { messages: await page.evaluate(() => window.messages) };
   const frame = page.frameLocator('#runner');
-  report.embed.has_header = await frame.locator('header.top').count();
-  report.embed.output = await frame.getByTestId('output').textContent();
+  await frame.getByTestId('outcome').waitFor({ timeout: 20000 });
+  await expectNoError(embed, report, 'a turn run in the embed view with the token');
+  report.embed = {
+    messages: await page.evaluate(() => window.messages),
+    has_header: await frame.locator('header.top').count(),
+    output: await frame.getByTestId('output').textContent(),
+    outcome: await frame.getByTestId('outcome').getAttribute('data-outcome'),
+    // What the frame offered on its WebSockets: `mayfly` and the token as `bearer.<token>`.
+    offers: (await embed.evaluate(() => window.__offers))
+      .map((offer) => offer.map((p) => (p.startsWith('bearer.') ? `bearer.${credential(p.slice(7))}` : p))),
+  };
+  report.requests = requests;
   await page.screenshot({ path: join(artifacts, 'embed.png') });
+
+  // A page of an origin the deployment does not name: its browser withholds the answer, so the
+  // call fails. That page's console is its own, watched apart from the others.
+  const stranger = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end('<!doctype html><title>another site</title>');
+  });
+  await new Promise((resolve) => stranger.listen(0, '127.0.0.1', resolve));
+  stranger.unref();
+  const other = await page.context().newPage();
+  await other.goto(`http://127.0.0.1:${stranger.address().port}/`);
+  report.stranger = await other.evaluate(async ({ url, token }) => {
+    try {
+      const answer = await fetch(`${url}/v1/turns/t_0123456789abcdef0123456789abcdef`, { headers: { Authorization: `Bearer ${token}` } });
+      return { read: answer.status };
+    } catch (err) {
+      return { refused: String(err) };
+    }
+  }, { url, token });
+  await other.close();
+  stranger.close();
   server.close();
 }, { beforeLoad: instrument });

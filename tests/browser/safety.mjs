@@ -1,14 +1,14 @@
 // What a page of mayfly never hands away: a `#key=` link does not replace a saved, different key
 // without asking; the embed view runs nothing on its own and spends no saved key unless the page
-// framing it is the origin the embed URL pins; and a page of an origin the deployment does not
-// name cannot frame it at all.
-// Usage: node safety.mjs <base-url> <artifacts-dir> <key-a> <key-b> <allowed-port> <denied-port>
+// framing it is the origin the embed URL pins, nor a turn token from any other parent; and a page
+// of an origin the deployment does not name cannot frame it at all.
+// Usage: node safety.mjs <base-url> <artifacts-dir> <key-a> <key-b> <allowed-port> <denied-port> <token>
 // The stack's EMBED_ORIGINS names http://127.0.0.1:<allowed-port> and not the other.
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { session } from './launch.mjs';
 
-const [url, artifacts, keyA, keyB, allowedPort, deniedPort] = process.argv.slice(2);
+const [url, artifacts, keyA, keyB, allowedPort, deniedPort, token] = process.argv.slice(2);
 const allowed = `http://127.0.0.1:${allowedPort}`;
 const denied = `http://127.0.0.1:${deniedPort}`;
 
@@ -22,6 +22,8 @@ const embedPage = (origin, pin) => {
     <script>
       window.messages = [];
       window.addEventListener('message', (e) => { if (e.origin === ${JSON.stringify(url)}) window.messages.push(e.data); });
+      window.handToken = (token) => document.getElementById('runner').contentWindow
+        .postMessage({ type: 'mayfly.token', token }, ${JSON.stringify(url)});
     </script>`;
 };
 const serve = (port, origin) => {
@@ -95,6 +97,25 @@ await session('safety', artifacts, async (page, report) => {
     const frame = page.frameLocator('#runner');
     await frame.getByTestId('notice').waitFor({ timeout: 20000 });
     report[path] = { notice: await text(frame, 'notice'), creates: creates.length - before };
+  }
+  // A token from a parent the frame does not pin is not taken: unpinned, the frame cannot tell
+  // whose it is, and says so; pinned elsewhere, it does not even read the message.
+  {
+    const frame = page.frameLocator('#runner');
+    await page.goto(`${allowed}/unpinned`);
+    await frame.getByTestId('notice').waitFor({ timeout: 20000 });
+    await page.waitForFunction(() => window.messages.some((m) => m.type === 'mayfly.ready'), null, { timeout: 20000 });
+    const before = creates.length;
+    await page.evaluate((token) => window.handToken(token), token);
+    await frame.getByTestId('problem').waitFor({ timeout: 20000 });
+    report.unpinned.token_problem = await text(frame, 'problem');
+    await frame.getByTestId('run').click();
+    await frame.getByText('no API key').waitFor({ timeout: 20000 });
+    report.unpinned.token_run_problem = await text(frame, 'problem');
+    report.unpinned.token_creates = creates.length - before;
+    await page.goto(`${allowed}/elsewhere`);
+    await frame.getByTestId('notice').waitFor({ timeout: 20000 });
+    await page.evaluate((token) => window.handToken(token), token);
   }
   // Pressed by hand in a frame whose parent is not the pinned one, Run does not spend the saved key.
   {

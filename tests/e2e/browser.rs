@@ -135,14 +135,18 @@ fn the_playground_runs_fails_cancels_and_keeps_turns_and_the_dashboard_lists_the
 }
 
 #[test]
-fn the_live_view_resumes_after_a_dropped_stream_and_the_embed_view_reports_to_its_parent() {
-    // The parent page's origin is one the deployment lets frame the embed view.
+fn the_live_view_resumes_after_a_dropped_stream_and_another_sites_page_runs_turns_with_a_token() {
+    // The parent page's origin is one the deployment lets frame the embed view and call the API.
     let parent_port = free_port().unwrap();
+    let parent = format!("http://127.0.0.1:{parent_port}");
     let stack = InProcessStack::start_with(
-        TestStackOptions::default().var("EMBED_ORIGINS", &format!("http://127.0.0.1:{parent_port}")),
+        TestStackOptions::default().var("EMBED_ORIGINS", &parent).var("CORS_ORIGINS", &parent),
     );
-    let report =
-        run_browser_script("live.mjs", &[&stack.worker.url, &artifacts(), ALICE_KEY, &parent_port.to_string()]);
+    // What the IDE's own server would do with the tenant's key: mint a token for the page.
+    let alice = stack.client(ALICE_KEY);
+    let token = alice.mint_token("{}").token;
+    let args = [stack.worker.url.as_str(), &artifacts(), ALICE_KEY, &parent_port.to_string(), &token];
+    let report = run_browser_script("live.mjs", &args);
 
     // Every line once, in order, although the stream was cut mid-turn.
     assert!(report["closed"].as_u64().unwrap() >= 1, "{report:#}");
@@ -188,6 +192,33 @@ fn the_live_view_resumes_after_a_dropped_stream_and_the_embed_view_reports_to_it
     let hidden: u64 = notice.split_whitespace().next().unwrap().parse().unwrap();
     assert_eq!(shown + hidden, 2048 * 1024, "{notice}");
 
+    // The page called the API across origins with the token, as Chromium allows only with the
+    // answers' CORS headers, and read what it created; a page of another origin could not.
+    assert_eq!(report.pointer("/cors/create_status"), Some(&Value::from(201)), "{report:#}");
+    assert_eq!(report.pointer("/cors/detail_status"), Some(&Value::from(200)), "{report:#}");
+    let called = str_of(&report, "/cors/turn_id");
+    assert_eq!(str_of(&report, "/cors/detail_turn"), called);
+    assert!(str_of(&report, "/stranger/refused").contains("Failed to fetch"), "{report:#}");
+    assert_eq!(report.pointer("/stranger/read"), None, "{report:#}");
+
+    // Every call the page and the frame made carried the token, never the key saved in this
+    // browser (which the pinned frame could have used, but the token comes first).
+    let requests = report["requests"].as_array().unwrap();
+    for from in [parent.as_str(), stack.worker.url.as_str()] {
+        let creates =
+            requests.iter().filter(|r| r["from"] == from && r["method"] == "POST" && r["path"] == "/v1/turns");
+        assert_eq!(creates.count(), 1, "one turn created from {from}: {requests:#?}");
+    }
+    for request in requests {
+        assert_eq!(request["auth"], "token", "{request}");
+    }
+    let offers = report.pointer("/embed/offers").and_then(Value::as_array).unwrap();
+    assert!(!offers.is_empty(), "the frame opened no event stream: {report:#}");
+    for offer in offers {
+        assert_eq!(offer, &serde_json::json!(["mayfly", "bearer.token"]), "{report:#}");
+    }
+    assert_eq!(str_of(&report, "/embed/outcome"), "succeeded");
+
     // The embed view: ready, the turn's id, then every event once and in order, to the parent.
     let messages = report.pointer("/embed/messages").and_then(Value::as_array).unwrap();
     assert_eq!(messages[0]["type"], "mayfly.ready", "{messages:#?}");
@@ -205,6 +236,10 @@ fn the_live_view_resumes_after_a_dropped_stream_and_the_embed_view_reports_to_it
     assert_eq!(report.pointer("/embed/has_header"), Some(&Value::from(0)), "the embed view has no chrome");
     assert!(str_of(&report, "/embed/output").contains("from the embed"), "{report:#}");
     assert_screenshots(&["embed.png"]);
+    for turn_id in [called, turn_id] {
+        alice.wait_reaped(turn_id);
+        stack.assert_nothing_left(turn_id);
+    }
 }
 
 #[test]
@@ -215,7 +250,8 @@ fn a_link_never_sets_a_key_without_asking_and_the_embed_view_trusts_only_its_pin
     );
     let (a, b) = (ALICE_KEY, BOB_KEY);
     let (artifacts, allowed_port, denied_port) = (artifacts(), allowed.to_string(), denied.to_string());
-    let args = [stack.worker.url.as_str(), &artifacts, a, b, &allowed_port, &denied_port];
+    let token = stack.client(ALICE_KEY).mint_token("{}").token;
+    let args = [stack.worker.url.as_str(), &artifacts, a, b, &allowed_port, &denied_port, &token];
     let report = run_browser_script("safety.mjs", &args);
     let tail = |key: &str| key[key.len() - 4..].to_owned();
 
@@ -255,6 +291,11 @@ fn a_link_never_sets_a_key_without_asking_and_the_embed_view_trusts_only_its_pin
         assert!(str_of(&report, &format!("/{path}/notice")).contains("origin="), "{path}: {report:#}");
     }
     assert_eq!(report.pointer("/elsewhere/run_creates"), Some(&Value::from(0)), "{report:#}");
+    // A turn token from a parent the frame does not pin is not taken: the frame that pins nobody
+    // says why, and Run there spends neither the token nor the saved key.
+    assert!(str_of(&report, "/unpinned/token_problem").contains("pins the parent's origin"), "{report:#}");
+    assert!(str_of(&report, "/unpinned/token_run_problem").contains("no API key"), "{report:#}");
+    assert_eq!(report.pointer("/unpinned/token_creates"), Some(&Value::from(0)), "{report:#}");
     assert!(str_of(&report, "/elsewhere/run_problem").contains("send one in `mayfly.run`"), "{report:#}");
 
     // A page of an origin the deployment does not name could not frame it.

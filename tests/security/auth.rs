@@ -9,7 +9,7 @@ use mayfly_e2e::{Answer, InProcessStack, ALICE_KEY, BOB_KEY};
 use crate::support::error_of;
 
 /// A route, with the placeholder `{id}` for a turn id, and the body it is sent with.
-const ROUTES: [(&str, &str, &str); 8] = [
+const ROUTES: [(&str, &str, &str); 9] = [
     ("POST", "/v1/turns", r#"{"code":"print(1)","database":false}"#),
     ("GET", "/v1/turns", ""),
     ("GET", "/v1/reaper", ""),
@@ -18,6 +18,7 @@ const ROUTES: [(&str, &str, &str); 8] = [
     ("GET", "/v1/turns/{id}/events", ""),
     ("GET", "/v1/turns/{id}/events?after=0", ""),
     ("POST", "/v1/turns/{id}/keep", ""),
+    ("POST", "/v1/tokens", r#"{"ttl_s":60}"#),
 ];
 
 fn request(stack: &InProcessStack, method: &str, path: &str, authorization: Option<&str>, body: &str) -> Answer {

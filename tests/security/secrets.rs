@@ -1,12 +1,13 @@
-//! Secret hygiene after real turns: the database passwords, the tenants' API keys, the
-//! providers' keys and the cluster's admin password appear in no event, no answer of the API, no
-//! log and nothing the worker stored (its Durable Objects: turns, events, the ledger).
+//! Secret hygiene after real turns: the database passwords, the tenants' API keys, a turn token
+//! and the secret that signs it, the providers' keys and the cluster's admin password appear in no
+//! event, no answer of the API (but the token in the one that mints it), no log and nothing the
+//! worker stored (its Durable Objects: turns, events, the ledger).
 
 use std::path::{Path, PathBuf};
 
 use mayfly_core::{Outcome, TurnDetail};
 use mayfly_e2e::turns::{outcome_of, stdout_of};
-use mayfly_e2e::{InProcessStack, ALICE_KEY, BOB_KEY};
+use mayfly_e2e::{InProcessStack, ALICE_KEY, BOB_KEY, TOKEN_SECRET};
 
 use crate::support::lines_with;
 
@@ -64,6 +65,15 @@ fn secrets_appear_in_no_event_answer_log_or_storage() {
         }
         seen += &bob.call("GET", &turn.status_url, None).1;
     }
+    // A turn token, used as a page uses it: a turn watched over a WebSocket with the token as its
+    // subprotocol, which is handed on towards the turn's object.
+    let token = alice.mint_token("{}").token;
+    let by_token = stack.client(&token).key_as_subprotocol();
+    let turn = by_token.create_turn(r#"{"code":"print('by token')","database":false}"#);
+    seen += &serde_json::to_string(&by_token.follow(&turn.turn_id, 0)).unwrap();
+    seen += &by_token.call("GET", &turn.status_url, None).1;
+    seen += &by_token.call("GET", "/v1/turns", None).1;
+    alice.wait_reaped(&turn.turn_id);
     for path in ["/v1/turns", "/v1/reaper", "/v1/health", "/v1/openapi.json", "/v1/nothing"] {
         seen += &alice.call("GET", path, None).1;
     }
@@ -85,6 +95,8 @@ fn secrets_appear_in_no_event_answer_log_or_storage() {
         ("sandboxd's API key", &endpoints.sandboxd_api_key),
         ("scratchdb's token", &endpoints.scratchdb_token),
         ("the cluster's admin password", admin_password),
+        ("a turn token", &token),
+        ("the turn tokens' secret", TOKEN_SECRET),
     ];
     for password in &passwords {
         secrets.push(("a turn's database password", password));

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use mayfly_core::{CreateTurnResponse, Event, ReapState, TurnDetail, TurnState};
+use mayfly_core::{CreateTurnResponse, Event, ReapState, TokenResponse, TurnDetail, TurnState};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
@@ -26,6 +26,8 @@ pub struct ApiClient {
     stream_timeout: Duration,
     /// One agent for every request, when connections are to be kept between them.
     agent: Option<ureq::Agent>,
+    /// Whether a WebSocket carries the key as a browser's must: as the subprotocol `bearer.<key>`.
+    key_as_subprotocol: bool,
 }
 
 /// An answer as the client saw it, whatever its status.
@@ -71,7 +73,16 @@ impl ApiClient {
             timeout: Duration::from_secs(60),
             stream_timeout: Duration::from_secs(120),
             agent: None,
+            key_as_subprotocol: false,
         }
+    }
+
+    /// The same client, opening event streams as a browser does: a browser's `WebSocket` cannot
+    /// send `Authorization`, so the key (or token) is offered as `mayfly, bearer.<key>`, and the
+    /// server must answer `mayfly`.
+    pub fn key_as_subprotocol(mut self) -> ApiClient {
+        self.key_as_subprotocol = true;
+        self
     }
 
     /// The same client with other limits on how long a request and a silent event stream may take.
@@ -155,6 +166,13 @@ impl ApiClient {
         self.try_create_turn(body).unwrap_or_else(|err| panic!("{err:#}"))
     }
 
+    /// `POST /v1/tokens` with `body`: a turn token for the client's tenant, which must be minted.
+    pub fn mint_token(&self, body: &str) -> TokenResponse {
+        let (status, answer) = self.call("POST", "/v1/tokens", Some(body));
+        assert_eq!(status, 200, "POST /v1/tokens: {answer}");
+        serde_json::from_str(&answer).unwrap_or_else(|err| panic!("not a token answer ({err}): {answer}"))
+    }
+
     /// `GET /v1/turns/{id}`, which must answer 200.
     pub fn try_detail(&self, turn_id: &str) -> anyhow::Result<TurnDetail> {
         let (status, body) = self.try_call("GET", &format!("/v1/turns/{turn_id}"), None)?;
@@ -196,8 +214,13 @@ impl ApiClient {
         loop {
             let mut request = url.as_str().into_client_request().map_err(|err| err.to_string())?;
             if let Some(key) = &self.key {
-                let value = format!("Bearer {key}").parse().map_err(|_| "a key that is no header value")?;
-                request.headers_mut().insert("Authorization", value);
+                let (name, value) = if self.key_as_subprotocol {
+                    ("Sec-WebSocket-Protocol", format!("mayfly, bearer.{key}"))
+                } else {
+                    ("Authorization", format!("Bearer {key}"))
+                };
+                let value = value.parse().map_err(|_| "a key that is no header value")?;
+                request.headers_mut().insert(name, value);
             }
             let stream = TcpStream::connect(self.authority()).map_err(|err| err.to_string())?;
             // A turn that stalls ends the read instead of hanging it.

@@ -12,6 +12,8 @@ use crate::{ApiClient, TestStackOptions, Tools, WranglerDev, WranglerOptions};
 
 pub const ALICE_KEY: &str = "key-alice-0123456789";
 pub const BOB_KEY: &str = "key-bob-9876543210";
+/// The secret the stack's worker signs turn tokens with (`MAYFLY_TOKEN_SECRET`).
+pub const TOKEN_SECRET: &str = "token-secret-of-the-test-stack-5f0b9d2c81e34a77";
 
 /// The worker wired to a local stack (Postgres, scratchdb, sandboxd) that runs in this process.
 /// Dropping it stops everything it started.
@@ -60,6 +62,7 @@ impl InProcessStack {
         let mut stack_vars: Vec<(String, String)> =
             worker_vars(&local.endpoints).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         stack_vars.push(("MAYFLY_API_KEYS".to_owned(), format!("alice:{ALICE_KEY},bob:{BOB_KEY}")));
+        stack_vars.push(("MAYFLY_TOKEN_SECRET".to_owned(), TOKEN_SECRET.to_owned()));
         let wrangler_options = WranglerOptions {
             vars: options.worker_vars(stack_vars),
             port: Some(free_port().unwrap()),

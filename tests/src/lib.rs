@@ -19,7 +19,7 @@ pub mod turns;
 pub mod wrangler;
 
 pub use api::{Answer, ApiClient};
-pub use in_process_stack::{InProcessStack, ALICE_KEY, BOB_KEY};
+pub use in_process_stack::{InProcessStack, ALICE_KEY, BOB_KEY, TOKEN_SECRET};
 pub use paths::Tools;
 pub use separate_process_stack::SeparateProcessStack;
 pub use service::Service;

@@ -178,6 +178,7 @@ impl SeparateProcessStack {
             ("INSTANODE_URL", scratchdb_proxy.url()),
             ("INSTANODE_TOKEN", scratchdb_token.clone()),
             ("MAYFLY_API_KEYS", format!("faults:{KEY}")),
+            ("MAYFLY_TOKEN_SECRET", crate::TOKEN_SECRET.to_owned()),
             ("SWEEP_GRACE_S", SWEEP_GRACE.as_secs().to_string()),
             // A create held by the fault proxy fails after 10 s, not E2B's SDK's 60 s, so that
             // the suite's turns (5 s each) do not wait out a minute per held create.

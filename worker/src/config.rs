@@ -65,7 +65,7 @@ impl Config {
             instanode_token: secret("INSTANODE_TOKEN"),
             sweep_grace_ms: sweep_grace_s(optional("SWEEP_GRACE_S").as_deref()) * 1000,
             max_turns_per_tenant: max_turns_per_tenant(optional("MAX_TURNS_PER_TENANT").as_deref()),
-            embed_origins: embed_origins(optional("EMBED_ORIGINS").as_deref()),
+            embed_origins: origins("EMBED_ORIGINS", optional("EMBED_ORIGINS").as_deref()),
             e2b_create_timeout_ms: optional("E2B_CREATE_TIMEOUT_S")
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .filter(|s| *s > 0)
@@ -118,9 +118,16 @@ fn max_turns_per_tenant(value: Option<&str>) -> usize {
     value.and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_TURNS_PER_TENANT)
 }
 
-/// The origins in `EMBED_ORIGINS`: each `scheme://host[:port]` with nothing after it. Anything
-/// else is left out (and logged), so that a typo cannot widen who may frame the embed view.
-fn embed_origins(value: Option<&str>) -> Vec<String> {
+/// The origins whose pages may call the API (`CORS_ORIGINS`, comma-separated; none by default),
+/// read alone: every answer of the API needs them, and nothing else of the configuration.
+pub(crate) fn cors_origins(env: &Env) -> Vec<String> {
+    origins("CORS_ORIGINS", env.var("CORS_ORIGINS").ok().map(|v| v.to_string()).as_deref())
+}
+
+/// The origins in the variable `name` (`EMBED_ORIGINS`, `CORS_ORIGINS`): each `scheme://host[:port]`
+/// with nothing after it. Anything else is left out (and logged), so that a typo cannot widen who
+/// may frame the embed view or call the API.
+fn origins(name: &str, value: Option<&str>) -> Vec<String> {
     value
         .unwrap_or_default()
         .split(',')
@@ -129,9 +136,7 @@ fn embed_origins(value: Option<&str>) -> Vec<String> {
         .filter(|origin| {
             let valid = is_origin(origin);
             if !valid {
-                worker::console_error!(
-                    "config: EMBED_ORIGINS: {origin:?} is not an origin (scheme://host[:port]); ignored"
-                );
+                worker::console_error!("config: {name}: {origin:?} is not an origin (scheme://host[:port]); ignored");
             }
             valid
         })
@@ -173,10 +178,10 @@ mod tests {
     }
 
     #[test]
-    fn embed_origins_keep_only_origins() {
-        assert!(embed_origins(None).is_empty());
+    fn origin_lists_keep_only_origins() {
+        assert!(origins("EMBED_ORIGINS", None).is_empty());
         assert_eq!(
-            embed_origins(Some("https://ide.example, http://127.0.0.1:5173 ,")),
+            origins("CORS_ORIGINS", Some("https://ide.example, http://127.0.0.1:5173 ,")),
             ["https://ide.example", "http://127.0.0.1:5173"]
         );
         for bad in

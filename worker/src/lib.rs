@@ -7,14 +7,17 @@ mod auth;
 mod body;
 mod clock;
 mod config;
+mod cors;
 mod fetch_client;
 mod health;
 mod ledger;
+mod mint;
 mod openapi;
 mod pages;
 mod reaper;
 mod reply;
 mod router;
+mod tokens;
 mod turn_object;
 mod turns;
 

@@ -58,7 +58,8 @@ mod tests {
         let mut routes = BTreeSet::new();
         for (path, item) in paths {
             for key in item.as_object().expect("a path item").keys() {
-                if key != "parameters" && key != "summary" && key != "description" {
+                // `OPTIONS` is answered before the route table, for every path (`crate::cors`).
+                if !["parameters", "summary", "description", "options"].contains(&key.as_str()) {
                     routes.insert((key.clone(), path.clone()));
                 }
             }
@@ -75,6 +76,22 @@ mod tests {
         assert!(undocumented.is_empty(), "routes missing from openapi.json: {undocumented:?}");
         let unrouted: Vec<_> = document.difference(&router).collect();
         assert!(unrouted.is_empty(), "openapi.json describes routes the router lacks: {unrouted:?}");
+    }
+
+    #[test]
+    fn every_path_describes_the_preflight_the_router_answers_before_its_routes() {
+        let document: serde_json::Value = serde_json::from_str(DOCUMENT).unwrap();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            let preflight = &item["options"]["responses"];
+            assert_eq!(preflight["204"]["$ref"], "#/components/responses/Preflight", "{path}");
+            for status in ["403", "405"] {
+                assert!(preflight[status].is_object(), "{path}: OPTIONS {status} is not described");
+            }
+        }
+        let allowed = &document["components"]["responses"]["Preflight"]["headers"];
+        assert_eq!(allowed["Access-Control-Allow-Methods"]["schema"]["const"], crate::cors::ALLOW_METHODS);
+        assert_eq!(allowed["Access-Control-Allow-Headers"]["schema"]["const"], crate::cors::ALLOW_HEADERS);
+        assert_eq!(allowed["Access-Control-Max-Age"]["schema"]["const"], crate::cors::MAX_AGE_S);
     }
 
     #[test]

@@ -1,15 +1,23 @@
 //! The route table of the edge API. Every request reaches the worker first (`run_worker_first` in
 //! `wrangler.toml`): `/v1/*` is the API, anything else the web app, served from the assets with
-//! its security headers by [`pages`].
+//! its security headers by [`pages`]. Every answer under `/v1/` passes through [`cors`] on its
+//! way out.
 
-use worker::{Env, Request, Response, Result, Router};
+use worker::{Env, Method, Request, Response, Result, Router};
 
-use crate::{health, openapi, pages, reaper, reply, turns};
+use crate::{config, cors, health, mint, openapi, pages, reaper, reply, turns};
 
 pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
     let (method, path) = (req.method(), req.path());
     if !path.starts_with("/v1/") && path != "/v1" && path != "/__scheduled" {
         return pages::serve(req, &env).await;
+    }
+    // Browsers on the allowed origins (`CORS_ORIGINS`) may call every route; see [`cors`].
+    let origin = cors::origin_of(&req);
+    let cors_origins = config::cors_origins(&env);
+    let allowed_origin = cors::allowed(origin.as_deref(), &cors_origins).map(str::to_owned);
+    if method == Method::Options {
+        return cors::preflight(&path, origin.as_deref(), allowed_origin.as_deref());
     }
     let response = Router::new()
         .get_async("/v1/health", |req, ctx| async move { health::get(req, &ctx.env).await })
@@ -30,12 +38,11 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
         .post_async("/v1/turns/:id/keep", |req, ctx| async move {
             turns::forward(req, &ctx.env, ctx.param("id"), "keep").await
         })
+        .post_async("/v1/tokens", |req, ctx| async move { mint::create(req, &ctx.env).await })
         .or_else_any_method("/v1/*rest", |req, _| reply::no_route(&req))
         .run(req, env)
         .await?;
     // The router itself answers a known path asked with another method, in plain text.
-    if response.status_code() == 405 {
-        return reply::method_not_allowed(&method, &path);
-    }
-    Ok(response)
+    let response = if response.status_code() == 405 { reply::method_not_allowed(&method, &path)? } else { response };
+    cors::with_headers(response, &cors::answer_headers(allowed_origin.as_deref()))
 }

@@ -33,6 +33,9 @@ pub(crate) fn run(root: &Path, flags: &flags::Dev) -> anyhow::Result<()> {
     let mut vars: Vec<(String, String)> =
         worker_vars(&local.endpoints).into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
     vars.push(("MAYFLY_API_KEYS".to_owned(), format!("local:{api_key}")));
+    // Turn tokens live minutes: a secret of this run's own costs nothing but the tokens of the last.
+    let token_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    vars.push(("MAYFLY_TOKEN_SECRET".to_owned(), token_secret));
     let options = WranglerOptions {
         port: Some(flags.port),
         // Durable Object state survives restarts of `cargo xtask dev`.
@@ -62,6 +65,8 @@ pub(crate) fn run(root: &Path, flags: &flags::Dev) -> anyhow::Result<()> {
     println!("       -H 'Content-Type: application/json' -d '{{\"code\": \"print(1)\"}}'");
     println!("  curl -N {url}/v1/turns/<turn_id>/events -H 'Authorization: Bearer {api_key}' \\");
     println!("       -H 'Accept: text/event-stream'");
+    println!("  # a turn token for a page in a browser (creates and watches turns, for 10 minutes):");
+    println!("  curl -s -X POST {url}/v1/tokens -H 'Authorization: Bearer {api_key}' -d '{{\"ttl_s\": 600}}'");
     println!();
     println!("Ctrl-C stops everything.");
     let result = loop {

@@ -4,7 +4,8 @@
 //! `origin=https://ide.example` to pin who may talk to it) or driven by `postMessage`. The message
 //! shapes are documented in `docs/embed.md`:
 //!
-//! - to the frame: `{type: "mayfly.run", code, language?, database?, timeout_s?, api_key?}`,
+//! - to the frame: `{type: "mayfly.token", token}` (a turn token from `POST /v1/tokens`),
+//!   `{type: "mayfly.run", code, language?, database?, timeout_s?, api_key?}`,
 //!   `{type: "mayfly.cancel"}`;
 //! - from the frame: `{type: "mayfly.ready"}`, `{type: "mayfly.turn", turn_id}`,
 //!   `{type: "mayfly.event", turn_id, event}` (every event, once, in order),
@@ -14,6 +15,11 @@
 //! `frame-ancestors`). Within that, the frame runs nothing on its own (`autorun`) and never uses
 //! the key saved in this browser unless the embedder pinned its origin (`origin=`) and the page
 //! framing it really is at that origin; otherwise a `mayfly.run` must bring its own `api_key`.
+//! A token is taken only from the parent window at the pinned origin: a frame that pins none
+//! cannot tell whose token it would be spending. It is the better credential for an embedder to
+//! hand over: it only runs turns, and soon expires. (A browser keeps a third-party frame's storage
+//! apart from the first-party site's, so in another site's page the saved key is often not there
+//! at all.)
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -44,6 +50,8 @@ enum Inbound {
     },
     #[serde(rename = "mayfly.cancel")]
     Cancel {},
+    #[serde(rename = "mayfly.token")]
+    Token { token: String },
 }
 
 /// What the frame tells its parent.
@@ -98,6 +106,12 @@ fn trusts(pinned: Option<&str>, parent: Option<&str>) -> bool {
     matches!((pinned, parent), (Some(pinned), Some(parent)) if pinned == parent)
 }
 
+/// Whether a token sent from `sender` (a message's origin, as the browser reports it) is taken:
+/// only from the origin the embed URL pins.
+fn takes_token(pinned: Option<&str>, sender: &str) -> bool {
+    pinned.is_some_and(|pinned| pinned == sender)
+}
+
 #[component]
 pub(crate) fn Embed() -> impl IntoView {
     let ApiKey(key) = ApiKey::get();
@@ -120,18 +134,21 @@ pub(crate) fn Embed() -> impl IntoView {
     let timeout_s = param("timeout_s").and_then(|t| t.parse::<u32>().ok());
     let current = RwSignal::new(None::<(String, String)>);
     let problem = RwSignal::new(None::<String>);
+    // The newest turn token the pinned parent handed over; it is held in memory only.
+    let token = RwSignal::new(None::<String>);
 
     let start = {
         let origin = origin.clone();
         move |request: CreateTurnRequest, api_key: Option<String>| {
             // The saved key is this browser's person's: only a parent they trust may spend it.
             let saved = if trusted { key.get_untracked() } else { None };
-            let Some(api_key) = api_key.or(saved) else {
+            let Some(api_key) = api_key.or_else(|| token.get_untracked()).or(saved) else {
                 let message = if trusted || key.get_untracked().is_none() {
-                    "no API key: send one in `mayfly.run` or save it in the playground"
+                    "no API key: hand the frame a turn token (`mayfly.token`), send a key in `mayfly.run`, or \
+                     save one in the playground"
                 } else {
                     "no API key: the key saved in this browser is used only when the embed URL pins this \
-                     page's origin (`origin=`); send one in `mayfly.run`"
+                     page's origin (`origin=`); hand the frame a turn token, or send one in `mayfly.run`"
                 };
                 problem.set(Some(message.to_owned()));
                 post(&Outbound::Error { message }, &origin);
@@ -172,6 +189,7 @@ pub(crate) fn Embed() -> impl IntoView {
 
     let pinned = param("origin");
     let listener = window_event_listener(leptos::ev::message, {
+        let origin = origin.clone();
         move |ev: web_sys::MessageEvent| {
             // Only the embedding page speaks to the frame, and only from the pinned origin.
             let from_parent = window()
@@ -196,6 +214,14 @@ pub(crate) fn Embed() -> impl IntoView {
                     start(request, api_key);
                 }
                 Inbound::Cancel {} => cancel(),
+                Inbound::Token { token: handed } if takes_token(pinned.as_deref(), &ev.origin()) => {
+                    token.set(Some(handed.trim().to_owned()).filter(|t| !t.is_empty()));
+                }
+                Inbound::Token { .. } => {
+                    let message = "a turn token is taken only when the embed URL pins the parent's origin (`origin=`)";
+                    problem.set(Some(message.to_owned()));
+                    post(&Outbound::Error { message }, &origin);
+                }
             }
         }
     });
@@ -244,7 +270,16 @@ pub(crate) fn Embed() -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
-    use super::trusts;
+    use super::{takes_token, trusts, Inbound};
+
+    #[test]
+    fn a_token_is_taken_from_the_pinned_origin_only() {
+        assert!(takes_token(Some("https://ide.example"), "https://ide.example"));
+        assert!(!takes_token(Some("https://ide.example"), "https://evil.example"));
+        assert!(!takes_token(None, "https://ide.example"), "an unpinned frame cannot tell whose token it is");
+        let message: Inbound = serde_json::from_str(r#"{"type":"mayfly.token","token":"mft1.a.b"}"#).unwrap();
+        assert!(matches!(message, Inbound::Token { token } if token == "mft1.a.b"));
+    }
 
     #[test]
     fn only_a_pinned_origin_that_is_the_parents_is_trusted() {

@@ -12,8 +12,11 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The body, the code or a file is larger than the limits allow.
     PayloadTooLarge,
-    /// No API key, or one that is not known.
+    /// No API key, or one that is not known; a turn token that is expired, forged or altered.
     Unauthorized,
+    /// A credential that is valid but may not do this: a turn token on a route that needs the
+    /// tenant's API key, or a browser's preflight from an origin the deployment does not allow.
+    Forbidden,
     /// No such route, or no such turn for this tenant.
     NotFound,
     MethodNotAllowed,
@@ -34,6 +37,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict => 409,
@@ -105,6 +109,7 @@ mod tests {
             ErrorCode::InvalidRequest,
             ErrorCode::PayloadTooLarge,
             ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
@@ -120,6 +125,7 @@ mod tests {
                 "\"invalid_request\" 400",
                 "\"payload_too_large\" 413",
                 "\"unauthorized\" 401",
+                "\"forbidden\" 403",
                 "\"not_found\" 404",
                 "\"method_not_allowed\" 405",
                 "\"conflict\" 409",

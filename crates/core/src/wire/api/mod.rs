@@ -1,13 +1,15 @@
 //! The edge API's request and response bodies (`worker/openapi.json`), shared by the worker that
-//! serves them, the web app and the CLI that read them: a turn's own, the reaper's and the
-//! health check's, one file each.
+//! serves them, the web app and the CLI that read them: a turn's own, the reaper's, the health
+//! check's and the turn tokens', one file each.
 
 mod health;
 mod reaper;
+mod tokens;
 mod turns;
 
 pub use health::{Health, ProviderCheck, ProvidersView, SecretState, Verdict};
 pub use reaper::{LeaseView, ReaperStatus, SweepFinding, SweepReport, SweepView};
+pub use tokens::{CreateTokenRequest, TokenResponse, TokenScope};
 pub use turns::{
     CreateTurnRequest, CreateTurnResponse, KeepResponse, Language, ResourceView, SpecView, TurnDetail, TurnList,
     TurnSummary,
