@@ -1,8 +1,9 @@
 //! The worker's configuration: provider base URLs from `[vars]`, keys from secrets.
 
-use mayfly_core::providers::e2b::{E2bClient, E2bConfig};
+use mayfly_core::providers::e2b::{E2bClient, E2bConfig, DEFAULT_CREATE_TIMEOUT_MS};
 use mayfly_core::providers::instanode::{InstanodeClient, InstanodeConfig};
 use mayfly_core::providers::Providers;
+use mayfly_core::turn::wall_time::MAX_SANDBOX_CREATE_TIMEOUT_S;
 use mayfly_core::{redact_url, ProvidersView, SecretState, TemplateMap};
 use worker::Env;
 
@@ -36,7 +37,8 @@ pub(crate) struct Config {
     /// The origins whose pages may frame the embed view (`EMBED_ORIGINS`, comma-separated); none
     /// by default.
     pub(crate) embed_origins: Vec<String>,
-    /// How long a sandbox create may take (`E2B_CREATE_TIMEOUT_S`; E2B's SDK's 60 s by default).
+    /// How long a sandbox create may take (`E2B_CREATE_TIMEOUT_S`; E2B's SDK's 60 s by default, at
+    /// most core's `MAX_SANDBOX_CREATE_TIMEOUT_S`).
     pub(crate) e2b_create_timeout_ms: u64,
     /// The template of each language (`E2B_TEMPLATE_PYTHON`, `_BASH`, `_NODE`; E2B's `base` by
     /// default), or what is wrong with a variable: a bad name is refused rather than replaced by
@@ -66,10 +68,7 @@ impl Config {
             sweep_grace_ms: sweep_grace_s(optional("SWEEP_GRACE_S").as_deref()) * 1000,
             max_turns_per_tenant: max_turns_per_tenant(optional("MAX_TURNS_PER_TENANT").as_deref()),
             embed_origins: embed_origins(optional("EMBED_ORIGINS").as_deref()),
-            e2b_create_timeout_ms: optional("E2B_CREATE_TIMEOUT_S")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|s| *s > 0)
-                .map_or(E2bConfig::new("").create_timeout_ms, |s| s * 1000),
+            e2b_create_timeout_ms: e2b_create_timeout_ms(optional("E2B_CREATE_TIMEOUT_S").as_deref()),
             templates: TemplateMap::from_lookup(optional),
         }
     }
@@ -112,6 +111,16 @@ impl Config {
 /// sweep cannot race a turn's own reap.
 fn sweep_grace_s(value: Option<&str>) -> u64 {
     value.and_then(|v| v.trim().parse::<u64>().ok()).map_or(DEFAULT_SWEEP_GRACE_S, |s| s.max(MIN_SWEEP_GRACE_S))
+}
+
+/// A sandbox create's patience from `E2B_CREATE_TIMEOUT_S`: E2B's default when unset or not a
+/// positive number, and never past core's cap, beyond which provisioning at its slowest (four
+/// attempts) would outlast the longest timeout and cut a turn off at its alarm's limit.
+fn e2b_create_timeout_ms(value: Option<&str>) -> u64 {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(DEFAULT_CREATE_TIMEOUT_MS, |s| s.min(MAX_SANDBOX_CREATE_TIMEOUT_S) * 1000)
 }
 
 fn max_turns_per_tenant(value: Option<&str>) -> usize {
@@ -170,6 +179,16 @@ mod tests {
         assert_eq!(max_turns_per_tenant(Some("0")), 10);
         assert_eq!(max_turns_per_tenant(Some("many")), 10);
         assert_eq!(max_turns_per_tenant(Some(" 3 ")), 3);
+    }
+
+    #[test]
+    fn the_create_timeout_defaults_and_is_capped_to_fit_the_alarm() {
+        assert_eq!(e2b_create_timeout_ms(None), 60_000);
+        assert_eq!(e2b_create_timeout_ms(Some("0")), 60_000);
+        assert_eq!(e2b_create_timeout_ms(Some("soon")), 60_000);
+        assert_eq!(e2b_create_timeout_ms(Some(" 10 ")), 10_000);
+        assert_eq!(e2b_create_timeout_ms(Some("120")), 120_000);
+        assert_eq!(e2b_create_timeout_ms(Some("600")), 120_000);
     }
 
     #[test]
