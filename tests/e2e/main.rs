@@ -3,5 +3,8 @@
 
 mod browser;
 mod health;
+mod idempotency;
+mod ledger;
+mod paging;
 mod support;
 mod turns;

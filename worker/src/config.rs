@@ -34,6 +34,10 @@ pub(crate) struct Config {
     pub(crate) sweep_grace_ms: u64,
     /// How many turns one tenant may have running at once (`MAX_TURNS_PER_TENANT`).
     pub(crate) max_turns_per_tenant: usize,
+    /// How many turns a tenant's ledger keeps, its newest (`MAX_TURN_HISTORY`).
+    pub(crate) max_turn_history: u64,
+    /// How many idempotency keys a tenant's ledger remembers, its newest (`MAX_IDEMPOTENCY_KEYS`).
+    pub(crate) max_idempotency_keys: u64,
     /// The origins whose pages may frame the embed view (`EMBED_ORIGINS`, comma-separated); none
     /// by default.
     pub(crate) embed_origins: Vec<String>,
@@ -53,6 +57,12 @@ const DEFAULT_SWEEP_GRACE_S: u64 = 60;
 /// A tenant's running turns when `MAX_TURNS_PER_TENANT` is unset or not a positive number.
 const DEFAULT_MAX_TURNS_PER_TENANT: usize = 10;
 
+/// The turns and the idempotency keys a tenant's ledger keeps when `MAX_TURN_HISTORY` and
+/// `MAX_IDEMPOTENCY_KEYS` are unset or not positive numbers: enough for any retry and for paging
+/// back through a working day, and a bound on what one tenant can make the ledger store.
+const DEFAULT_MAX_TURN_HISTORY: u64 = 1000;
+const DEFAULT_MAX_IDEMPOTENCY_KEYS: u64 = 1000;
+
 impl Config {
     pub(crate) fn from_env(env: &Env) -> Config {
         let optional = |name: &str| env.var(name).ok().map(|v| v.to_string());
@@ -67,6 +77,9 @@ impl Config {
             instanode_token: secret("INSTANODE_TOKEN"),
             sweep_grace_ms: sweep_grace_s(optional("SWEEP_GRACE_S").as_deref()) * 1000,
             max_turns_per_tenant: max_turns_per_tenant(optional("MAX_TURNS_PER_TENANT").as_deref()),
+            max_turn_history: positive(optional("MAX_TURN_HISTORY").as_deref()).unwrap_or(DEFAULT_MAX_TURN_HISTORY),
+            max_idempotency_keys: positive(optional("MAX_IDEMPOTENCY_KEYS").as_deref())
+                .unwrap_or(DEFAULT_MAX_IDEMPOTENCY_KEYS),
             embed_origins: embed_origins(optional("EMBED_ORIGINS").as_deref()),
             e2b_create_timeout_ms: e2b_create_timeout_ms(optional("E2B_CREATE_TIMEOUT_S").as_deref()),
             templates: TemplateMap::from_lookup(optional),
@@ -127,6 +140,10 @@ fn max_turns_per_tenant(value: Option<&str>) -> usize {
     value.and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_TURNS_PER_TENANT)
 }
 
+fn positive(value: Option<&str>) -> Option<u64> {
+    value.and_then(|v| v.trim().parse::<u64>().ok()).filter(|n| *n > 0)
+}
+
 /// The origins in `EMBED_ORIGINS`: each `scheme://host[:port]` with nothing after it. Anything
 /// else is left out (and logged), so that a typo cannot widen who may frame the embed view.
 fn embed_origins(value: Option<&str>) -> Vec<String> {
@@ -179,6 +196,7 @@ mod tests {
         assert_eq!(max_turns_per_tenant(Some("0")), 10);
         assert_eq!(max_turns_per_tenant(Some("many")), 10);
         assert_eq!(max_turns_per_tenant(Some(" 3 ")), 3);
+        assert_eq!((positive(None), positive(Some("0")), positive(Some(" 3 "))), (None, None, Some(3)));
     }
 
     #[test]
