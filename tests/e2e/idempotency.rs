@@ -61,10 +61,10 @@ fn a_retried_creation_gets_the_same_turn_and_never_a_second() {
     assert_eq!(proxy.fired().len(), 1);
     let retried = post(&alice, "lost-answer-1", BODY).unwrap();
     let turn = created(&retried);
-    assert_eq!(listed(&alice), [turn.turn_id.clone()], "one turn for the request and its retry");
+    assert_eq!(listed(&alice), std::slice::from_ref(&turn.turn_id), "one turn for the request and its retry");
     let again = post(&alice, "lost-answer-1", BODY).unwrap();
     assert_eq!((again.status, &again.body), (201, &retried.body), "the same answer every time");
-    let mut alices = vec![turn.turn_id.clone()];
+    let mut alices = vec![turn.turn_id];
 
     // The connection closes right after the request is sent, and the retry follows at once: the
     // worker may see the first request whole, in part, or after the retry. One turn, whichever.
@@ -79,7 +79,7 @@ fn a_retried_creation_gets_the_same_turn_and_never_a_second() {
     drop(cut);
     let retried = created(&post(&alice, "cut-short-2", BODY).unwrap());
     assert_eq!(created(&post(&alice, "cut-short-2", BODY).unwrap()).turn_id, retried.turn_id);
-    alices.insert(0, retried.turn_id.clone());
+    alices.insert(0, retried.turn_id);
     assert_eq!(listed(&alice), alices);
 
     // Retries racing each other: four at once, one turn, the same answer to each.
@@ -89,7 +89,7 @@ fn a_retried_creation_gets_the_same_turn_and_never_a_second() {
     });
     let first = created(&racing[0]);
     assert!(racing.iter().all(|answer| answer.status == 201 && answer.body == racing[0].body), "{racing:?}");
-    alices.insert(0, first.turn_id.clone());
+    alices.insert(0, first.turn_id);
     assert_eq!(listed(&alice), alices);
 
     // The key with another body is refused, and starts nothing.
@@ -112,7 +112,7 @@ fn a_retried_creation_gets_the_same_turn_and_never_a_second() {
     // Keys are the tenant's: Bob's request with Alice's key is his own new turn.
     let bobs = created(&post(&bob, "lost-answer-1", BODY).unwrap());
     assert!(!alices.contains(&bobs.turn_id), "{bobs:?}");
-    assert_eq!(listed(&bob), [bobs.turn_id.clone()]);
+    assert_eq!(listed(&bob), std::slice::from_ref(&bobs.turn_id));
     assert_eq!(listed(&alice), alices);
 
     for turn_id in &alices {

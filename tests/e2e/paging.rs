@@ -51,7 +51,7 @@ fn turns_are_listed_a_page_at_a_time_newest_first_each_once() {
     // Alice's cursor in Bob's hands lists Bob's turns older than that place: his own, never hers.
     let cursor = page(&alice, "?limit=2").next_cursor.expect("more than one page");
     let bobs_page = page(&bob, &format!("?cursor={cursor}"));
-    assert_eq!(bobs_page.turns.iter().map(|t| t.turn_id.clone()).collect::<Vec<_>>(), [bobs.clone()]);
+    assert_eq!(bobs_page.turns.iter().map(|t| t.turn_id.clone()).collect::<Vec<_>>(), std::slice::from_ref(&bobs));
     assert_eq!(bobs_page.next_cursor, None);
 
     // Mistakes are 400s that say what is wrong, never a server error.

@@ -359,7 +359,8 @@ mod tests {
     #[test]
     fn timeout_and_template() {
         check(r#"{"code":"x","timeout_s":0}"#, expect![[r#"400 timeout_s must be between 1 and 540, got 0"#]]);
-        // The longest turn the alarm holds, and one second more.
+        // The longest turn the alarm holds (`wall_time.rs`), and one second more.
+        assert_eq!(Limits::default().max_timeout_s, longest_timeout_s(&RetryPolicy::default(), &ReapPolicy::default()));
         check(r#"{"code":"x","timeout_s":540,"template":"base"}"#, expect![[r#"ok Python base 540 []"#]]);
         check(r#"{"code":"x","timeout_s":541}"#, expect![[r#"400 timeout_s must be between 1 and 540, got 541"#]]);
         check(r#"{"code":"x","timeout_s":900}"#, expect![[r#"400 timeout_s must be between 1 and 540, got 900"#]]);
