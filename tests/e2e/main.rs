@@ -5,5 +5,8 @@ mod browser;
 mod cors;
 mod examples;
 mod health;
+mod idempotency;
+mod ledger;
+mod paging;
 mod support;
 mod turns;

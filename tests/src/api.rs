@@ -121,6 +121,11 @@ impl ApiClient {
 
     /// A request with exactly `headers` (the client's key is not added) and these body bytes.
     pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+        self.try_raw(method, path, headers, body).unwrap_or_else(|err| panic!("{err:#}"))
+    }
+
+    /// [`ApiClient::raw`] that fails, rather than the test, when no whole answer came.
+    pub fn try_raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<Answer> {
         let mut request = self.agent().request(method, &format!("{}{path}", self.base_url));
         for (name, value) in headers {
             request = request.set(name, value);
@@ -128,9 +133,9 @@ impl ApiClient {
         let result = if body.is_empty() && method != "POST" { request.call() } else { request.send_bytes(body) };
         let response = match result {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-            Err(err) => panic!("{method} {path}: {err}"),
+            Err(err) => anyhow::bail!("{method} {path}: {err}"),
         };
-        Answer::read(response).unwrap_or_else(|err| panic!("{method} {path}: {err}"))
+        Answer::read(response).map_err(|err| anyhow::anyhow!("{method} {path}: {err}"))
     }
 
     /// A request with the client's key and a JSON body when given: (status, body), whatever the

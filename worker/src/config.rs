@@ -1,8 +1,9 @@
 //! The worker's configuration: provider base URLs from `[vars]`, keys from secrets.
 
-use mayfly_core::providers::e2b::{E2bClient, E2bConfig};
+use mayfly_core::providers::e2b::{E2bClient, E2bConfig, DEFAULT_CREATE_TIMEOUT_MS};
 use mayfly_core::providers::instanode::{InstanodeClient, InstanodeConfig};
 use mayfly_core::providers::Providers;
+use mayfly_core::turn::wall_time::MAX_SANDBOX_CREATE_TIMEOUT_S;
 use mayfly_core::{redact_url, ProvidersView, SecretState, TemplateMap};
 use worker::Env;
 
@@ -33,10 +34,15 @@ pub(crate) struct Config {
     pub(crate) sweep_grace_ms: u64,
     /// How many turns one tenant may have running at once (`MAX_TURNS_PER_TENANT`).
     pub(crate) max_turns_per_tenant: usize,
+    /// How many turns a tenant's ledger keeps, its newest (`MAX_TURN_HISTORY`).
+    pub(crate) max_turn_history: u64,
+    /// How many idempotency keys a tenant's ledger remembers, its newest (`MAX_IDEMPOTENCY_KEYS`).
+    pub(crate) max_idempotency_keys: u64,
     /// The origins whose pages may frame the embed view (`EMBED_ORIGINS`, comma-separated); none
     /// by default.
     pub(crate) embed_origins: Vec<String>,
-    /// How long a sandbox create may take (`E2B_CREATE_TIMEOUT_S`; E2B's SDK's 60 s by default).
+    /// How long a sandbox create may take (`E2B_CREATE_TIMEOUT_S`; E2B's SDK's 60 s by default, at
+    /// most core's `MAX_SANDBOX_CREATE_TIMEOUT_S`).
     pub(crate) e2b_create_timeout_ms: u64,
     /// The template of each language (`E2B_TEMPLATE_PYTHON`, `_BASH`, `_NODE`; E2B's `base` by
     /// default), or what is wrong with a variable: a bad name is refused rather than replaced by
@@ -50,6 +56,12 @@ const DEFAULT_SWEEP_GRACE_S: u64 = 60;
 
 /// A tenant's running turns when `MAX_TURNS_PER_TENANT` is unset or not a positive number.
 const DEFAULT_MAX_TURNS_PER_TENANT: usize = 10;
+
+/// The turns and the idempotency keys a tenant's ledger keeps when `MAX_TURN_HISTORY` and
+/// `MAX_IDEMPOTENCY_KEYS` are unset or not positive numbers: enough for any retry and for paging
+/// back through a working day, and a bound on what one tenant can make the ledger store.
+const DEFAULT_MAX_TURN_HISTORY: u64 = 1000;
+const DEFAULT_MAX_IDEMPOTENCY_KEYS: u64 = 1000;
 
 impl Config {
     pub(crate) fn from_env(env: &Env) -> Config {
@@ -65,11 +77,11 @@ impl Config {
             instanode_token: secret("INSTANODE_TOKEN"),
             sweep_grace_ms: sweep_grace_s(optional("SWEEP_GRACE_S").as_deref()) * 1000,
             max_turns_per_tenant: max_turns_per_tenant(optional("MAX_TURNS_PER_TENANT").as_deref()),
+            max_turn_history: positive(optional("MAX_TURN_HISTORY").as_deref()).unwrap_or(DEFAULT_MAX_TURN_HISTORY),
+            max_idempotency_keys: positive(optional("MAX_IDEMPOTENCY_KEYS").as_deref())
+                .unwrap_or(DEFAULT_MAX_IDEMPOTENCY_KEYS),
             embed_origins: origins("EMBED_ORIGINS", optional("EMBED_ORIGINS").as_deref()),
-            e2b_create_timeout_ms: optional("E2B_CREATE_TIMEOUT_S")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|s| *s > 0)
-                .map_or(E2bConfig::new("").create_timeout_ms, |s| s * 1000),
+            e2b_create_timeout_ms: e2b_create_timeout_ms(optional("E2B_CREATE_TIMEOUT_S").as_deref()),
             templates: TemplateMap::from_lookup(optional),
         }
     }
@@ -114,8 +126,22 @@ fn sweep_grace_s(value: Option<&str>) -> u64 {
     value.and_then(|v| v.trim().parse::<u64>().ok()).map_or(DEFAULT_SWEEP_GRACE_S, |s| s.max(MIN_SWEEP_GRACE_S))
 }
 
+/// A sandbox create's patience from `E2B_CREATE_TIMEOUT_S`: E2B's default when unset or not a
+/// positive number, and never past core's cap, beyond which provisioning at its slowest (four
+/// attempts) would outlast the longest timeout and cut a turn off at its alarm's limit.
+fn e2b_create_timeout_ms(value: Option<&str>) -> u64 {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(DEFAULT_CREATE_TIMEOUT_MS, |s| s.min(MAX_SANDBOX_CREATE_TIMEOUT_S) * 1000)
+}
+
 fn max_turns_per_tenant(value: Option<&str>) -> usize {
     value.and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_TURNS_PER_TENANT)
+}
+
+fn positive(value: Option<&str>) -> Option<u64> {
+    value.and_then(|v| v.trim().parse::<u64>().ok()).filter(|n| *n > 0)
 }
 
 /// The origins whose pages may call the API (`CORS_ORIGINS`, comma-separated; none by default),
@@ -175,6 +201,17 @@ mod tests {
         assert_eq!(max_turns_per_tenant(Some("0")), 10);
         assert_eq!(max_turns_per_tenant(Some("many")), 10);
         assert_eq!(max_turns_per_tenant(Some(" 3 ")), 3);
+        assert_eq!((positive(None), positive(Some("0")), positive(Some(" 3 "))), (None, None, Some(3)));
+    }
+
+    #[test]
+    fn the_create_timeout_defaults_and_is_capped_to_fit_the_alarm() {
+        assert_eq!(e2b_create_timeout_ms(None), 60_000);
+        assert_eq!(e2b_create_timeout_ms(Some("0")), 60_000);
+        assert_eq!(e2b_create_timeout_ms(Some("soon")), 60_000);
+        assert_eq!(e2b_create_timeout_ms(Some(" 10 ")), 10_000);
+        assert_eq!(e2b_create_timeout_ms(Some("120")), 120_000);
+        assert_eq!(e2b_create_timeout_ms(Some("600")), 120_000);
     }
 
     #[test]

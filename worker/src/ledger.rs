@@ -7,23 +7,29 @@
 //! a tenant may have at most `MAX_TURNS_PER_TENANT` turns running at once, counted here, so that
 //! one tenant cannot take every sandbox and database the providers will give. A turn counts as
 //! running from its admission until its object says it finished, or — should the object never
-//! say so — until its deadline and slack have passed.
+//! say so — until its deadline and slack have passed. And it is where an `Idempotency-Key` is
+//! looked up and remembered, in the same step as the admission: the object handles one request at
+//! a time, so two requests with one key cannot both start a turn.
 //!
-//! Storage keys: `turn:<created ms, 13 digits>:<turn id>` (value: the turn id), `id:<turn id>` (the
-//! tenant owns the turn), `active:<turn id>` (an [`Active`] turn) and `sweep` (the last
-//! [`SweepReport`] as JSON).
+//! The rooms: [`history`] (the turns, the newest kept, listed a page at a time) and [`keys`] (the
+//! idempotency keys, bounded in time and number; how many of each, `MAX_TURN_HISTORY` and
+//! `MAX_IDEMPOTENCY_KEYS`, 1,000 by default). Storage keys beyond
+//! theirs: `active:<turn id>` (an [`Active`] turn) and `sweep` (the last [`SweepReport`] as JSON).
+
+mod history;
+mod keys;
 
 use mayfly_core::SweepReport;
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, Date, DurableObject, Env, Headers, ListOptions, Method, Request, RequestInit, Response, Result,
-    State, Stub,
+    durable_object, js_sys, Date, DurableObject, Env, Headers, ListOptions, Method, Request, RequestInit, Response,
+    Result, State, Stub,
 };
+
+use crate::paging::{Cursor, PageQuery};
 
 /// The Durable Object binding of the ledgers (`wrangler.toml`).
 const LEDGER_BINDING: &str = "LEDGER";
-/// How many of a tenant's turns `GET /v1/turns` and `GET /v1/reaper` look at.
-pub(crate) const RECENT_TURNS: usize = 50;
 
 /// One turn as the ledger records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,16 +45,43 @@ pub(crate) struct Admission {
     /// When the turn stops counting even if its object never says it finished.
     pub(crate) running_until_unix_ms: u64,
     pub(crate) max_running: usize,
+    /// How many turns and keys the ledger keeps, its newest; it forgets the older ones here.
+    pub(crate) history_kept: u64,
+    pub(crate) keys_kept: u64,
+    /// The request's `Idempotency-Key` and the fingerprint of its body, when it sent a key.
+    #[serde(default)]
+    pub(crate) idempotency: Option<Fingerprint>,
+}
+
+/// An `Idempotency-Key` and the SHA-256 of the body it came with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Fingerprint {
+    pub(crate) key: String,
+    pub(crate) body_sha256: String,
 }
 
 /// The ledger's answer to an [`Admission`].
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Admitted {
     Yes,
     /// The tenant is at its cap; the soonest a running turn stops counting, in seconds.
     No {
         retry_after_s: u64,
     },
+    /// The key started a turn before, with the same body: that turn, which may still be starting.
+    Again {
+        turn_id: String,
+        created_unix_ms: u64,
+    },
+    /// The key started a turn before, with another body.
+    KeyReused,
+}
+
+/// One page of the tenant's turns, as [`history`] lists them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Page {
+    pub(crate) turn_ids: Vec<String>,
+    pub(crate) next: Option<Cursor>,
 }
 
 /// A running turn as the ledger counts it.
@@ -92,16 +125,10 @@ impl DurableObject for Ledger {
                     ids.iter().zip(&keys).filter(|(_, key)| found.has(&(*key).into())).map(|(id, _)| id).collect();
                 Response::from_json(&owned)
             }
-            (Method::Get, "/turns") => {
-                let options = ListOptions::new().prefix("turn:").reverse(true).limit(RECENT_TURNS);
-                let map = storage.list_with_options(options).await?;
-                let mut ids = Vec::new();
-                for value in map.values() {
-                    if let Some(id) = value?.as_string() {
-                        ids.push(id);
-                    }
-                }
-                Response::from_json(&ids)
+            (Method::Post, "/turns") => {
+                let query: PageQuery = req.json().await?;
+                let (turn_ids, next) = history::page(&storage, &query).await?;
+                Response::from_json(&Page { turn_ids, next })
             }
             (Method::Post, "/sweep") => {
                 let report: SweepReport = req.json().await?;
@@ -121,12 +148,22 @@ impl DurableObject for Ledger {
 }
 
 impl Ledger {
-    /// Counts the tenant's running turns (forgetting those past their time) and, below the cap,
-    /// records and counts the new one. The object handles one request at a time, so two
-    /// admissions cannot both take the last place.
+    /// Answers a key it knows with the turn the key started; otherwise counts the tenant's running
+    /// turns (forgetting those past their time) and, below the cap, records and counts the new one
+    /// and remembers its key. The object handles one request at a time, so two admissions cannot
+    /// both take the last place, nor both start a turn for one key.
     async fn admit(&self, admission: Admission) -> Result<Admitted> {
         let storage = self.state.storage();
         let now = Date::now().as_millis();
+        if let Some(fingerprint) = &admission.idempotency {
+            match keys::recall(&storage, &fingerprint.key, now).await? {
+                Some(known) if known.body_sha256 == fingerprint.body_sha256 => {
+                    return Ok(Admitted::Again { turn_id: known.turn_id, created_unix_ms: known.created_unix_ms });
+                }
+                Some(_) => return Ok(Admitted::KeyReused),
+                None => {}
+            }
+        }
         let running = storage.list_with_options(ListOptions::new().prefix("active:")).await?;
         let mut soonest = u64::MAX;
         let mut count = 0;
@@ -146,10 +183,24 @@ impl Ledger {
         let entry = &admission.entry;
         let active = Active { turn_id: entry.turn_id.clone(), until_unix_ms: admission.running_until_unix_ms };
         storage.put(&format!("active:{}", entry.turn_id), serde_json::to_string(&active)?).await?;
-        storage.put(&format!("id:{}", entry.turn_id), "1").await?;
-        storage.put(&format!("turn:{:013}:{}", entry.created_unix_ms, entry.turn_id), entry.turn_id.clone()).await?;
+        history::record(&storage, entry, admission.history_kept).await?;
+        if let Some(fingerprint) = &admission.idempotency {
+            keys::remember(&storage, fingerprint, entry, admission.keys_kept, now).await?;
+        }
         Ok(Admitted::Yes)
     }
+}
+
+/// A listing's keys and values, for the values that are strings.
+fn string_entries(map: &js_sys::Map) -> Result<Vec<(String, String)>> {
+    let mut entries = Vec::new();
+    for entry in map.entries() {
+        let entry = js_sys::Array::from(&entry?);
+        if let (Some(key), Some(value)) = (entry.get(0).as_string(), entry.get(1).as_string()) {
+            entries.push((key, value));
+        }
+    }
+    Ok(entries)
 }
 
 fn stub(env: &Env, name: &str) -> Result<Stub> {
@@ -195,9 +246,9 @@ pub(crate) async fn owned(env: &Env, tenant: &str, turn_ids: &[String]) -> Resul
         .await
 }
 
-/// The tenant's most recent turn ids, newest first.
-pub(crate) async fn recent(env: &Env, tenant: &str) -> Result<Vec<String>> {
-    call(tenant_ledger(env, tenant)?, Method::Get, "/turns", None).await?.json().await
+/// One page of the tenant's turn ids, newest first.
+pub(crate) async fn page(env: &Env, tenant: &str, query: &PageQuery) -> Result<Page> {
+    call(tenant_ledger(env, tenant)?, Method::Post, "/turns", Some(serde_json::to_string(query)?)).await?.json().await
 }
 
 pub(crate) async fn store_sweep(env: &Env, report: &SweepReport) -> Result<()> {

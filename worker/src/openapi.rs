@@ -105,4 +105,21 @@ mod tests {
         let error = &document["components"]["schemas"]["ErrorBody"]["properties"]["error"];
         assert_eq!(error["required"], serde_json::json!(["code", "message"]));
     }
+
+    #[test]
+    fn the_documented_limits_are_the_ones_enforced() {
+        let document: serde_json::Value = serde_json::from_str(DOCUMENT).unwrap();
+        let timeout = &document["components"]["schemas"]["CreateTurnRequest"]["properties"]["timeout_s"];
+        let limits = mayfly_core::Limits::default();
+        assert_eq!(timeout["minimum"], limits.min_timeout_s);
+        assert_eq!(timeout["maximum"], limits.max_timeout_s);
+        assert_eq!(timeout["default"], limits.default_timeout_s);
+        let parameters = document["paths"]["/v1/turns"]["get"]["parameters"].as_array().unwrap();
+        let limit = parameters.iter().find(|p| p["name"] == "limit").expect("the limit parameter");
+        assert_eq!(limit["schema"]["maximum"], crate::paging::MAX_PAGE);
+        assert_eq!(limit["schema"]["default"], crate::paging::MAX_PAGE);
+        let parameters = document["paths"]["/v1/turns"]["post"]["parameters"].as_array().unwrap();
+        let key = parameters.iter().find(|p| p["name"] == crate::idempotency::HEADER).expect("the key header");
+        assert_eq!(key["schema"]["maxLength"], crate::idempotency::MAX_KEY_LEN);
+    }
 }

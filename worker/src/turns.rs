@@ -1,6 +1,6 @@
-//! The turn routes of the edge API: create a turn, read it, follow its events, cancel it, keep
-//! its database. Each turn lives in a `Turn` Durable Object ([`crate::turn_object`]); these
-//! handlers authenticate, validate and forward.
+//! The turn routes of the edge API: create a turn (once per `Idempotency-Key`), list them a page at
+//! a time, read one, follow its events, cancel it, keep its database. Each turn lives in a `Turn`
+//! Durable Object ([`crate::turn_object`]); these handlers authenticate, validate and forward.
 
 use mayfly_core::turn::TurnId;
 use mayfly_core::{
@@ -11,9 +11,10 @@ use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result,
 
 use crate::auth::{self, Tenant};
 use crate::config::{Config, DEADLINE_SLACK_MS};
-use crate::ledger::{self, Admission, Admitted, Entry};
-use crate::reply;
+use crate::ledger::{self, Admission, Admitted, Entry, Fingerprint};
+use crate::paging::{PageQuery, MAX_PAGE};
 use crate::turn_object::{TurnRecord, TENANT_HEADER};
+use crate::{idempotency, reply};
 
 /// How long past its deadline and the alarm's slack a turn still counts as running, should its
 /// object never say it finished: time for its reap.
@@ -28,10 +29,16 @@ fn max_body_bytes(limits: &Limits) -> usize {
     limits.max_total_bytes + limits.max_env * limits.max_env_value_bytes + 64 * 1024
 }
 
-/// `POST /v1/turns`.
+/// `POST /v1/turns`. With an `Idempotency-Key` the tenant's ledger is asked first: a key it knows
+/// with the same body answers the turn that key started (started here should the first request
+/// have been cut off before it did), with another body a `409`.
 pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
     let tenant = match auth::turn_tenant(&req, env) {
         Ok(tenant) => tenant,
+        Err(err) => return reply::error(&err),
+    };
+    let key = match idempotency::key_of(&req) {
+        Ok(key) => key,
         Err(err) => return reply::error(&err),
     };
     let limits = Limits::default();
@@ -72,9 +79,28 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
             + DEADLINE_SLACK_MS
             + REAP_ALLOWANCE_MS,
         max_running,
+        history_kept: config.max_turn_history,
+        keys_kept: config.max_idempotency_keys,
+        idempotency: key.map(|key| Fingerprint { key, body_sha256: idempotency::body_sha256(&body) }),
     };
-    match ledger::admit(env, &tenant.0, &admission).await {
-        Ok(Admitted::Yes) => {}
+    let keyed = admission.idempotency.is_some();
+    let (turn_id, created_unix_ms) = match ledger::admit(env, &tenant.0, &admission).await {
+        Ok(Admitted::Yes) => (turn_id, created_unix_ms),
+        Ok(Admitted::Again { turn_id, created_unix_ms }) => match TurnId::new(turn_id) {
+            Ok(turn_id) => (turn_id, created_unix_ms),
+            Err(err) => {
+                worker::console_error!("turns: ledger: {err}");
+                return reply::error(&ApiError::new(ErrorCode::Internal, "the turn could not be recorded"));
+            }
+        },
+        Ok(Admitted::KeyReused) => {
+            let message = format!(
+                "this {} was sent before with another request body; send the same body to get the turn it \
+                 started, or a new key for a new turn",
+                idempotency::HEADER
+            );
+            return reply::error(&ApiError::new(ErrorCode::Conflict, message));
+        }
         Ok(Admitted::No { retry_after_s }) => {
             let message = format!("{max_running} turns of this tenant are running, the most it may run at once");
             return reply::too_many(&ApiError::new(ErrorCode::TooManyRequests, message), retry_after_s);
@@ -83,9 +109,10 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
             worker::console_error!("turns: ledger: {err}");
             return reply::error(&ApiError::new(ErrorCode::Internal, "the turn could not be recorded"));
         }
-    }
+    };
     // The checked spec is what the object stores and runs: its template is settled now, so the turn
     // runs in, and its record shows, the one this configuration chose even if it changes meanwhile.
+    // A retry's body is the first request's to the byte, so it makes the same record.
     let record = TurnRecord { tenant: tenant.0.clone(), turn_id: turn_id.clone(), created_unix_ms, spec };
     let mut init = RequestInit::new();
     let headers = Headers::new();
@@ -93,10 +120,16 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
     init.with_method(Method::Post).with_headers(headers).with_body(Some(serde_json::to_string(&record)?.into()));
     let answer =
         stub(env, turn_id.as_str())?.fetch_with_request(Request::new_with_init("https://turn/start", &init)?).await?;
-    if answer.status_code() != 201 {
-        // It never ran: its place under the tenant's cap is free again.
-        if let Err(err) = ledger::finished(env, &tenant.0, turn_id.as_str()).await {
-            worker::console_error!("turns: ledger: {err}");
+    // With a key, whichever of a request and its retries reaches the object first starts the turn;
+    // the others find it started (`409`). Without one the turn id is new, and a `409` a fault.
+    let started = answer.status_code() == 201 || (keyed && answer.status_code() == 409);
+    if !started {
+        // It never ran. Without a key its place under the tenant's cap is free again; with one, a
+        // retry of the request starts this very turn, so it keeps its place.
+        if !keyed {
+            if let Err(err) = ledger::finished(env, &tenant.0, turn_id.as_str()).await {
+                worker::console_error!("turns: ledger: {err}");
+            }
         }
         return Ok(answer);
     }
@@ -154,14 +187,19 @@ fn internal_request(req: &Request, operation: &str, tenant: &Tenant) -> Result<R
     Request::new_with_init(&format!("https://turn{path}{query}"), &init)
 }
 
-/// `GET /v1/turns`: the tenant's recent turns, newest first, as their objects describe them now.
+/// `GET /v1/turns`: a page of the tenant's turns, newest first, as their objects describe them now.
 pub(crate) async fn list(req: Request, env: &Env) -> Result<Response> {
     let tenant = match auth::tenant(&req, env) {
         Ok(tenant) => tenant,
         Err(err) => return reply::error(&err),
     };
-    let turns = recent_details(env, &tenant)
-        .await?
+    let query = match PageQuery::from_url(&req.url()?) {
+        Ok(query) => query,
+        Err(err) => return reply::error(&err),
+    };
+    let page = ledger::page(env, &tenant.0, &query).await?;
+    let turns = details(env, &tenant, &page.turn_ids)
+        .await
         .into_iter()
         .map(|detail| TurnSummary {
             duration_ms: (detail.state == TurnState::Finished).then_some(detail.timings.total_ms),
@@ -173,14 +211,19 @@ pub(crate) async fn list(req: Request, env: &Env) -> Result<Response> {
             resources: detail.resources,
         })
         .collect();
-    Response::from_json(&TurnList { turns })
+    Response::from_json(&TurnList { turns, next_cursor: page.next.map(|cursor| cursor.encode()) })
 }
 
-/// The details of the tenant's recent turns, newest first, read from their objects concurrently.
-/// A turn whose object does not answer is left out rather than failing the whole list.
+/// The details of the tenant's newest turns (a full page), newest first.
 pub(crate) async fn recent_details(env: &Env, tenant: &Tenant) -> Result<Vec<TurnDetail>> {
-    let ids = ledger::recent(env, &tenant.0).await?;
-    let details = futures::future::join_all(ids.iter().map(|id| async move {
+    let page = ledger::page(env, &tenant.0, &PageQuery { limit: MAX_PAGE, before: None }).await?;
+    Ok(details(env, tenant, &page.turn_ids).await)
+}
+
+/// The details of `turn_ids`, in their order, read from their objects concurrently. A turn whose
+/// object does not answer is left out rather than failing the whole list.
+async fn details(env: &Env, tenant: &Tenant, turn_ids: &[String]) -> Vec<TurnDetail> {
+    let details = futures::future::join_all(turn_ids.iter().map(|id| async move {
         let headers = Headers::new();
         headers.set(TENANT_HEADER, &tenant.0)?;
         let mut init = RequestInit::new();
@@ -193,7 +236,7 @@ pub(crate) async fn recent_details(env: &Env, tenant: &Tenant) -> Result<Vec<Tur
         answer.json::<TurnDetail>().await.map(Some)
     }))
     .await;
-    Ok(details.into_iter().filter_map(|detail: Result<Option<TurnDetail>>| detail.ok().flatten()).collect())
+    details.into_iter().filter_map(|detail: Result<Option<TurnDetail>>| detail.ok().flatten()).collect()
 }
 
 fn stub(env: &Env, turn_id: &str) -> Result<Stub> {

@@ -74,7 +74,7 @@ enum Command {
         /// Keep the database after the turn and print how to claim it.
         #[arg(long, conflicts_with = "no_db")]
         keep_db: bool,
-        /// Seconds the code may run (1-900, default 30).
+        /// Seconds the code may run (1-540, default 30).
         #[arg(long)]
         timeout: Option<u32>,
     },

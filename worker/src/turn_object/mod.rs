@@ -3,8 +3,9 @@
 //! every event out to its viewers.
 //!
 //! The turn runs inside the object's **alarm** handler, armed for "now" by `POST /start`: an
-//! alarm is an invocation of its own (up to 15 minutes of wall time, the longest turn allowed), so
-//! the turn does not depend on the request that created it, and a `fetch` that returned would
+//! alarm is an invocation of its own (up to 15 minutes of wall time, into which core's
+//! `Limits::max_timeout_s` fits the longest turn with its provisioning and reap), so the turn does
+//! not depend on the request that created it, and a `fetch` that returned would
 //! leave a spawned future at the mercy of the object's eviction. Before the turn starts, the alarm
 //! is re-armed for the deadline: if the process dies mid-turn, that alarm finds a turn that
 //! started but is not running in this instance and reaps its leases (re-arming while a reap

@@ -1,16 +1,18 @@
 //! What the caller gives a turn and keeps hold of: its id, its options (the reap policy among
-//! them) and the [`TurnControl`] that cancels it or keeps its database.
+//! them, defined with the reap in `reap.rs`) and the [`TurnControl`] that cancels it or keeps its
+//! database.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use futures::future;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::turn::reap::ReapPolicy;
 
 /// A turn's id: 1 to 40 of `A-Z a-z 0-9 _ -`, so it fits sandbox metadata and database names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,29 +80,6 @@ impl Default for TurnOptions {
             reap: ReapPolicy::default(),
             max_output_bytes: crate::turn::spec::Limits::default().max_output_bytes,
         }
-    }
-}
-
-/// How often and how patiently a reap is tried before it is reported failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReapPolicy {
-    pub attempts: NonZeroU32,
-    /// The wait after the first failure; it doubles after each further one.
-    pub first_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-}
-
-impl Default for ReapPolicy {
-    fn default() -> ReapPolicy {
-        ReapPolicy { attempts: NonZeroU32::new(4).expect("4 is not zero"), first_backoff_ms: 250, max_backoff_ms: 4000 }
-    }
-}
-
-impl ReapPolicy {
-    /// The wait after the `failures`-th failed attempt (1-based).
-    pub fn backoff_ms(&self, failures: u32) -> u64 {
-        let doublings = failures.saturating_sub(1).min(32);
-        self.first_backoff_ms.saturating_mul(1u64 << doublings).min(self.max_backoff_ms)
     }
 }
 

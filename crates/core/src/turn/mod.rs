@@ -24,10 +24,12 @@ pub mod spec;
 #[cfg(test)]
 mod tests;
 pub mod utf8;
+pub mod wall_time;
 
 pub use budget::provider_requests_at_most;
-pub use control::{ReapPolicy, TurnControl, TurnId, TurnIdError, TurnOptions};
+pub use control::{TurnControl, TurnId, TurnIdError, TurnOptions};
 pub use execute::OUTPUT_BATCH_BYTES;
+pub use reap::ReapPolicy;
 pub use recovery::{reap_leftovers, LeaseRecord, Leftovers, LOST_TURN_ERROR};
 pub use sink::{Lease, LeasedResource, SinkError, TurnSink};
 

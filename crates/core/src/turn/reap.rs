@@ -2,6 +2,8 @@
 //! for every failure, and what the provider says of a database that a failed run may have
 //! outgrown.
 
+use std::num::NonZeroU32;
+
 use futures::future::LocalBoxFuture;
 
 use super::{ResourceReap, Turn, TurnSink};
@@ -9,6 +11,29 @@ use crate::providers::{
     Clock, Database, DatabaseMode, DatabaseProvider, ProviderError, SandboxHandle, SandboxProvider,
 };
 use crate::wire::event::{EventBody, ReapState, Resource};
+
+/// How often and how patiently a reap is tried before it is reported failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReapPolicy {
+    pub attempts: NonZeroU32,
+    /// The wait after the first failure; it doubles after each further one.
+    pub first_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for ReapPolicy {
+    fn default() -> ReapPolicy {
+        ReapPolicy { attempts: NonZeroU32::new(4).expect("4 is not zero"), first_backoff_ms: 250, max_backoff_ms: 4000 }
+    }
+}
+
+impl ReapPolicy {
+    /// The wait after the `failures`-th failed attempt (1-based).
+    pub fn backoff_ms(&self, failures: u32) -> u64 {
+        let doublings = failures.saturating_sub(1).min(32);
+        self.first_backoff_ms.saturating_mul(1u64 << doublings).min(self.max_backoff_ms)
+    }
+}
 
 impl<S, D, C, K> Turn<'_, S, D, C, K>
 where

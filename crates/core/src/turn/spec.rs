@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::providers::e2b::templates::{check_template_name, BadTemplateName, TemplateMap};
+use crate::providers::retry::RetryPolicy;
+use crate::turn::reap::ReapPolicy;
+use crate::turn::wall_time::longest_timeout_s;
 use crate::wire::api::{CreateTurnRequest, Language, SpecView};
 use crate::wire::error::{ApiError, ErrorCode};
 
@@ -18,6 +21,8 @@ pub struct Limits {
     pub max_env: usize,
     pub max_env_value_bytes: usize,
     pub min_timeout_s: u32,
+    /// The longest timeout whose turn, provisioning and reap included, still fits the one alarm
+    /// the worker runs it in (`wall_time.rs`); longer turns would be cut off and end lost.
     pub max_timeout_s: u32,
     pub default_timeout_s: u32,
     /// Output (stdout and stderr together, as UTF-8) a turn keeps; past it, output is dropped and
@@ -36,7 +41,7 @@ impl Default for Limits {
             max_env: 64,
             max_env_value_bytes: 4096,
             min_timeout_s: 1,
-            max_timeout_s: 900,
+            max_timeout_s: longest_timeout_s(&RetryPolicy::default(), &ReapPolicy::default()),
             default_timeout_s: 30,
             max_output_bytes: 4 * 1024 * 1024,
         }
@@ -353,9 +358,12 @@ mod tests {
 
     #[test]
     fn timeout_and_template() {
-        check(r#"{"code":"x","timeout_s":0}"#, expect![[r#"400 timeout_s must be between 1 and 900, got 0"#]]);
-        check(r#"{"code":"x","timeout_s":901}"#, expect![[r#"400 timeout_s must be between 1 and 900, got 901"#]]);
-        check(r#"{"code":"x","timeout_s":900,"template":"base"}"#, expect![[r#"ok Python base 900 []"#]]);
+        check(r#"{"code":"x","timeout_s":0}"#, expect![[r#"400 timeout_s must be between 1 and 540, got 0"#]]);
+        // The longest turn the alarm holds (`wall_time.rs`), and one second more.
+        assert_eq!(Limits::default().max_timeout_s, longest_timeout_s(&RetryPolicy::default(), &ReapPolicy::default()));
+        check(r#"{"code":"x","timeout_s":540,"template":"base"}"#, expect![[r#"ok Python base 540 []"#]]);
+        check(r#"{"code":"x","timeout_s":541}"#, expect![[r#"400 timeout_s must be between 1 and 540, got 541"#]]);
+        check(r#"{"code":"x","timeout_s":900}"#, expect![[r#"400 timeout_s must be between 1 and 540, got 900"#]]);
         check(
             r#"{"code":"x","template":"../x y"}"#,
             expect![[r#"400 template "../x y" is not allowed: use 1-64 of A-Z a-z 0-9 _ . -"#]],

@@ -64,6 +64,9 @@ pub struct E2bConfig {
     pub create_timeout_ms: u64,
 }
 
+/// How long a create waits for its answer unless configured otherwise: the official SDK's 60 s.
+pub const DEFAULT_CREATE_TIMEOUT_MS: u64 = 60_000;
+
 impl E2bConfig {
     /// E2B's hosted service with the SDKs' defaults.
     pub fn new(api_key: impl Into<String>) -> E2bConfig {
@@ -74,7 +77,7 @@ impl E2bConfig {
             envd_url: None,
             user: "user".into(),
             keepalive_interval_s: 30,
-            create_timeout_ms: 60_000,
+            create_timeout_ms: DEFAULT_CREATE_TIMEOUT_MS,
         }
     }
 }

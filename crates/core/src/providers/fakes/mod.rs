@@ -76,6 +76,8 @@ pub(crate) struct FakeSandboxes {
     pub(crate) create_ms: Cell<u64>,
     pub(crate) fail: RefCell<BTreeSet<String>>,
     pub(crate) kill_failures: Cell<u32>,
+    /// How long a kill takes, failed or not.
+    pub(crate) kill_ms: Cell<u64>,
     pub(crate) process: RefCell<Vec<Step>>,
     pub(crate) live: RefCell<BTreeMap<String, FakeSandbox>>,
     /// Every sandbox ever created, alive or not.
@@ -90,6 +92,7 @@ impl FakeSandboxes {
             create_ms: Cell::new(300),
             fail: RefCell::default(),
             kill_failures: Cell::new(0),
+            kill_ms: Cell::new(20),
             process: RefCell::new(vec![
                 Step::Wait(5),
                 Step::Emit(ProcessEvent::Started { pid: 42 }),
@@ -197,7 +200,7 @@ impl SandboxProvider for FakeSandboxes {
 
     fn kill<'a>(&'a self, sandbox_id: &'a str) -> LocalBoxFuture<'a, Result<bool, ProviderError>> {
         Box::pin(async move {
-            self.clock.sleep(20).await;
+            self.clock.sleep(self.kill_ms.get()).await;
             if self.kill_failures.get() > 0 {
                 self.kill_failures.set(self.kill_failures.get() - 1);
                 self.trace.note(&self.clock, format!("sandbox kill {sandbox_id} failed"));
@@ -232,6 +235,9 @@ pub(crate) struct FakeDatabases {
     pub(crate) mode: Cell<DatabaseMode>,
     pub(crate) fail: RefCell<BTreeSet<String>>,
     pub(crate) delete_failures: Cell<u32>,
+    /// How long a delete and a status question take, failed or not.
+    pub(crate) delete_ms: Cell<u64>,
+    pub(crate) status_ms: Cell<u64>,
     /// Live databases: token → name.
     pub(crate) live: RefCell<BTreeMap<String, String>>,
     pub(crate) created: Cell<u32>,
@@ -251,6 +257,8 @@ impl FakeDatabases {
             mode: Cell::new(DatabaseMode::Token),
             fail: RefCell::default(),
             delete_failures: Cell::new(0),
+            delete_ms: Cell::new(10),
+            status_ms: Cell::new(10),
             live: RefCell::default(),
             created: Cell::new(0),
             stopped_for_storage: Cell::new(None),
@@ -303,7 +311,7 @@ impl DatabaseProvider for FakeDatabases {
 
     fn delete<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<bool, ProviderError>> {
         Box::pin(async move {
-            self.clock.sleep(10).await;
+            self.clock.sleep(self.delete_ms.get()).await;
             if self.delete_failures.get() > 0 {
                 self.delete_failures.set(self.delete_failures.get() - 1);
                 self.trace.note(&self.clock, format!("database delete {token} failed"));
@@ -329,7 +337,7 @@ impl DatabaseProvider for FakeDatabases {
 
     fn status<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<Option<DatabaseStatus>, ProviderError>> {
         Box::pin(async move {
-            self.clock.sleep(10).await;
+            self.clock.sleep(self.status_ms.get()).await;
             self.trace.note(&self.clock, format!("database status {token}"));
             let limit = self.stopped_for_storage.get();
             Ok(limit.map(|bytes| DatabaseStatus { storage_exceeded: true, storage_limit_bytes: Some(bytes) }))

@@ -1,6 +1,7 @@
 //! The orchestrator against in-memory providers on a virtual clock: the happy path pinned as a
 //! snapshot, then every way a turn can go wrong, each checked to reap everything it created. A
-//! turn's output is `output.rs`; reaping and keeping are `reap.rs`.
+//! turn's output is `output.rs`; reaping and keeping are `reap.rs`; the longest turn within its alarm
+//! is `alarm.rs`.
 
 use bytes::Bytes;
 use expect_test::{expect, Expect};
@@ -16,6 +17,7 @@ use crate::wire::event::Resource;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
+mod alarm;
 mod output;
 mod reap;
 

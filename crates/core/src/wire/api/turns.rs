@@ -129,10 +129,14 @@ pub struct TurnSummary {
     pub resources: Vec<ResourceView>,
 }
 
-/// `GET /v1/turns`.
+/// `GET /v1/turns`: one page of the tenant's turns, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TurnList {
     pub turns: Vec<TurnSummary>,
+    /// Where the next, older page starts (`?cursor=`); absent on the last page. Opaque: a client
+    /// passes it back as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// The request of a turn as `GET /v1/turns/{id}` shows it: long code is cut, env values are hidden
@@ -311,10 +315,15 @@ mod tests {
                     duration_ms: None,
                     resources: vec![],
                 }],
+                next_cursor: None,
             },
             expect![[
                 r#"{"turns":[{"turn_id":"t_1","created_unix_ms":5,"language":"node","state":"running","resources":[]}]}"#
             ]],
+        );
+        check(
+            &TurnList { turns: vec![], next_cursor: Some("MTcwMDAwMDAwMDAwMDp0XzE".into()) },
+            expect![[r#"{"turns":[],"next_cursor":"MTcwMDAwMDAwMDAwMDp0XzE"}"#]],
         );
         check(
             &KeepResponse {
