@@ -2,6 +2,7 @@
 //! `wrangler.toml`): `/v1/*` is the API, anything else the web app, served from the assets with
 //! its security headers by [`pages`].
 
+use mayfly_core::{ApiError, ErrorCode};
 use worker::{Env, Request, Response, Result, Router};
 
 use crate::{health, openapi, pages, reaper, reply, turns};
@@ -32,7 +33,16 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
         })
         .or_else_any_method("/v1/*rest", |req, _| reply::no_route(&req))
         .run(req, env)
-        .await?;
+        .await;
+    // A handler's own failure (storage, a Durable Object that did not answer) would otherwise
+    // reach the client as the runtime's plain-text 500; the API answers every error in one shape.
+    let response = match response {
+        Ok(response) => response,
+        Err(err) => {
+            worker::console_error!("{method} {path}: {err}");
+            return reply::error(&ApiError::new(ErrorCode::Internal, "the request failed inside mayfly"));
+        }
+    };
     // The router itself answers a known path asked with another method, in plain text.
     if response.status_code() == 405 {
         return reply::method_not_allowed(&method, &path);
