@@ -1,6 +1,7 @@
 //! `GET /v1/openapi.json`: the edge API's OpenAPI 3.1 document. It is a static file
 //! (`worker/openapi.json`) compiled in; a unit test keeps it and the route table in
-//! [`crate::router`] in step, both ways.
+//! [`crate::router`] in step, both ways, and the tests in `openapi/types.rs` keep its schemas in
+//! step with core's types.
 
 use worker::{Response, Result};
 
@@ -12,6 +13,10 @@ pub(crate) fn get() -> Result<Response> {
     response.headers_mut().set("Content-Type", "application/json")?;
     Ok(response)
 }
+
+// Native only: the schema validator it uses is a native dev-dependency.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod types;
 
 #[cfg(test)]
 mod tests {

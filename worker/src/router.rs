@@ -3,6 +3,7 @@
 //! its security headers by [`pages`]. Every answer under `/v1/` passes through [`cors`] on its
 //! way out.
 
+use mayfly_core::{ApiError, ErrorCode};
 use worker::{Env, Method, Request, Response, Result, Router};
 
 use crate::{config, cors, health, mint, openapi, pages, reaper, reply, turns};
@@ -41,7 +42,16 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
         .post_async("/v1/tokens", |req, ctx| async move { mint::create(req, &ctx.env).await })
         .or_else_any_method("/v1/*rest", |req, _| reply::no_route(&req))
         .run(req, env)
-        .await?;
+        .await;
+    // A handler's own failure (storage, a Durable Object that did not answer) would otherwise
+    // reach the client as the runtime's plain-text 500; the API answers every error in one shape.
+    let response = match response {
+        Ok(response) => response,
+        Err(err) => {
+            worker::console_error!("{method} {path}: {err}");
+            reply::error(&ApiError::new(ErrorCode::Internal, "the request failed inside mayfly"))?
+        }
+    };
     // The router itself answers a known path asked with another method, in plain text.
     let response = if response.status_code() == 405 { reply::method_not_allowed(&method, &path)? } else { response };
     cors::with_headers(response, &cors::answer_headers(allowed_origin.as_deref()))
