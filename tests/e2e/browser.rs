@@ -13,7 +13,7 @@ use crate::support::worker_with;
 
 /// Runs a Playwright script from `tests/browser/` with `args`; returns the JSON object it
 /// printed last. Fails the test on a non-zero exit or a `failure` in the report.
-fn run_browser_script(script: &str, args: &[&str]) -> Value {
+pub(crate) fn run_browser_script(script: &str, args: &[&str]) -> Value {
     let tools = Tools::of_workspace();
     std::fs::create_dir_all(tools.artifacts_dir()).unwrap();
     let out = Command::new("node")
@@ -35,7 +35,7 @@ fn run_browser_script(script: &str, args: &[&str]) -> Value {
     report
 }
 
-fn artifacts() -> String {
+pub(crate) fn artifacts() -> String {
     Tools::of_workspace().artifacts_dir().display().to_string()
 }
 

@@ -2,6 +2,7 @@
 //! stack through the harness in `src/` and stops it when done.
 
 mod browser;
+mod client;
 mod cors;
 mod examples;
 mod health;

@@ -15,6 +15,8 @@ pub struct TestStackOptions {
     /// Which build of the provider binaries a separate-process stack runs. An in-process stack's
     /// providers are part of the test binary, so it has no say there.
     pub profile: Profile,
+    /// What the worker serves besides the API, instead of the built web app.
+    pub assets: Option<std::path::PathBuf>,
 }
 
 impl TestStackOptions {
@@ -27,6 +29,12 @@ impl TestStackOptions {
     /// These options with the worker variable `name` set to `value`.
     pub fn var(mut self, name: &str, value: &str) -> TestStackOptions {
         self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// These options with the worker serving `dir` as its assets.
+    pub fn assets(mut self, dir: &std::path::Path) -> TestStackOptions {
+        self.assets = Some(dir.to_path_buf());
         self
     }
 

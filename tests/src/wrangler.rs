@@ -21,6 +21,9 @@ pub struct WranglerOptions {
     pub vars: Vec<(String, String)>,
     /// Where workerd keeps Durable Object state; a fresh temporary directory when `None`.
     pub state_dir: Option<PathBuf>,
+    /// The assets the worker serves instead of the built web app (`--assets`): a test's own
+    /// pages next to the app, on the API's origin.
+    pub assets: Option<PathBuf>,
 }
 
 /// A running `wrangler dev`. Dropping it stops every process it started.
@@ -35,6 +38,7 @@ pub struct WranglerDev {
     tools: Tools,
     state_dir: PathBuf,
     vars: Vec<(String, String)>,
+    assets: Option<PathBuf>,
     wrangler: Service,
     _state: Option<tempfile::TempDir>,
     /// wrangler's temporary files: its own clean-up does not run when it is killed.
@@ -57,7 +61,8 @@ impl WranglerDev {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let (wrangler, inspector_port, wrangler_log, temp) = launch(tools, port, &state_dir, &options.vars)?;
+        let (wrangler, inspector_port, wrangler_log, temp) =
+            launch(tools, port, &state_dir, &options.vars, options.assets.as_deref())?;
         Ok(WranglerDev {
             url: format!("http://127.0.0.1:{port}"),
             port,
@@ -66,6 +71,7 @@ impl WranglerDev {
             tools: tools.clone(),
             state_dir,
             vars: options.vars,
+            assets: options.assets,
             wrangler,
             _state: state,
             _temp: temp,
@@ -82,7 +88,7 @@ impl WranglerDev {
     pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
         self.wrangler.kill_hard();
         let (wrangler, inspector_port, wrangler_log, temp) =
-            launch(&self.tools, self.port, &self.state_dir, &self.vars)?;
+            launch(&self.tools, self.port, &self.state_dir, &self.vars, self.assets.as_deref())?;
         (self.wrangler, self.inspector_port, self.wrangler_log, self._temp) =
             (wrangler, inspector_port, wrangler_log, temp);
         Ok(())
@@ -110,6 +116,7 @@ fn launch(
     port: u16,
     state_dir: &std::path::Path,
     vars: &[(String, String)],
+    assets: Option<&std::path::Path>,
 ) -> anyhow::Result<(Service, u16, PathBuf, tempfile::TempDir)> {
     std::fs::create_dir_all(tools.artifacts_dir())?;
     let wrangler_log = tools.artifacts_dir().join(format!("wrangler-{port}.log"));
@@ -144,6 +151,9 @@ fn launch(
         .stderr(log);
     for (name, value) in vars {
         cmd.arg("--var").arg(format!("{name}:{value}"));
+    }
+    if let Some(assets) = assets {
+        cmd.arg("--assets").arg(assets);
     }
     let mut wrangler = Service::spawn("wrangler dev", &mut cmd)?;
     let url = format!("http://127.0.0.1:{port}");

@@ -1,11 +1,13 @@
 //! Every call the web app makes to the edge API, with core's types on both sides, and where the
-//! API key is kept. Components never build URLs, parse JSON or touch storage themselves.
+//! API key is kept. Components never build URLs, parse JSON or touch storage themselves. A turn's
+//! calls and its resuming event stream are the client library's (`mayfly_client`), as any other
+//! page embedding mayfly would make them; the rest are plain requests.
 
+use futures::{Stream, StreamExt};
 use gloo_net::http::{Request, RequestBuilder};
-use gloo_net::websocket::futures::WebSocket;
-use mayfly_core::{
-    CreateTurnRequest, CreateTurnResponse, ErrorBody, Health, KeepResponse, ReaperStatus, TurnDetail, TurnList,
-};
+use mayfly_client::routes::Answer;
+use mayfly_client::{Client, ClientError, Update};
+use mayfly_core::{CreateTurnRequest, CreateTurnResponse, Health, KeepResponse, ReaperStatus, TurnDetail, TurnList};
 use serde::de::DeserializeOwned;
 
 /// Why a call to the API did not give the expected answer, in words for the page.
@@ -27,6 +29,12 @@ impl ApiFailure {
     }
 }
 
+impl From<ClientError> for ApiFailure {
+    fn from(err: ClientError) -> ApiFailure {
+        ApiFailure { status: err.status(), message: err.to_string() }
+    }
+}
+
 impl std::fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
@@ -38,15 +46,20 @@ pub(crate) async fn health() -> Result<Health, ApiFailure> {
     send(Request::get("/v1/health")).await
 }
 
+/// The client library on this page's own origin, with `key`.
+fn client(key: &str) -> Client<mayfly_client::wasm::Browser> {
+    let origin = leptos::prelude::window().location().origin().unwrap_or_default();
+    Client::new(&origin, key)
+}
+
 /// `POST /v1/turns`.
 pub(crate) async fn create_turn(key: &str, request: &CreateTurnRequest) -> Result<CreateTurnResponse, ApiFailure> {
-    let builder = authorized(Request::post("/v1/turns"), key);
-    send_body(builder.json(request).map_err(ApiFailure::unreachable)?).await
+    Ok(client(key).create(request).await?)
 }
 
 /// `GET /v1/turns/{id}`.
 pub(crate) async fn turn(key: &str, turn_id: &str) -> Result<TurnDetail, ApiFailure> {
-    send(authorized(Request::get(&turn_path(turn_id)), key)).await
+    Ok(client(key).detail(turn_id).await?)
 }
 
 /// `GET /v1/turns`.
@@ -62,64 +75,34 @@ pub(crate) async fn reaper(key: &str) -> Result<ReaperStatus, ApiFailure> {
 /// `DELETE /v1/turns/{id}`: stop the code and reap now. The answer is `202` with no body; what
 /// follows arrives on the turn's event stream.
 pub(crate) async fn cancel(key: &str, turn_id: &str) -> Result<(), ApiFailure> {
-    let request = authorized(Request::delete(&turn_path(turn_id)), key).build().map_err(ApiFailure::unreachable)?;
-    let response = request.send().await.map_err(ApiFailure::unreachable)?;
-    if response.ok() {
-        return Ok(());
-    }
-    Err(failure(response).await)
+    Ok(client(key).cancel(turn_id).await?)
 }
 
 /// `POST /v1/turns/{id}/keep`: keep the database past the turn.
 pub(crate) async fn keep(key: &str, turn_id: &str) -> Result<KeepResponse, ApiFailure> {
-    send(authorized(Request::post(&format!("{}/keep", turn_path(turn_id))), key)).await
+    Ok(client(key).keep(turn_id).await?)
 }
 
-/// The turn's event stream from `seq > after`. A browser cannot put the key in a header of a
-/// WebSocket handshake, so it rides as a subprotocol (`mayfly`, `bearer.<key>`), which the
-/// worker accepts and no log records.
-pub(crate) fn open_events(key: &str, turn_id: &str, after: u64) -> Result<WebSocket, ApiFailure> {
-    let location = leptos::prelude::window().location();
-    let scheme = if location.protocol().unwrap_or_default() == "https:" { "wss" } else { "ws" };
-    let host = location.host().unwrap_or_default();
-    let url = format!("{scheme}://{host}{}/events?after={after}", turn_path(turn_id));
-    WebSocket::open_with_protocols(&url, &["mayfly".to_owned(), format!("bearer.{key}")])
-        .map_err(|err| ApiFailure { status: None, message: format!("cannot open the event stream: {err}") })
-}
-
-fn turn_path(turn_id: &str) -> String {
-    let id: String = js_sys::encode_uri_component(turn_id).into();
-    format!("/v1/turns/{id}")
+/// The turn's events from the first, each once and in order, with the connection's ups and
+/// downs between them: the WebSocket is reopened after the last event taken whenever it drops
+/// (the key rides as a subprotocol, never in the URL). The stream ends after the turn's last
+/// event, or with the refusal that ended it.
+pub(crate) fn follow(key: &str, turn_id: &str) -> impl Stream<Item = Result<Update, ApiFailure>> + Unpin {
+    client(key).follow(turn_id, 0).map(|update| update.map_err(ApiFailure::from))
 }
 
 fn authorized(builder: RequestBuilder, key: &str) -> RequestBuilder {
     builder.header("Authorization", &format!("Bearer {key}"))
 }
 
+/// A plain request's answer, read like the client library reads a turn's: the API's error body
+/// becomes its message.
 async fn send<T: DeserializeOwned>(builder: RequestBuilder) -> Result<T, ApiFailure> {
-    send_body(builder.build().map_err(ApiFailure::unreachable)?).await
-}
-
-async fn send_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiFailure> {
+    let request = builder.build().map_err(ApiFailure::unreachable)?;
     let response = request.send().await.map_err(ApiFailure::unreachable)?;
     let status = response.status();
-    if response.ok() {
-        return response
-            .json::<T>()
-            .await
-            .map_err(|err| ApiFailure { status: Some(status), message: format!("unexpected answer: {err}") });
-    }
-    Err(failure(response).await)
-}
-
-/// What a refusal says: the API's error body, or its status.
-async fn failure(response: gloo_net::http::Response) -> ApiFailure {
-    let status = response.status();
-    let message = match response.json::<ErrorBody>().await {
-        Ok(body) => format!("{} ({status})", body.error.message),
-        Err(_) => format!("the API answered {status}"),
-    };
-    ApiFailure { status: Some(status), message }
+    let body = response.text().await.map_err(ApiFailure::unreachable)?;
+    Ok(Answer { status, body }.json()?)
 }
 
 /// Where the API key lives between visits: this browser's `localStorage`, and nowhere else.

@@ -1,5 +1,6 @@
-//! `cargo xtask build`: the worker (worker-build, local binaries only) and the web app
-//! (cargo → wasm-bindgen → wasm-opt → `target/dist/web`), then their sizes.
+//! `cargo xtask build`: the worker (worker-build, local binaries only), the web app (cargo →
+//! wasm-bindgen → wasm-opt → `target/dist/web`) and the client library's npm package (the same
+//! route → `target/dist/client`), then their sizes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,9 +24,11 @@ pub(crate) struct Artifact {
 pub(crate) fn run(root: &Path, toolchain: &Toolchain) -> anyhow::Result<Vec<Artifact>> {
     build_worker(toolchain)?;
     build_web(root, toolchain)?;
+    build_client(root, toolchain)?;
     let artifacts = vec![
         measure("worker", root.join("worker/build/index_bg.wasm"))?,
         measure("web", web_dist(root).join("pkg/mayfly_web_bg.wasm"))?,
+        measure("client", client_dist(root).join("mayfly_client_bg.wasm"))?,
     ];
     eprintln!("== wasm sizes");
     for a in &artifacts {
@@ -43,6 +46,11 @@ pub(crate) fn run(root: &Path, toolchain: &Toolchain) -> anyhow::Result<Vec<Arti
 /// Where the web app is assembled; the worker's `[assets]` serves this directory.
 pub(crate) fn web_dist(root: &Path) -> PathBuf {
     root.join("target/dist/web")
+}
+
+/// Where the client library's npm package is assembled.
+pub(crate) fn client_dist(root: &Path) -> PathBuf {
+    root.join("target/dist/client")
 }
 
 fn build_worker(toolchain: &Toolchain) -> anyhow::Result<()> {
@@ -84,6 +92,61 @@ fn build_web(root: &Path, toolchain: &Toolchain) -> anyhow::Result<()> {
     std::fs::copy(root.join("web/style.css"), dist.join("style.css")).context("copy style.css")?;
     std::fs::copy(root.join("web/boot.js"), dist.join("boot.js")).context("copy boot.js")?;
     Ok(())
+}
+
+/// The client library for JavaScript: `MayflyClient` (the `js` feature) as an ES module with its
+/// `.d.ts` (wasm-bindgen's, with the event types of `crates/client/src/typescript.rs`), its wasm,
+/// and a `package.json`.
+fn build_client(root: &Path, toolchain: &Toolchain) -> anyhow::Result<()> {
+    eprintln!("== build: client package");
+    // A cdylib for this build only: the crate stays a plain library for the web app and for
+    // native users, who would otherwise link a shared library they never load.
+    run_checked(toolchain.wasm_cargo().args([
+        "rustc",
+        "--release",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "mayfly-client",
+        "--features",
+        "js",
+        "--crate-type",
+        "cdylib",
+    ]))?;
+    let dist = client_dist(root);
+    std::fs::create_dir_all(&dist)?;
+    run_checked(
+        Command::new(toolchain.wasm_bindgen())
+            .args(["--target", "web", "--out-name", "mayfly_client", "--out-dir"])
+            .arg(&dist)
+            .arg(root.join("target/wasm32-unknown-unknown/release/mayfly_client.wasm")),
+    )?;
+    let wasm = dist.join("mayfly_client_bg.wasm");
+    run_checked(Command::new(toolchain.wasm_opt()).arg("-Oz").args(WASM_OPT_FEATURES).arg(&wasm).arg("-o").arg(&wasm))?;
+    std::fs::write(dist.join("package.json"), client_package_json()).context("write package.json")?;
+    Ok(())
+}
+
+fn client_package_json() -> String {
+    let files = ["mayfly_client.js", "mayfly_client.d.ts", "mayfly_client_bg.wasm", "mayfly_client_bg.wasm.d.ts"];
+    let files: Vec<String> = files.iter().map(|f| format!("\"{f}\"")).collect();
+    format!(
+        r#"{{
+  "name": "mayfly-client",
+  "version": "{version}",
+  "description": "mayfly's client: run a turn, follow its events with automatic resume, cancel, keep, read",
+  "license": "MIT OR Apache-2.0",
+  "type": "module",
+  "main": "mayfly_client.js",
+  "module": "mayfly_client.js",
+  "types": "mayfly_client.d.ts",
+  "files": [{files}],
+  "sideEffects": false
+}}
+"#,
+        version = env!("CARGO_PKG_VERSION"),
+        files = files.join(", "),
+    )
 }
 
 fn measure(name: &'static str, path: PathBuf) -> anyhow::Result<Artifact> {

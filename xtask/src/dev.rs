@@ -41,6 +41,7 @@ pub(crate) fn run(root: &Path, flags: &flags::Dev) -> anyhow::Result<()> {
         // Durable Object state survives restarts of `cargo xtask dev`.
         state_dir: Some(root.join("target/dev/wrangler-state")),
         vars,
+        assets: None,
     };
     let started = WranglerDev::start(&toolchain.tools(), options);
     let mut worker = match started {

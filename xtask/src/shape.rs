@@ -14,8 +14,9 @@ mod tests {
     const MAX_TEST_LINES: usize = 500;
 
     /// The source folders of the workspace's crates, each with its root module's file.
-    const CRATES: [&str; 9] = [
+    const CRATES: [&str; 10] = [
         "crates/core/src",
+        "crates/client/src",
         "crates/sandboxd/src",
         "crates/scratchdb/src",
         "crates/cli/src",

@@ -32,12 +32,14 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     step("native tests", &mut || {
         run_tests(Toolchain::native_cargo().args(["test", "--workspace", "--exclude", "mayfly-e2e"]), &mut count)
     })?;
-    step("core tests on wasm32", &mut || {
+    step("core+client on wasm32", &mut || {
         let runner = Toolchain::cargo_bin_dir().join("wasm-bindgen-test-runner");
         run_tests(
             toolchain
                 .wasm_cargo()
-                .args(["test", "-p", "mayfly-core", "--target", "wasm32-unknown-unknown"])
+                .args(["test", "-p", "mayfly-core", "-p", "mayfly-client", "--target", "wasm32-unknown-unknown"])
+                // The JavaScript API compiles with the tests, so that it is checked on its target.
+                .args(["--features", "mayfly-client/js"])
                 .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner),
             &mut count,
         )

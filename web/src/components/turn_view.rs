@@ -1,16 +1,16 @@
 //! One turn, live: its output as it streams, the timeline of its phases, its outcome, and each
-//! resource's reap state with a countdown to its deadline. The event stream is a WebSocket that
-//! is reopened with `after=<last seq>` whenever it drops, so the view resumes without gaps or
-//! duplicates.
+//! resource's reap state with a countdown to its deadline. The event stream is the client
+//! library's, which reopens it after the last event taken whenever it drops, so the view resumes
+//! without gaps or duplicates.
 
 use std::time::Duration;
 
 use futures::StreamExt;
-use gloo_net::websocket::{Message, State};
 use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mayfly_core::turn::progress::{Applied, Phase};
+use mayfly_client::Update;
+use mayfly_core::turn::progress::Phase;
 use mayfly_core::{Event, EventBody, TurnDetail, TurnProgress};
 use wasm_bindgen::JsCast;
 
@@ -224,7 +224,7 @@ struct Signals {
     output: NodeRef<Pre>,
 }
 
-/// Reads the event stream to its end, reopening it after `last_seq` whenever it drops.
+/// Reads the event stream to its end; the client reopens it whenever it drops, and says so.
 async fn follow_events(turn_id: String, key: String, signals: Signals, on_event: Option<Callback<Event>>) {
     // The `<pre>` may be one a previous turn's view wrote into (a view replaced by another is
     // patched in place, and the output is not the framework's to clear).
@@ -232,56 +232,28 @@ async fn follow_events(turn_id: String, key: String, signals: Signals, on_event:
         pre.set_text_content(None);
     }
     let mut printer = Printer::default();
-    let mut failures = 0u32;
-    loop {
-        let after = signals.log.with_untracked(|l| l.last_seq);
-        if let Ok(mut socket) = api::open_events(&key, &turn_id, after) {
-            while matches!(socket.state(), State::Connecting) {
-                sleep(Duration::from_millis(20)).await;
-            }
-            if matches!(socket.state(), State::Open) {
-                failures = 0;
-                signals.link.set(Link::Live);
-            }
-            while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else { continue };
-                let Ok(event) = serde_json::from_str::<Event>(&text) else { continue };
-                let mut applied = Applied::Duplicate;
-                signals.log.update(|l| applied = l.apply(&event));
-                match applied {
-                    Applied::New => {
-                        printer.print(&event, &signals);
-                        if let Some(on_event) = on_event {
-                            on_event.run(event.clone());
-                        }
-                        if event.body.is_terminal() {
-                            signals.link.set(Link::Done);
-                            return;
-                        }
-                    }
-                    Applied::Duplicate => {}
-                    // Resume from the last event taken.
-                    Applied::Gap => break,
+    let mut updates = api::follow(&key, &turn_id);
+    while let Some(update) = updates.next().await {
+        match update {
+            Ok(Update::Connected { .. }) => signals.link.set(Link::Live),
+            Ok(Update::Reconnecting { attempt, .. }) => signals.link.set(Link::Reconnecting(attempt)),
+            Ok(Update::Event(event)) => {
+                // The client hands on each event once and in order: the fold takes every one.
+                signals.log.update(|l| {
+                    l.apply(&event);
+                });
+                printer.print(&event, &signals);
+                if let Some(on_event) = on_event {
+                    on_event.run(event);
                 }
             }
-        }
-        if signals.log.with_untracked(TurnProgress::is_finished) {
-            signals.link.set(Link::Done);
-            return;
-        }
-        failures += 1;
-        signals.link.set(Link::Reconnecting(failures));
-        if failures >= 4 {
-            // The handshake does not say why it was refused: ask the API about the turn.
-            if let Err(err) = api::turn(&key, &turn_id).await {
-                if err.status.is_some() {
-                    signals.link.set(Link::Failed(err.message));
-                    return;
-                }
+            Err(err) => {
+                signals.link.set(Link::Failed(err.message));
+                return;
             }
         }
-        sleep(Duration::from_millis((100u64 << failures.min(6)).min(5_000))).await;
     }
+    signals.link.set(Link::Done);
 }
 
 /// Writes output events into the `<pre>`, appending spans instead of re-rendering the log.
