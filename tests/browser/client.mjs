@@ -1,7 +1,7 @@
 // The client library's example page, as a person uses it: the page (served next to the API)
-// loads the package, runs a turn with the key typed in, streams its output — across a connection
+// loads the package, runs a turn with the turn token typed in, streams its output — across a connection
 // cut from the page's side — and shows the outcome, with no error.
-// Usage: node client.mjs <base-url> <artifacts-dir> <api-key>; prints one JSON report.
+// Usage: node client.mjs <base-url> <artifacts-dir> <turn-token>; prints one JSON report.
 import { join } from 'node:path';
 import { expectNoError, session } from './launch.mjs';
 

@@ -248,7 +248,9 @@ fn the_example_page_runs_a_turn_through_the_javascript_package_without_the_ifram
     copy_tree(&package, &page.join("pkg"));
     let stack = InProcessStack::start_with(TestStackOptions::default().assets(site.path()));
 
-    let report = run_browser_script("client.mjs", &[&stack.worker.url, &artifacts(), ALICE_KEY]);
+    // The page holds a turn token, as a page should, never the tenant's key.
+    let token = stack.client(ALICE_KEY).mint_token("{}").token;
+    let report = run_browser_script("client.mjs", &[&stack.worker.url, &artifacts(), &token]);
     let str_of = |pointer: &str| report.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
     assert_eq!(str_of("/api"), stack.worker.url, "the page calls the API of its own origin");
     let expected: String = (1..=40).map(|i| format!("n{i}\n")).collect();
@@ -261,7 +263,7 @@ fn the_example_page_runs_a_turn_through_the_javascript_package_without_the_ifram
     let resumed: u64 = sockets[1].trim_start_matches("/events?after=").parse().unwrap();
     assert!(resumed >= 5, "the second socket did not resume after what was seen: {sockets:?}");
     for protocol in report.pointer("/run/protocols").and_then(Value::as_array).unwrap() {
-        assert_eq!(protocol, "mayfly", "the key rides as a subprotocol, answered with `mayfly`");
+        assert_eq!(protocol, "mayfly", "the token rides as a subprotocol, answered with `mayfly`");
     }
     let states: Vec<&str> =
         report.pointer("/run/states").and_then(Value::as_array).unwrap().iter().filter_map(Value::as_str).collect();

@@ -67,7 +67,7 @@ impl InProcessStack {
             vars: options.worker_vars(stack_vars),
             port: Some(free_port().unwrap()),
             state_dir: Some(data.path().join("worker-state")),
-            assets: options.assets.clone(),
+            assets: options.assets,
         };
         let worker = WranglerDev::start(&Tools::of_workspace(), wrangler_options).expect("the worker starts");
         InProcessStack { worker, local: Some(local), runtime, data }

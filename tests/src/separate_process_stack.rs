@@ -189,7 +189,7 @@ impl SeparateProcessStack {
             vars: options.worker_vars(vars.map(|(k, v)| (k.to_owned(), v))),
             port: Some(free_port()?),
             state_dir: Some(data.path().join("worker-state")),
-            assets: options.assets.clone(),
+            assets: options.assets,
         };
         let worker = WranglerDev::start(&tools, wrangler_options)?;
         let endpoints = StackEndpoints {

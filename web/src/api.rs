@@ -47,7 +47,7 @@ pub(crate) async fn health() -> Result<Health, ApiFailure> {
 }
 
 /// The client library on this page's own origin, with `key`.
-fn client(key: &str) -> Client<mayfly_client::wasm::Browser> {
+fn client(key: &str) -> Client<mayfly_client::PlatformBackend> {
     let origin = leptos::prelude::window().location().origin().unwrap_or_default();
     Client::new(&origin, key)
 }

@@ -1,14 +1,13 @@
 //! The client: a turn created, read, cancelled, kept, and followed with automatic resume, over
-//! any [`Backend`]. [`crate::Client::new`] picks the platform's own (reqwest natively, `fetch`
+//! any [`Backend`] (the streaming calls, `events` and `follow`, are in [`crate::follow`]).
+//! [`crate::Client::new`] picks the platform's own (reqwest natively, `fetch`
 //! and `WebSocket` on wasm).
 
-use futures::{Stream, StreamExt};
-use mayfly_core::{CreateTurnRequest, CreateTurnResponse, Event, KeepResponse, TurnDetail};
+use mayfly_core::{CreateTurnRequest, CreateTurnResponse, KeepResponse, TurnDetail};
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::follow::{follow, Update};
-use crate::resume::{Resume, RetryPolicy};
+use crate::resume::RetryPolicy;
 use crate::routes::{Call, Endpoint};
 
 /// mayfly's edge API at one URL, called with one API key.
@@ -70,24 +69,5 @@ impl<B: Backend> Client<B> {
     /// its connection URL.
     pub async fn keep(&self, turn_id: &str) -> Result<KeepResponse> {
         self.backend.send(Call::keep(&self.endpoint, &self.key, turn_id)).await?.json()
-    }
-
-    /// The turn's events from the first, each once and in order, reconnecting after the last one
-    /// whenever a connection drops; the stream ends after `turn.finished`, or with the error that
-    /// ended it (the API refused the key or the turn, or the retry policy ran out).
-    pub fn events(&self, turn_id: &str) -> impl Stream<Item = Result<Event>> + Unpin + 'static {
-        self.follow(turn_id, 0).filter_map(|update| {
-            futures::future::ready(match update {
-                Ok(Update::Event(event)) => Some(Ok(event)),
-                Ok(_) => None,
-                Err(err) => Some(Err(err)),
-            })
-        })
-    }
-
-    /// The events after `after`, with the connection's ups and downs between them, for a view
-    /// that shows them.
-    pub fn follow(&self, turn_id: &str, after: u64) -> impl Stream<Item = Result<Update>> + Unpin + 'static {
-        follow(self.clone(), turn_id.to_owned(), Resume::after(after, self.policy))
     }
 }

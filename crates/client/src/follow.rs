@@ -35,7 +35,29 @@ struct Follower<B: Backend> {
     over: bool,
 }
 
-pub(crate) fn follow<B: Backend>(
+/// A turn's events, as a [`Client`] follows them.
+impl<B: Backend> Client<B> {
+    /// The turn's events from the first, each once and in order, reconnecting after the last one
+    /// whenever a connection drops; the stream ends after `turn.finished`, or with the error that
+    /// ended it (the API refused the key or the turn, or the retry policy ran out).
+    pub fn events(&self, turn_id: &str) -> impl Stream<Item = Result<Event>> + Unpin + 'static {
+        self.follow(turn_id, 0).filter_map(|update| {
+            futures::future::ready(match update {
+                Ok(Update::Event(event)) => Some(Ok(event)),
+                Ok(_) => None,
+                Err(err) => Some(Err(err)),
+            })
+        })
+    }
+
+    /// The events after `after`, with the connection's ups and downs between them, for a view
+    /// that shows them.
+    pub fn follow(&self, turn_id: &str, after: u64) -> impl Stream<Item = Result<Update>> + Unpin + 'static {
+        follow(self.clone(), turn_id.to_owned(), Resume::after(after, self.policy))
+    }
+}
+
+fn follow<B: Backend>(
     client: Client<B>,
     turn_id: String,
     resume: Resume,

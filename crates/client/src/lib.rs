@@ -44,6 +44,13 @@ pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+/// The platform's own backend, the one [`Client::new`] uses: code that runs on both (the web
+/// app, whose tests build natively) names it instead of either.
+#[cfg(not(target_arch = "wasm32"))]
+pub type PlatformBackend = native::Native;
+#[cfg(target_arch = "wasm32")]
+pub type PlatformBackend = wasm::Browser;
+
 pub use backend::Backend;
 pub use client::Client;
 pub use error::{ClientError, Result};

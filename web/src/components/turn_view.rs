@@ -9,7 +9,6 @@ use futures::StreamExt;
 use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mayfly_client::Update;
 use mayfly_core::turn::progress::Phase;
 use mayfly_core::{Event, EventBody, TurnDetail, TurnProgress};
 use wasm_bindgen::JsCast;
@@ -235,9 +234,9 @@ async fn follow_events(turn_id: String, key: String, signals: Signals, on_event:
     let mut updates = api::follow(&key, &turn_id);
     while let Some(update) = updates.next().await {
         match update {
-            Ok(Update::Connected { .. }) => signals.link.set(Link::Live),
-            Ok(Update::Reconnecting { attempt, .. }) => signals.link.set(Link::Reconnecting(attempt)),
-            Ok(Update::Event(event)) => {
+            Ok(mayfly_client::Update::Connected { .. }) => signals.link.set(Link::Live),
+            Ok(mayfly_client::Update::Reconnecting { attempt, .. }) => signals.link.set(Link::Reconnecting(attempt)),
+            Ok(mayfly_client::Update::Event(event)) => {
                 // The client hands on each event once and in order: the fold takes every one.
                 signals.log.update(|l| {
                     l.apply(&event);
