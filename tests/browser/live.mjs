@@ -114,8 +114,11 @@ await session('live', artifacts, async (page, report) => {
         }, ${JSON.stringify(url)});
       </script>`;
   const requests = [];
+  // Only the IDE's page and its frame: the playground this page showed before may still have a
+  // request in flight, with the key saved in this browser.
+  const watched = (frameUrl) => frameUrl.startsWith(`${parent}/`) || frameUrl.startsWith(`${url}/embed`);
   page.on('request', (r) => {
-    if (r.url().startsWith(`${url}/v1/`)) {
+    if (r.url().startsWith(`${url}/v1/`) && watched(r.frame().url())) {
       requests.push({ method: r.method(), path: new URL(r.url()).pathname, from: new URL(r.frame().url()).origin, auth: credential(r.headers().authorization) });
     }
   });

@@ -15,7 +15,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
-use mayfly_core::{ApiError, ErrorCode, TokenScope};
+use mayfly_core::{ApiError, CreateTokenRequest, ErrorCode, TokenScope};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use worker::Env;
@@ -129,12 +129,21 @@ impl Secrets {
         }
         let json = URL_SAFE_NO_PAD.decode(claims).map_err(|_| TokenError::Invalid)?;
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
+        // No token we mint lives longer than the longest lifetime: one that says otherwise was not
+        // minted by this code, whatever signed it.
+        let longest_ms = u64::from(CreateTokenRequest::MAX_TTL_S) * 1000 + CLOCK_SKEW_MS;
+        if claims.exp_ms > now_ms.saturating_add(longest_ms) {
+            return Err(TokenError::Invalid);
+        }
         if now_ms >= claims.exp_ms {
             return Err(TokenError::Expired);
         }
         Ok(claims)
     }
 }
+
+/// How far the clocks of the instances that mint and verify tokens may disagree.
+const CLOCK_SKEW_MS: u64 = 60_000;
 
 fn mac(secret: &[u8], signed: &str) -> Hmac<Sha256> {
     // HMAC takes a key of any length; this cannot fail.
@@ -189,6 +198,21 @@ mod tests {
     }
 
     #[test]
+    fn a_token_that_claims_to_outlive_the_longest_lifetime_is_invalid() {
+        // Signed with a secret that leaked, or minted by a mistake: whatever it claims, no token
+        // lives longer than a minted one may.
+        let secrets = Secrets::new(Some(SECRET), None);
+        let longest = NOW + u64::from(CreateTokenRequest::MAX_TTL_S) * 1000;
+        assert!(secrets.verify(&secrets.mint(&claims("alice", longest)).unwrap(), NOW).is_ok());
+        let skewed = longest + CLOCK_SKEW_MS;
+        assert!(secrets.verify(&secrets.mint(&claims("alice", skewed)).unwrap(), NOW).is_ok());
+        for exp_ms in [skewed + 1, NOW + 86_400_000, u64::MAX] {
+            let token = secrets.mint(&claims("alice", exp_ms)).unwrap();
+            assert_eq!(secrets.verify(&token, NOW), Err(TokenError::Invalid), "{exp_ms}");
+        }
+    }
+
+    #[test]
     fn an_altered_or_foreign_token_is_invalid() {
         let secrets = Secrets::new(Some(SECRET), None);
         let token = secrets.mint(&claims("alice", NOW + 1000)).unwrap();
@@ -222,15 +246,15 @@ mod tests {
         }
         // Signed, but not claims this worker writes: an unknown scope or field.
         for json in [
-            r#"{"tenant":"alice","scope":"admin","exp_ms":1800000000000}"#,
-            r#"{"tenant":"alice","scope":"turns","exp_ms":1800000000000,"keep":true}"#,
+            r#"{"tenant":"alice","scope":"admin","exp_ms":1700000600000}"#,
+            r#"{"tenant":"alice","scope":"turns","exp_ms":1700000600000,"keep":true}"#,
             r#"{"tenant":"alice","scope":"turns"}"#,
         ] {
             assert_eq!(secrets.verify(&sign_raw(SECRET, json), NOW), Err(TokenError::Invalid), "{json}");
         }
         assert_eq!(
-            secrets.verify(&sign_raw(SECRET, r#"{"tenant":"alice","scope":"turns","exp_ms":1800000000000}"#), NOW),
-            Ok(claims("alice", 1_800_000_000_000)),
+            secrets.verify(&sign_raw(SECRET, r#"{"tenant":"alice","scope":"turns","exp_ms":1700000600000}"#), NOW),
+            Ok(claims("alice", 1_700_000_600_000)),
             "the helper signs as mint does"
         );
     }

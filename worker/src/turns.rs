@@ -10,15 +10,11 @@ use mayfly_core::{
 use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result, Stub};
 
 use crate::auth::{self, Tenant};
-use crate::config::{Config, DEADLINE_SLACK_MS};
+use crate::config::Config;
 use crate::ledger::{self, Admission, Admitted, Entry, Fingerprint};
 use crate::paging::{PageQuery, MAX_PAGE};
-use crate::turn_object::{TurnRecord, TENANT_HEADER};
+use crate::turn_object::{TurnRecord, START_TOO_LATE, START_WINDOW_MS, TENANT_HEADER};
 use crate::{idempotency, reply};
-
-/// How long past its deadline and the alarm's slack a turn still counts as running, should its
-/// object never say it finished: time for its reap.
-const REAP_ALLOWANCE_MS: u64 = 60_000;
 
 /// The Durable Object binding of the turns (`wrangler.toml`).
 const TURN_BINDING: &str = "TURN";
@@ -31,7 +27,7 @@ fn max_body_bytes(limits: &Limits) -> usize {
 
 /// `POST /v1/turns`. With an `Idempotency-Key` the tenant's ledger is asked first: a key it knows
 /// with the same body answers the turn that key started (started here should the first request
-/// have been cut off before it did), with another body a `409`.
+/// have been cut off before it did, within [`START_WINDOW_MS`]), with another body a `409`.
 pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
     let tenant = match auth::turn_tenant(&req, env) {
         Ok(tenant) => tenant,
@@ -70,24 +66,25 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
     let namespace = env.durable_object(TURN_BINDING)?;
     let turn_id = new_turn_id(&namespace)?;
     let created_unix_ms = Date::now().as_millis();
+    // The checked spec is what the object stores and runs: its template is settled now, so the turn
+    // runs in, and its record shows, the one this configuration chose even if it changes meanwhile.
+    let record = TurnRecord { tenant: tenant.0.clone(), turn_id, created_unix_ms, spec };
     // In the ledger before it starts: a turn that runs is always listed, and counted.
     let max_running = config.max_turns_per_tenant;
     let admission = Admission {
-        entry: Entry { turn_id: turn_id.as_str().to_owned(), created_unix_ms },
-        running_until_unix_ms: created_unix_ms
-            + u64::from(spec.timeout_s) * 1000
-            + DEADLINE_SLACK_MS
-            + REAP_ALLOWANCE_MS,
+        entry: Entry { turn_id: record.turn_id.as_str().to_owned(), created_unix_ms },
+        running_until_unix_ms: record.counted_until_unix_ms(),
         max_running,
         history_kept: config.max_turn_history,
         keys_kept: config.max_idempotency_keys,
         idempotency: key.map(|key| Fingerprint { key, body_sha256: idempotency::body_sha256(&body) }),
     };
     let keyed = admission.idempotency.is_some();
-    let (turn_id, created_unix_ms) = match ledger::admit(env, &tenant.0, &admission).await {
-        Ok(Admitted::Yes) => (turn_id, created_unix_ms),
+    let record = match ledger::admit(env, &tenant.0, &admission).await {
+        Ok(Admitted::Yes) => record,
+        // A retry's body is the first request's to the byte, so it makes the same record.
         Ok(Admitted::Again { turn_id, created_unix_ms }) => match TurnId::new(turn_id) {
-            Ok(turn_id) => (turn_id, created_unix_ms),
+            Ok(turn_id) => TurnRecord { turn_id, created_unix_ms, ..record },
             Err(err) => {
                 worker::console_error!("turns: ledger: {err}");
                 return reply::error(&ApiError::new(ErrorCode::Internal, "the turn could not be recorded"));
@@ -110,10 +107,7 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
             return reply::error(&ApiError::new(ErrorCode::Internal, "the turn could not be recorded"));
         }
     };
-    // The checked spec is what the object stores and runs: its template is settled now, so the turn
-    // runs in, and its record shows, the one this configuration chose even if it changes meanwhile.
-    // A retry's body is the first request's to the byte, so it makes the same record.
-    let record = TurnRecord { tenant: tenant.0.clone(), turn_id: turn_id.clone(), created_unix_ms, spec };
+    let turn_id = record.turn_id.clone();
     let mut init = RequestInit::new();
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
@@ -123,6 +117,15 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
     // With a key, whichever of a request and its retries reaches the object first starts the turn;
     // the others find it started (`409`). Without one the turn id is new, and a `409` a fault.
     let started = answer.status_code() == 201 || (keyed && answer.status_code() == 409);
+    if keyed && answer.status_code() == START_TOO_LATE {
+        let message = format!(
+            "the turn this {} names never started: its request was cut off, and a retry may start it \
+             only within {} s; send a new key for a new turn",
+            idempotency::HEADER,
+            START_WINDOW_MS / 1000
+        );
+        return reply::error(&ApiError::new(ErrorCode::Conflict, message));
+    }
     if !started {
         // It never ran. Without a key its place under the tenant's cap is free again; with one, a
         // retry of the request starts this very turn, so it keeps its place.

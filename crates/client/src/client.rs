@@ -10,13 +10,25 @@ use crate::error::Result;
 use crate::resume::RetryPolicy;
 use crate::routes::{Call, Endpoint};
 
-/// mayfly's edge API at one URL, called with one API key.
-#[derive(Debug, Clone)]
+/// mayfly's edge API at one URL, called with one API key or turn token. Its `Debug` leaves the
+/// credential out.
+#[derive(Clone)]
 pub struct Client<B> {
     pub(crate) endpoint: Endpoint,
     pub(crate) key: String,
     pub(crate) backend: B,
     pub(crate) policy: RetryPolicy,
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for Client<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint)
+            .field("key", &"<hidden>")
+            .field("backend", &self.backend)
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 impl<B: Backend> Client<B> {

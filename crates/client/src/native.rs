@@ -136,6 +136,13 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn a_client_printed_for_debugging_never_shows_the_credential() {
+        let printed = format!("{:?}", Client::new("https://api.example", "mk_secret-key"));
+        assert!(!printed.contains("mk_secret-key"), "{printed}");
+        assert!(printed.contains("https://api.example"), "{printed}");
+    }
+
     fn assert_send<T: Send>(_: &T) {}
 
     /// A one-request server: reads the request and answers `answer`, then hands back the request.

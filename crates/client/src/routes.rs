@@ -78,14 +78,31 @@ impl Method {
     }
 }
 
-/// One request to send: everything a backend needs and nothing it must decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One request to send: everything a backend needs and nothing it must decide. Its `Debug` leaves
+/// the credential out, so a call can be logged.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Call {
     pub method: Method,
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     /// A JSON body, sent with `Content-Type: application/json`.
     pub body: Option<String>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, if name.eq_ignore_ascii_case("authorization") { "<hidden>" } else { value }))
+            .collect();
+        f.debug_struct("Call")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &headers)
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 impl Call {
@@ -174,6 +191,15 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+
+    #[test]
+    fn a_call_printed_for_debugging_never_shows_the_credential() {
+        let call = Call::detail(&Endpoint::new("https://api.example"), "mk_secret-key", "t_1");
+        let printed = format!("{call:?}");
+        assert!(!printed.contains("mk_secret-key"), "{printed}");
+        assert!(printed.contains("Authorization") && printed.contains("/v1/turns/t_1"), "{printed}");
+        assert!(call.headers.contains(&("Authorization", "Bearer mk_secret-key".to_owned())));
+    }
 
     #[test]
     fn urls_keep_a_prefix_encode_ids_and_switch_schemes_for_sockets() {

@@ -16,6 +16,9 @@ use super::{internal, Live, Turn, TurnRecord};
 use crate::clock::WorkerClock;
 use crate::config::{Config, DEADLINE_SLACK_MS};
 
+/// The object's answer to a start past the turn's window ([`TurnRecord::may_start_at`]).
+pub(crate) const START_TOO_LATE: u16 = 410;
+
 /// How soon a failed reap is tried again.
 const REAP_RETRY_MS: u64 = 5_000;
 
@@ -24,6 +27,11 @@ impl Turn {
         let record: TurnRecord = req.json().await.map_err(|err| internal(&err))?;
         if self.record().await.map_err(|err| internal(&err))?.is_some() {
             return Err(ApiError::new(ErrorCode::Conflict, "the turn exists already"));
+        }
+        // Only a retry of a request cut off before it started its turn gets here with an old record;
+        // past the window the ledger no longer counts the turn, so it must not run (`turns.rs`).
+        if !record.may_start_at(WorkerClock.now_ms()) {
+            return Ok(Response::empty().map_err(|err| internal(&err))?.with_status(START_TOO_LATE));
         }
         self.put_record(&record).await.map_err(|err| internal(&err))?;
         // The log starts here, in this instance, so a viewer that connects before the alarm fires

@@ -33,7 +33,8 @@ use worker::{
 };
 
 use crate::reply;
-pub(crate) use storage::TurnRecord;
+pub(crate) use lifecycle::START_TOO_LATE;
+pub(crate) use storage::{TurnRecord, START_WINDOW_MS};
 
 /// The header through which the router tells the object whose request it is forwarding.
 pub(crate) const TENANT_HEADER: &str = "x-mayfly-tenant";

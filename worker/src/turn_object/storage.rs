@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{ListOptions, Result};
 
+use crate::config::DEADLINE_SLACK_MS;
+
 use super::Turn;
 
 /// The turn as `POST /v1/turns` hands it over: checked there, stored here once, run as it is.
@@ -24,6 +26,34 @@ pub(crate) struct TurnRecord {
     pub(crate) turn_id: TurnId,
     pub(crate) created_unix_ms: u64,
     pub(crate) spec: TurnSpec,
+}
+
+/// How long after its admission a turn may still be started. A request with an `Idempotency-Key`
+/// cut off between its admission and its start leaves a turn that a retry starts — within this
+/// window only: the tenant's ledger counts the turn for the window plus its run and reap
+/// ([`TurnRecord::counted_until_unix_ms`]), so a replay of an old key can never start a turn that
+/// nothing counts against the tenant's cap.
+pub(crate) const START_WINDOW_MS: u64 = 60_000;
+
+/// Time for the reap after a turn's deadline and slack, before the ledger stops counting a turn
+/// whose object never said it finished.
+const REAP_ALLOWANCE_MS: u64 = 60_000;
+
+impl TurnRecord {
+    /// Whether the turn may still be started at `now_unix_ms` ([`START_WINDOW_MS`]).
+    pub(crate) fn may_start_at(&self, now_unix_ms: u64) -> bool {
+        now_unix_ms <= self.created_unix_ms + START_WINDOW_MS
+    }
+
+    /// Until when the tenant's ledger counts the turn as running should its object never say it
+    /// finished: the latest start, the run with its safety slack, and the reap.
+    pub(crate) fn counted_until_unix_ms(&self) -> u64 {
+        self.created_unix_ms
+            + START_WINDOW_MS
+            + u64::from(self.spec.timeout_s) * 1000
+            + DEADLINE_SLACK_MS
+            + REAP_ALLOWANCE_MS
+    }
 }
 
 const TURN_KEY: &str = "turn";
@@ -118,5 +148,32 @@ impl Turn {
             }
         }
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mayfly_core::{CreateTurnRequest, Language, Limits, TemplateMap};
+
+    use super::*;
+
+    fn record(created_unix_ms: u64, timeout_s: u32) -> TurnRecord {
+        let mut request = CreateTurnRequest::new("print(1)", Language::Python);
+        request.timeout_s = Some(timeout_s);
+        let spec = TurnSpec::from_request(request, &Limits::default(), &TemplateMap::default()).unwrap();
+        TurnRecord { tenant: "alice".into(), turn_id: TurnId::new("t_1").unwrap(), created_unix_ms, spec }
+    }
+
+    #[test]
+    fn a_turn_starts_only_within_its_window_and_counts_past_its_latest_end() {
+        let record = record(1_000_000, 30);
+        assert!(record.may_start_at(1_000_000));
+        assert!(record.may_start_at(1_000_000 + START_WINDOW_MS));
+        // A retry of a create cut off long ago (its key kept for a day) starts nothing.
+        assert!(!record.may_start_at(1_000_000 + START_WINDOW_MS + 1));
+        assert!(!record.may_start_at(1_000_000 + 24 * 3_600_000));
+        // Started at the last moment, the turn runs, with its slack and reap, within its count.
+        let latest_end = 1_000_000 + START_WINDOW_MS + 30_000 + DEADLINE_SLACK_MS + REAP_ALLOWANCE_MS;
+        assert!(record.counted_until_unix_ms() >= latest_end);
     }
 }
