@@ -153,7 +153,7 @@ fn the_native_client_follows_a_turn_across_dropped_streams_keeps_cancels_and_rea
     assert_eq!(detail.events, events.len() as u64);
     stack.client(ALICE_KEY).wait_reaped(&turn.turn_id);
 
-    keep_cancel_and_refusals(&stack, &Client::new(&url, ALICE_KEY));
+    keep_cancel_and_refusals(&stack, &Client::new(&url, ALICE_KEY), &turn.turn_id);
     the_package_runs_a_turn_in_node(&url);
 }
 
@@ -175,7 +175,8 @@ fn the_package_runs_a_turn_in_node(url: &str) {
 }
 
 /// A turn with a database, kept and then cancelled while it runs; and the API's refusals, typed.
-fn keep_cancel_and_refusals(stack: &InProcessStack, client: &Client<Native>) {
+/// `without_database` is a finished turn that had no database.
+fn keep_cancel_and_refusals(stack: &InProcessStack, client: &Client<Native>, without_database: &str) {
     let request = CreateTurnRequest::new("import time\nprint('ready', flush=True)\ntime.sleep(60)\n", Language::Python);
     let (turn_id, keep, kinds, finished) = stack.runtime.block_on(async {
         let turn = client.create(&request).await.expect("the turn is created");
@@ -203,14 +204,17 @@ fn keep_cancel_and_refusals(stack: &InProcessStack, client: &Client<Native>) {
     assert!(kinds.contains(&"database.kept"), "{kinds:?}");
     assert!(matches!(finished.body, EventBody::TurnFinished { outcome: Outcome::Cancelled, .. }), "{finished:?}");
 
-    let (too_late, missing, stream_of_missing, wrong_key) = stack.runtime.block_on(async {
-        let too_late = client.keep(&turn_id).await.unwrap_err();
+    let (again, no_database, missing, stream_of_missing, wrong_key) = stack.runtime.block_on(async {
+        // Asked again after the turn, a kept database's answer is the same.
+        let again = client.keep(&turn_id).await.expect("a kept database's answer, again");
+        let no_database = client.keep(without_database).await.unwrap_err();
         let missing = client.detail("t_0000000000000000").await.unwrap_err();
         let stream_of_missing: Vec<_> = client.events("t_0000000000000000").collect().await;
         let wrong_key = Client::new(client.endpoint().base(), "not-a-key").detail(&turn_id).await.unwrap_err();
-        (too_late, missing, stream_of_missing, wrong_key)
+        (again, no_database, missing, stream_of_missing, wrong_key)
     });
-    assert_eq!((too_late.status(), too_late.code()), (Some(409), Some(ErrorCode::Conflict)), "{too_late:?}");
+    assert_eq!(again, keep);
+    assert_eq!((no_database.status(), no_database.code()), (Some(409), Some(ErrorCode::Conflict)), "{no_database:?}");
     assert_eq!((missing.status(), missing.code()), (Some(404), Some(ErrorCode::NotFound)), "{missing:?}");
     assert!(
         matches!(stream_of_missing.as_slice(), [Err(ClientError::Api { status: 404, .. })]),

@@ -1,15 +1,14 @@
 //! The wasm backend: the platform's `fetch` for calls and its `WebSocket` for the event stream
-//! (the key rides as a subprotocol, which is all a browser's WebSocket can carry), through
-//! gloo-net; waits on the global `setTimeout`. Browsers, Node.js 22, Deno and Bun have all three.
+//! (the key rides as a subprotocol, which is all a browser's WebSocket can carry; `socket.rs`);
+//! calls through gloo-net; waits on the global `setTimeout`. Browsers, Node.js 22, Deno and Bun have all three.
 
 use std::future::Future;
 use std::time::Duration;
 
 use futures::stream::LocalBoxStream;
-use futures::{Sink, StreamExt};
+use futures::StreamExt;
 use gloo_net::http::Request;
-use gloo_net::websocket::futures::WebSocket;
-use gloo_net::websocket::{Message, State};
+use socket::Socket;
 use wasm_bindgen::JsCast;
 
 use crate::backend::Backend;
@@ -19,6 +18,7 @@ use crate::routes::{socket_protocols, Answer, Call, Endpoint, Method};
 
 #[cfg(feature = "js")]
 pub mod js;
+mod socket;
 
 /// `fetch`, `WebSocket` and `setTimeout` behind [`Backend`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,25 +64,7 @@ impl Backend for Browser {
     ) -> impl Future<Output = Result<Self::Frames>> {
         let url = endpoint.events_socket(turn_id, after);
         let protocols = socket_protocols(key);
-        async move {
-            let socket = WebSocket::open_with_protocols(&url, &protocols)
-                .map_err(|err| ClientError::Transport(format!("cannot open the event stream: {err}")))?;
-            let mut socket = Box::pin(socket);
-            // The socket is ready to send once its handshake is over, whichever way it went.
-            let _ = futures::future::poll_fn(|cx| socket.as_mut().poll_ready(cx)).await;
-            if !matches!(socket.state(), State::Open) {
-                // A refused handshake does not say why; the resume asks the API after a few.
-                return Err(ClientError::Transport("the event stream was refused".to_owned()));
-            }
-            // An error or a close ends the stream after it: the resume reopens it.
-            let frames = socket.filter_map(|message| {
-                futures::future::ready(match message {
-                    Ok(Message::Text(text)) => Some(Ok(text)),
-                    _ => None,
-                })
-            });
-            Ok(frames.boxed_local())
-        }
+        async move { Ok(Socket::open(&url, &protocols).await?.boxed_local()) }
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {
