@@ -1,9 +1,9 @@
-//! Running the code: upload, start, stream its output (batched, capped, decoded without splitting
-//! characters) until it exits, the deadline passes or the turn is cancelled.
+//! Running the code: start it, stream its output (batched, capped, decoded without splitting
+//! characters) until it exits, the deadline passes or the turn is cancelled. The code and files
+//! are uploaded before, while the turn is provisioned (`upload.rs`).
 
 use std::pin::pin;
 
-use bytes::Bytes;
 use futures::future::{self, Either};
 use futures::{FutureExt, StreamExt};
 
@@ -22,22 +22,25 @@ where
     C: Clock,
     K: TurnSink,
 {
-    /// Uploads and runs the code, stopping early at the deadline or on cancellation. Stopping is
-    /// just dropping the work: the reap that follows kills the sandbox, and the process with it.
+    /// Ends when the turn is cancelled (`Cancelled`) or its deadline passes (`TimedOut`): the work
+    /// raced against it is stopped by being dropped.
+    pub(super) async fn interrupted(&self) -> Ending {
+        let until_deadline = self.deadline_unix_ms.saturating_sub(self.clock.now_ms());
+        match future::select(pin!(self.control.cancelled()), self.clock.sleep(until_deadline)).await {
+            Either::Left(_) => Ending::Cancelled,
+            Either::Right(_) => Ending::TimedOut,
+        }
+    }
+
+    /// Runs the uploaded code, stopping early at the deadline or on cancellation. Stopping is just
+    /// dropping the work: the reap that follows kills the sandbox, and the process with it.
     pub(super) async fn execute_until_interrupted(
         &self,
         sandbox: &SandboxHandle,
         database: Option<&Database>,
     ) -> Ending {
         let work = pin!(self.execute(sandbox, database));
-        let interrupt = pin!(async {
-            let until_deadline = self.deadline_unix_ms.saturating_sub(self.clock.now_ms());
-            match future::select(pin!(self.control.cancelled()), self.clock.sleep(until_deadline)).await {
-                Either::Left(_) => Ending::Cancelled,
-                Either::Right(_) => Ending::TimedOut,
-            }
-        });
-        let ending = match future::select(work, interrupt).await {
+        let ending = match future::select(work, pin!(self.interrupted())).await {
             Either::Left((ending, _)) | Either::Right((ending, _)) => ending,
         };
         // Every way out of the run passes here, so the run's duration is taken here.
@@ -55,22 +58,6 @@ where
     }
 
     async fn execute(&self, sandbox: &SandboxHandle, database: Option<&Database>) -> Ending {
-        let upload_started = self.clock.now_ms();
-        let code_path = self.spec.language.code_path();
-        let uploads = std::iter::once((code_path.to_owned(), self.spec.code.as_str()))
-            .chain(self.spec.files.iter().map(|file| (file.sandbox_path(), file.content.as_str())));
-        for (path, content) in uploads {
-            let bytes = Bytes::copy_from_slice(content.as_bytes());
-            if let Err(error) = self.sandboxes.upload(sandbox, &path, bytes).await {
-                return Ending::Failed(format!("{path} could not be uploaded: {error}"));
-            }
-            self.emitter.emit(EventBody::CodeUploaded { path, bytes: content.len() as u64 });
-            if self.emitter.is_closed() {
-                return Ending::SinkClosed;
-            }
-        }
-        self.timings.borrow_mut().upload_ms = Some(self.clock.now_ms() - upload_started);
-
         let mut env = Vec::new();
         if let Some(database) = database {
             // The one place the URL with its password goes: the process's environment.

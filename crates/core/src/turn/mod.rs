@@ -1,5 +1,6 @@
-//! The turn orchestrator: provision a sandbox and a database in parallel, run the code
-//! with the database URL in its environment, stream its output, and reap both — always.
+//! The turn orchestrator: provision a sandbox and a database in parallel (the code uploaded as
+//! soon as the sandbox is ready), run the code with the database URL in its environment, stream
+//! its output, and reap both — always.
 //!
 //! [`run_turn`] is sans-IO: providers, the clock and the event sink come in as arguments, so the very
 //! same code runs in the worker's Durable Object, in the CLI and under a virtual clock in tests.
@@ -23,6 +24,7 @@ mod sink;
 pub mod spec;
 #[cfg(test)]
 mod tests;
+mod upload;
 pub mod utf8;
 pub mod wall_time;
 
@@ -163,10 +165,12 @@ where
             deadline_ms: u64::from(self.spec.timeout_s) * 1000,
         });
 
-        let (sandbox, database, provision_failure) = self.provision().await;
+        let provision::Provisioned { sandbox, database, failure, upload } = self.provision().await;
 
-        let ending = if let Some(failure) = provision_failure {
+        let ending = if let Some(failure) = failure {
             Ending::Failed(failure)
+        } else if let Some(ending) = upload {
+            ending
         } else if self.control.is_cancelled() {
             Ending::Cancelled
         } else if self.emitter.is_closed() {

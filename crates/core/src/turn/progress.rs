@@ -36,12 +36,6 @@ impl Span {
         self.start.get_or_insert(at);
     }
 
-    /// The upload waits for both resources (the database URL goes into the sandbox's
-    /// environment), so it starts at the later of their ready events.
-    fn begin_after(&mut self, at: u64) {
-        self.start = Some(self.start.map_or(at, |start| start.max(at)));
-    }
-
     fn finish(&mut self, at: u64) {
         self.end = Some(self.end.map_or(at, |end| end.max(at)));
     }
@@ -184,12 +178,12 @@ impl TurnProgress {
             }
             EventBody::SandboxReady { .. } => {
                 self.sandbox_phase.finish(at);
-                self.upload_phase.begin_after(at);
+                // The upload starts as soon as the sandbox is ready, the database or not.
+                self.upload_phase.begin(at);
                 self.sandbox = Some(ResourceProgress { reap: ReapState::Live, error: None });
             }
             EventBody::DatabaseReady { .. } => {
                 self.database_phase.finish(at);
-                self.upload_phase.begin_after(at);
                 self.database = Some(ResourceProgress { reap: ReapState::Live, error: None });
             }
             EventBody::CodeUploaded { .. } => self.upload_phase.finish(at),

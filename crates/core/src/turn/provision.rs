@@ -1,9 +1,9 @@
 //! Provisioning: the sandbox and the database requested at once, each lease recorded as soon as
-//! its resource exists.
+//! its resource exists, and the code uploaded as soon as the sandbox is ready (`upload.rs`).
 
 use futures::future;
 
-use super::{Lease, LeasedResource, Turn, TurnSink};
+use super::{Ending, Lease, LeasedResource, Turn, TurnSink};
 use crate::providers::{
     database_name, sandbox_metadata, Clock, Database, DatabaseProvider, DatabaseRequest, SandboxHandle,
     SandboxProvider, SandboxRequest,
@@ -17,10 +17,14 @@ where
     C: Clock,
     K: TurnSink,
 {
-    /// Requests the sandbox and the database at the same time and records each lease as soon as
-    /// its resource exists. Returns what exists, and why the turn cannot go on, if it cannot.
-    pub(super) async fn provision(&self) -> (Option<SandboxHandle>, Option<Database>, Option<String>) {
+    /// Requests the sandbox and the database at the same time, records each lease as soon as its
+    /// resource exists and uploads the code as soon as the sandbox is ready. Returns what exists,
+    /// why the turn cannot go on if it cannot, and how the upload ended if it did not finish.
+    pub(super) async fn provision(&self) -> Provisioned {
         let started = self.clock.now_ms();
+        // When the last resource was there (or failed): provisioning's end, the upload aside.
+        let provisioned = std::cell::Cell::new(started);
+        let done = || provisioned.set(provisioned.get().max(self.clock.now_ms()));
         let deadline_unix_s = self.deadline_unix_ms.div_ceil(1000);
         let reap_by_unix_ms = self.deadline_unix_ms + u64::from(self.options.grace_s) * 1000;
         let lease = |resource| Lease {
@@ -44,7 +48,10 @@ where
             };
             let handle = match self.sandboxes.create(request).await {
                 Ok(handle) => handle,
-                Err(error) => return (None, Some(format!("the sandbox could not be created: {error}"))),
+                Err(error) => {
+                    done();
+                    return (None, Some(format!("the sandbox could not be created: {error}")), None);
+                }
             };
             let ms = self.clock.now_ms() - started;
             self.timings.borrow_mut().sandbox_ms = Some(ms);
@@ -54,11 +61,15 @@ where
                 .sink
                 .record_lease(lease(LeasedResource::Sandbox { sandbox_id: handle.sandbox_id.clone() }))
                 .await;
-            let failure = recorded.err().map(|error| format!("the sandbox's lease could not be recorded: {error}"));
-            (Some(handle), failure)
+            done();
+            if let Err(error) = recorded {
+                return (Some(handle), Some(format!("the sandbox's lease could not be recorded: {error}")), None);
+            }
+            let upload = self.upload_until_interrupted(&handle).await;
+            (Some(handle), None, upload)
         };
 
-        let database_side = async {
+        let make_database = async {
             if !self.spec.database {
                 return (None, None);
             }
@@ -88,14 +99,28 @@ where
             let failure = recorded.err().map(|error| format!("the database's lease could not be recorded: {error}"));
             (Some(database), failure)
         };
+        let database_side = async {
+            let made = make_database.await;
+            done();
+            made
+        };
 
-        let ((sandbox, sandbox_failure), (database, database_failure)) =
+        let ((sandbox, sandbox_failure, upload), (database, database_failure)) =
             future::join(sandbox_side, database_side).await;
-        self.timings.borrow_mut().provision_ms = Some(self.clock.now_ms() - started);
+        self.timings.borrow_mut().provision_ms = Some(provisioned.get() - started);
         let failure = match (sandbox_failure, database_failure) {
             (Some(a), Some(b)) => Some(format!("{a}; {b}")),
             (a, b) => a.or(b),
         };
-        (sandbox, database, failure)
+        Provisioned { sandbox, database, failure, upload }
     }
+}
+
+/// What provisioning left: the resources that exist, why the turn cannot go on (if it cannot),
+/// and how the upload ended if it did not finish (a failure, the deadline, a cancellation).
+pub(super) struct Provisioned {
+    pub(super) sandbox: Option<SandboxHandle>,
+    pub(super) database: Option<Database>,
+    pub(super) failure: Option<String>,
+    pub(super) upload: Option<Ending>,
 }

@@ -198,6 +198,8 @@ pub struct Timings {
     /// because they are requested in parallel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provision_ms: Option<u64>,
+    /// From the sandbox ready to the code and every file in it (they go up together, while the
+    /// database may still be being made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,7 @@
 //! The orchestrator against in-memory providers on a virtual clock: the happy path pinned as a
 //! snapshot, then every way a turn can go wrong, each checked to reap everything it created. A
 //! turn's output is `output.rs`; reaping and keeping are `reap.rs`; the longest turn within its alarm
-//! is `alarm.rs`.
+//! is `alarm.rs`; what waits for what is `overlap.rs`.
 
 use bytes::Bytes;
 use expect_test::{expect, Expect};
@@ -19,6 +19,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 mod alarm;
 mod output;
+mod overlap;
 mod reap;
 
 /// Fakes, sink, control and clock of one test.
