@@ -286,8 +286,13 @@ fn phases(label: &str, runs: &[TurnRun], report: &mut Report) {
     let d = |run: &TurnRun, from: &str, to: &str| Some(run.at(to)?.checked_sub(run.at(from)?)? as f64);
     let ready = |run: &TurnRun| Some(run.at("sandbox.ready")?.max(run.at("database.ready")?));
     add("accepted → sandbox and database ready", &|r| Some(ready(r)?.checked_sub(r.at("turn.accepted")?)? as f64));
-    add("ready → code uploaded", &|r| Some(r.at("code.uploaded")?.checked_sub(ready(r)?)? as f64));
-    add("uploaded → process started", &|r| d(r, "code.uploaded", "process.started"));
+    // The upload starts at the sandbox's ready, overlapping the database's creation; the process
+    // waits for the later of the two.
+    add("sandbox ready → code uploaded", &|r| d(r, "sandbox.ready", "code.uploaded"));
+    add("ready and uploaded → process started", &|r| {
+        let waited = ready(r)?.max(r.at("code.uploaded")?);
+        Some(r.at("process.started")?.checked_sub(waited)? as f64)
+    });
     add("started → first stdout", &|r| d(r, "process.started", "stdout"));
     // What the turn's own clock does not see: the request before the turn is accepted, and the
     // delivery of its first output to the caller.
