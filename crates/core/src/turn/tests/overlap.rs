@@ -4,6 +4,8 @@
 use expect_test::expect;
 
 use super::*;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 #[test]
 fn the_upload_overlaps_a_slower_database_and_files_go_up_at_once() {
