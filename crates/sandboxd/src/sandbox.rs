@@ -68,6 +68,11 @@ impl Sandbox {
         self.jail.lock().await.command(user, user.home(), argv, &[])
     }
 
+    /// Where the sandbox's files are on the host, and the host uid they belong to (as root).
+    pub(crate) async fn file_root(&self) -> crate::jail::FileRoot {
+        self.jail.lock().await.file_root()
+    }
+
     /// The process matching a selector, ended ones included while retained.
     pub(crate) fn find(&self, sel: &mayfly_core::wire::e2b::ProcessSelector) -> Option<Arc<Proc>> {
         let procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());

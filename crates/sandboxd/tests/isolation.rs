@@ -77,6 +77,66 @@ async fn escape_attempts_fail() {
     s.finish().await;
 }
 
+/// Jailed code swaps a directory of its home, and a file in it, for links to a host directory,
+/// over and over, while files are uploaded through them: not one lands on the host. sandboxd
+/// writes uploads itself (`envd/direct.rs`), so this race is the one that matters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_swapped_in_while_files_upload_never_lead_out_of_the_sandbox() {
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "base", "timeout": 120})).await;
+    // Open to anyone: only how a path is resolved may keep a write out, not who owns the target.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(host.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let target = host.path().display();
+    // Uploads make what is missing, so a step may find its name taken: it is skipped, not fatal.
+    let swapper = [
+        "import os",
+        "os.chdir('/home/user')",
+        "os.makedirs('d/sub', exist_ok=True)",
+        "open('d/f', 'w').close()",
+        "open('swapping', 'w').close()",
+        "steps = [",
+        "    lambda: os.rename('d', 'd.real'),",
+        &format!("    lambda: os.symlink('{target}', 'd'),"),
+        "    lambda: os.unlink('d'),",
+        "    lambda: os.rename('d.real', 'd'),",
+        "    lambda: os.rename('d/f', 'd/f.real'),",
+        &format!("    lambda: os.symlink('{target}/f', 'd/f'),"),
+        "    lambda: os.unlink('d/f'),",
+        "    lambda: os.rename('d/f.real', 'd/f'),",
+        "]",
+        "while True:",
+        "    for step in steps:",
+        "        try:",
+        "            step()",
+        "        except OSError:",
+        "            pass",
+    ]
+    .join("\n");
+    let bg = sb.clone();
+    let swapping = tokio::spawn(async move { bg.run(&format!("python3 -c \"{swapper}\"")).await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sb.rpc("/filesystem.Filesystem/Stat", json!({"path": "/home/user/swapping"})).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the swapper never started");
+    }
+    let mut landed = 0;
+    for i in 0..150 {
+        for path in [format!("/home/user/d/x{i}"), format!("/home/user/d/sub/new{i}/y"), "/home/user/d/f".to_owned()] {
+            landed += usize::from(sb.write(&path, b"pwned").await.status() == 200);
+        }
+    }
+    assert!(!swapping.is_finished(), "the swapper stopped: {:?}", swapping.await);
+    swapping.abort();
+    let escaped: Vec<_> = std::fs::read_dir(host.path()).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(escaped, Vec::<std::path::PathBuf>::new(), "uploads followed a link out of the sandbox");
+    assert!(landed > 0, "no upload got through at all");
+    // What an upload makes is the sandbox's, as if the jail's user had made it.
+    assert_eq!(sb.write("/home/user/n/m/f", b"x").await.status(), 200);
+    let run = sb.run("stat -c '%u %g %a' /home/user/n/m/f /home/user/n/m /home/user/n").await;
+    assert_eq!(run.stdout(), "1000 1000 644\n1000 1000 755\n1000 1000 755\n", "{}", run.stderr());
+    s.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandboxes_cannot_see_each_other() {
     let s = Server::start().await;

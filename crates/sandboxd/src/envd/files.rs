@@ -16,6 +16,7 @@ use mayfly_core::wire::e2b::{RpcError, StringMap, WriteInfo};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
+use super::direct::{self, Opened, WriteError, METADATA_PREFIX};
 use super::encoding::{self, Coding};
 use super::helper::{self, IS_DIR, NOT_FOUND, NO_SPACE};
 use super::{fsinfo, jail_path, query_user, Sb};
@@ -26,7 +27,6 @@ use crate::sandbox::Sandbox;
 const MAX_FILE: usize = 256 << 20;
 /// envd's limits on metadata: a key fits an xattr name after `user.e2b.`, and the whole set fits
 /// one ext4 block.
-const METADATA_PREFIX: &str = "user.e2b.";
 const MAX_METADATA_KEY: usize = 255 - METADATA_PREFIX.len();
 const MAX_METADATA_TOTAL: usize = 4096;
 
@@ -135,8 +135,67 @@ fn metadata(headers: &HeaderMap) -> Result<StringMap, String> {
 }
 
 /// Writes what `data` reads (at most [`MAX_FILE`] bytes) to `path` as it arrives, then its
-/// metadata.
+/// metadata: straight into the sandbox's directory where `direct` may, else by a jailed helper.
 async fn write_file(
+    sb: &Sandbox,
+    user: JailUser,
+    path: &str,
+    data: impl AsyncRead + Unpin,
+    meta: &StringMap,
+) -> Result<WriteInfo, Response> {
+    match direct::open(sb.file_root().await, path).await {
+        Opened::File(target) => write_direct(&target, path, data, meta).await,
+        Opened::IsDir => Err(is_dir(path)),
+        Opened::Jailed => write_jailed(sb, user, path, data, meta).await,
+    }
+}
+
+fn is_dir(path: &str) -> Response {
+    file_error(StatusCode::BAD_REQUEST, format!("path '{path}' is a directory"))
+}
+
+fn no_space(path: &str) -> Response {
+    file_error(StatusCode::INSUFFICIENT_STORAGE, format!("not enough space to write '{path}'"))
+}
+
+fn written(path: &str, metadata: Option<StringMap>) -> WriteInfo {
+    WriteInfo {
+        path: path.to_owned(),
+        name: path.rsplit('/').next().unwrap_or_default().to_owned(),
+        kind: "file".into(),
+        metadata,
+    }
+}
+
+async fn write_direct(
+    target: &direct::Target,
+    path: &str,
+    data: impl AsyncRead + Unpin,
+    meta: &StringMap,
+) -> Result<WriteInfo, Response> {
+    let refused = |e: WriteError| match e {
+        WriteError::Body(e) => file_error(StatusCode::BAD_REQUEST, format!("error reading the request body: {e}")),
+        WriteError::TooLarge => file_error(StatusCode::PAYLOAD_TOO_LARGE, "file is too large"),
+        WriteError::NoSpace => no_space(path),
+        WriteError::Io(e) => file_error(StatusCode::INTERNAL_SERVER_ERROR, format!("error writing '{path}': {e}")),
+    };
+    // No part of a file that did not arrive whole stays.
+    if let Err(e) = target.write(data, MAX_FILE as u64).await {
+        target.remove();
+        return Err(refused(e));
+    }
+    let stored = if meta.is_empty() && !target.existed {
+        None
+    } else {
+        target.set_metadata(meta.clone()).await.map_err(|e| match e {
+            WriteError::NoSpace => file_error(StatusCode::INSUFFICIENT_STORAGE, "not enough space for file metadata"),
+            e => refused(e),
+        })?
+    };
+    Ok(written(path, stored))
+}
+
+async fn write_jailed(
     sb: &Sandbox,
     user: JailUser,
     path: &str,
@@ -152,9 +211,9 @@ async fn write_file(
         helper::run_fed(sb, user, helper::script_argv(&script, &[path]), limited).await.map_err(helper_error)?;
     match out.code {
         0 => {}
-        IS_DIR => return Err(file_error(StatusCode::BAD_REQUEST, format!("path '{path}' is a directory"))),
+        IS_DIR => return Err(is_dir(path)),
         _ if out.stderr.contains("No space left") || out.stderr.contains("File too large") => {
-            return Err(file_error(StatusCode::INSUFFICIENT_STORAGE, format!("not enough space to write '{path}'")))
+            return Err(no_space(path))
         }
         _ => return Err(file_error(StatusCode::FORBIDDEN, format!("error writing '{path}': {}", out.stderr))),
     }
@@ -190,12 +249,7 @@ async fn write_file(
             }
         }
     };
-    Ok(WriteInfo {
-        path: path.to_owned(),
-        name: path.rsplit('/').next().unwrap_or_default().to_owned(),
-        kind: "file".into(),
-        metadata: stored,
-    })
+    Ok(written(path, stored))
 }
 
 pub(super) async fn upload(axum::Extension(sb): Sb, Query(q): Query<FileQuery>, req: Request) -> Response {

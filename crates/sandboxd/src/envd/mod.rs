@@ -5,14 +5,17 @@
 //! sandbox answers 502 `{"sandboxId","message","code"}`; a secure sandbox without the right
 //! `X-Access-Token` answers 401 JSON (plain HTTP, not Connect-framed, as envd's middleware does).
 //!
-//! File APIs never touch the sandbox's directory as root on the host: a jailed process could
-//! plant `/home/user/x -> /etc/shadow`. Every file operation is a small helper (`cat`, `mkdir`,
-//! `rm`, `mv`, and the Python `fsinfo` script for entries and metadata) run inside the sandbox's
-//! jail as the requesting user, where the worst a link can reach is what that user can already see.
+//! File APIs never follow a path through the sandbox's directory as root on the host: a jailed
+//! process could plant `/home/user/x -> /etc/shadow`. An upload is written by sandboxd itself only
+//! as the sandbox's uid and through `openat2` with no link followed (`direct`); every other file
+//! operation, and an upload whose path holds a link, is a small helper (`cat`, `mkdir`, `rm`,
+//! `mv`, and the Python `fsinfo` script for entries and metadata) run inside the sandbox's jail as
+//! the requesting user, where the worst a link can reach is what that user can already see.
 //!
 //! The handlers live in `process` (the process RPCs), `filesystem` (the filesystem RPCs) and
 //! `files` (`/files`); `helper` runs the in-jail helpers they share.
 
+mod direct;
 mod encoding;
 mod files;
 mod filesystem;

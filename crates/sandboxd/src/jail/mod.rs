@@ -202,6 +202,14 @@ pub(crate) struct Jail {
     host: Arc<JailHost>,
 }
 
+/// A sandbox's directory on the host and the host uid its files belong to (`None` when sandboxd
+/// is not root: then they are sandboxd's own).
+#[derive(Debug, Clone)]
+pub(crate) struct FileRoot {
+    pub(crate) dir: PathBuf,
+    pub(crate) host_uid: Option<u32>,
+}
+
 fn jail_error(what: impl std::fmt::Display) -> impl Fn(std::io::Error) -> SandboxError {
     move |e| SandboxError::Jail(format!("{what}: {e}"))
 }
@@ -244,6 +252,10 @@ impl Jail {
             return Err(e);
         }
         Ok(jail)
+    }
+
+    pub(crate) fn file_root(&self) -> FileRoot {
+        FileRoot { dir: self.dir.clone(), host_uid: self.host_uid }
     }
 
     async fn set_up(&mut self, network: &SandboxNetwork) -> Result<(), SandboxError> {
