@@ -6,7 +6,9 @@
 //! A report, not a test: a missed budget is reported, not failed. The run fails only when a section
 //! could not be measured at all, and then still writes what it has.
 
+mod budgets;
 mod charts;
+mod direct;
 mod measure;
 mod report;
 
@@ -17,14 +19,14 @@ use std::time::Instant;
 use mayfly_e2e::{InProcessStack, TestStackOptions, Tools};
 
 use measure::{attempt, sample, TurnRun, PRINT_1};
-use report::{percentile, Budget, Figure, Machine, Report, Size};
+use report::{Figure, Machine, Report, Size};
 
 const FLOORS: &str = "Floors";
 const PROVISIONING: &str = "Provisioning";
 const TURNS: &str = "Turn overhead (POST → first stdout byte)";
 const PHASES: &str = "Phases, from the turn's own timeline events";
 const REAP: &str = "Reap";
-const NAIVE: &str = "Naive baseline";
+const NAIVE: &str = "Baselines: the seed's flow without mayfly";
 
 const FLOOR_BWRAP: &str = "floor: bare bwrap `true`";
 const FLOOR_PYTHON: &str = "floor: bare bwrap `python3 -c print(1)`";
@@ -39,6 +41,8 @@ const TURN_WORKER_WARM: &str = "turn via the worker, warm pool";
 const TURN_NATIVE_COLD: &str = "turn via `mayfly run`'s path, cold (no pool)";
 const TURN_NATIVE_WARM: &str = "turn via `mayfly run`'s path, warm pool";
 const NAIVE_TURN: &str = "naive: sandbox, then database, then run; no pool";
+const DIRECT_COLD: &str = "direct: the official e2b SDK and httpx, no pool";
+const DIRECT_WARM: &str = "direct: the official e2b SDK and httpx, warm pool";
 
 /// Samples a figure: enough for a stable p95 (the 19th of 20), little enough for a few minutes.
 const N: usize = 20;
@@ -60,6 +64,7 @@ fn main() {
         streaming: Vec::new(),
         sizes: Vec::new(),
         budgets: Vec::new(),
+        headline: Vec::new(),
         notes: Vec::new(),
         errors: Vec::new(),
     };
@@ -81,7 +86,9 @@ fn main() {
         Err(err) => report.errors.push(format!("the stack without a pool did not start: {err:#}")),
     }
     step(&format!("starting the stack with a pool of {POOL}"));
-    match attempt(|| Ok(InProcessStack::start_with(TestStackOptions::default().pool(POOL)))) {
+    // 32 turns at once from one tenant: its cap of running turns must not be what is measured.
+    let options = TestStackOptions::default().pool(POOL).var("MAX_TURNS_PER_TENANT", "64");
+    match attempt(|| Ok(InProcessStack::start_with(options))) {
         Ok(stack) => {
             if let Err(err) = warm(&stack, &mut report) {
                 report.errors.push(format!("warm stack: {err:#}"));
@@ -94,13 +101,16 @@ fn main() {
         Ok(sizes) => report.sizes = sizes,
         Err(err) => report.errors.push(format!("sizes: {err:#}")),
     }
-    budgets(&mut report);
-    notes(&mut report);
+    budgets::budgets(&mut report);
+    budgets::notes(&mut report);
     report.wall_s = started.elapsed().as_secs_f64();
     if let Err(err) = write(&report, &out) {
         report.errors.push(format!("writing the report: {err:#}"));
     }
     println!("\n{}", report::summary(&report));
+    for line in &report.headline {
+        println!("{line}");
+    }
     println!("report: {}  ({:.0} s)", out.join("report.md").display(), report.wall_s);
     if !report.errors.is_empty() {
         std::process::exit(1);
@@ -170,14 +180,17 @@ fn cold(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
 
     step("naive baseline");
     report.figures.push(sample(NAIVE, NAIVE_TURN, Some(FLOOR_NATIVE), 1, N, || measure::naive_turn(stack, p)));
+    step("direct-SDK baseline");
+    report.figures.push(direct_sdk(stack, DIRECT_COLD, None));
 
-    step("streaming 10 MiB");
-    let body = serde_json::json!({ "code": measure::STREAM_CODE, "language": "python", "timeout_s": 120 }).to_string();
+    step(&format!("streaming {} MiB", measure::stream_mib()));
+    let body =
+        serde_json::json!({ "code": measure::stream_code(), "language": "python", "timeout_s": 120 }).to_string();
     for _ in 0..2 {
         let run = attempt(|| measure::worker_turn(stack, &body));
         report.streaming.push(measure::streaming("sandboxd → core → worker → WebSocket", run));
     }
-    let run = attempt(|| measure::native_turn(stack, p, measure::STREAM_CODE));
+    let run = attempt(|| measure::native_turn(stack, p, &measure::stream_code()));
     report.streaming.push(measure::streaming("sandboxd → core (no worker)", run));
     let leaks = measure::leftovers(stack)?;
     anyhow::ensure!(leaks == 0, "{leaks} sandboxes or databases left after the cold stack's turns");
@@ -209,6 +222,8 @@ fn warm(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
         measure::native_turn(stack, p, PRINT_1)
     });
     phases("native, warm", &native, report);
+    step("direct-SDK baseline with a warm pool");
+    report.figures.push(direct_sdk(stack, DIRECT_WARM, Some(&admin)));
 
     for n in [8, 16, 32] {
         step(&format!("{n} concurrent turns"));
@@ -216,6 +231,33 @@ fn warm(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
         report.concurrency.push(measure::concurrency(stack, n));
     }
     Ok(())
+}
+
+/// The seed's flow through the official SDK (`direct.rs`), each sample from the same state as
+/// mayfly's turns meet: with a warm pool, once the pool is full again.
+fn direct_sdk(stack: &InProcessStack, name: &str, pool: Option<&tokio_postgres::Client>) -> Figure {
+    let mut figure = Figure::new(NAIVE, name, Some(FLOOR_TURN));
+    let mut sdk = match attempt(|| direct::DirectSdk::start(stack)) {
+        Ok(sdk) => sdk,
+        Err(err) => {
+            figure.failures.push(format!("{err:#}"));
+            return figure;
+        }
+    };
+    for i in 0..N + 2 {
+        let sample = attempt(|| {
+            if let Some(admin) = pool {
+                measure::wait_pool(stack, admin, POOL)?;
+            }
+            sdk.turn()
+        });
+        match sample {
+            Ok(v) if i >= 2 => figure.push(v),
+            Ok(_) => {}
+            Err(err) => figure.failures.push(format!("{err:#}")),
+        }
+    }
+    figure
 }
 
 /// Sequential and parallel provisioning of the pair, alternating so drift hits both alike.
@@ -343,121 +385,6 @@ fn sizes() -> anyhow::Result<Vec<Size>> {
         measure("worker wasm", root.join("worker/build/index_bg.wasm"))?,
         measure("web wasm", root.join("target/dist/web/pkg/mayfly_web_bg.wasm"))?,
     ])
-}
-
-fn budgets(report: &mut Report) {
-    let mut budgets = Vec::new();
-    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
-    let (turn, floor) = (report.p50(TURN_WORKER_COLD), report.p50(FLOOR_TURN));
-    let r = ratio(turn, floor);
-    budgets.push(Budget {
-        name: "turn overhead, cold, via the worker (p50)",
-        target: "≤ 1.3 × floor".into(),
-        measured: format!("{} ms = {:.2} × {} ms", report::ms(turn), r.unwrap_or(f64::NAN), report::ms(floor)),
-        met: r.map(|r| r <= 1.3),
-    });
-    let warm = report.p50(DB_WARM);
-    budgets.push(Budget {
-        name: "warm-pool database hand-out (p50)",
-        target: "≤ 15 ms".into(),
-        measured: format!("{} ms", report::ms(warm)),
-        met: warm.map(|v| v <= 15.0),
-    });
-    let cold_ratio = ratio(report.p50("pair, parallel, no pool"), report.p50("pair, sequential, no pool"));
-    let warm_ratio = ratio(report.p50("pair, parallel, warm pool"), report.p50("pair, sequential, warm pool"));
-    budgets.push(Budget {
-        name: "parallel / sequential provisioning (p50)",
-        target: "≤ 0.6".into(),
-        measured: format!(
-            "{:.2} no pool, {:.2} warm pool",
-            cold_ratio.unwrap_or(f64::NAN),
-            warm_ratio.unwrap_or(f64::NAN)
-        ),
-        met: cold_ratio.map(|r| r <= 0.6),
-    });
-    let reap: Vec<f64> =
-        report.figures.iter().filter(|f| f.section == REAP).flat_map(|f| f.samples_ms.clone()).collect();
-    let reap_failed = report.figures.iter().filter(|f| f.section == REAP).any(|f| !f.failures.is_empty());
-    let (reap50, reap95) = (percentile(&reap, 0.5), percentile(&reap, 0.95));
-    budgets.push(Budget {
-        name: "reap after process exit (p95, all worker turns)",
-        target: "≤ 100 ms".into(),
-        measured: format!("p50 {} ms, p95 {} ms", report::ms(reap50), report::ms(reap95)),
-        met: reap95.map(|v| v <= 100.0 && !reap_failed),
-    });
-    let c32 = report.concurrency.iter().find(|c| c.turns == 32);
-    budgets.push(Budget {
-        name: "32 concurrent turns",
-        target: "0 failures, 0 leaks".into(),
-        measured: c32.map_or_else(
-            || "not run".to_owned(),
-            |c| format!("{} failures, {} leaks", c.failures.len(), c.leaks.map_or("?".into(), |l| l.to_string())),
-        ),
-        met: c32.map(|c| c.failures.is_empty() && c.leaks == Some(0)),
-    });
-    let through_worker: Vec<_> = report.streaming.iter().filter(|s| s.path.contains("worker")).collect();
-    let slowest = through_worker.iter().map(|s| s.stream_mb_per_s).fold(f64::INFINITY, f64::min);
-    budgets.push(Budget {
-        name: "10 MB stdout through the worker (slowest run)",
-        target: "intact, ≥ 50 MB/s".into(),
-        measured: format!(
-            "{:.1} MB/s, intact: {}",
-            if through_worker.is_empty() { 0.0 } else { slowest },
-            through_worker.iter().all(|s| s.intact)
-        ),
-        met: (!through_worker.is_empty()).then(|| slowest >= 50.0 && through_worker.iter().all(|s| s.intact)),
-    });
-    for (name, artifact, limit, text) in [
-        ("worker wasm, gzipped", "worker wasm", 1_000_000, "≤ 1 MB"),
-        ("web wasm, gzipped", "web wasm", 300_000, "≤ 300 KB"),
-    ] {
-        let size = report.sizes.iter().find(|s| s.name == artifact);
-        budgets.push(Budget {
-            name,
-            target: text.into(),
-            measured: size.map_or_else(|| "not built".to_owned(), |s| format!("{} bytes", s.gzip_bytes)),
-            met: size.map(|s| s.gzip_bytes <= limit),
-        });
-    }
-    report.budgets = budgets;
-}
-
-fn notes(report: &mut Report) {
-    let saved = |mayfly: &str| {
-        let (naive, ours) = (report.p50(NAIVE_TURN)?, report.p50(mayfly)?);
-        Some(format!(
-            "The naive flow reaches its first stdout byte at p50 {naive:.1} ms; {mayfly} at {ours:.1} ms: mayfly's \
-             design saves {:.0}% ({:.1} ms).",
-            (1.0 - ours / naive) * 100.0,
-            naive - ours
-        ))
-    };
-    let mut notes: Vec<String> =
-        [TURN_NATIVE_COLD, TURN_NATIVE_WARM, TURN_WORKER_WARM].iter().filter_map(|m| saved(m)).collect();
-    notes.extend([
-        "sandboxd keeps no warm pool: a create makes a directory and a registry entry, and the jail starts with the \
-         process, so its create is the same cold or warm."
-            .to_owned(),
-        format!(
-            "Warm means scratchdb keeps a pool of {POOL} ready databases; each warm sample starts once the pool is \
-             full again (untimed), the state a turn normally meets."
-        ),
-        "The turn floor is, sample by sample, an HTTP round trip to wrangler dev plus the larger of a bare bwrap \
-         running `python3 -c print(1)` and a bare CREATE DATABASE: the work a turn cannot avoid."
-            .to_owned(),
-        "Turns through the worker are timed from the POST to the first stdout event read from the WebSocket; \
-         through `mayfly run`'s path (core's `run_turn` over the CLI's providers) from the call to the first stdout \
-         event at the sink."
-            .to_owned(),
-        "Reap is the turn's own timeline: `process.exited` to the later of `sandbox.reaped` and `database.reaped` \
-         (each emitted once its provider confirmed the delete); each turn is also checked as reaped through the API."
-            .to_owned(),
-        "The parallel/sequential ratio cannot go below max(a, b) / (a + b): when one resource takes most of the \
-         time (a database create without a pool), provisioning in parallel saves little, and the ratio says so."
-            .to_owned(),
-        "Leaks are the sandboxes and scratch databases the providers still list after the turns are over.".to_owned(),
-    ]);
-    report.notes = notes;
 }
 
 fn write(report: &Report, out: &std::path::Path) -> anyhow::Result<()> {

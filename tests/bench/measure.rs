@@ -403,17 +403,28 @@ pub(crate) fn concurrency(stack: &InProcessStack, n: usize) -> Concurrency {
     }
 }
 
-/// 10 MiB of a fixed pattern, as the streaming turn prints it.
-pub(crate) fn pattern() -> Vec<u8> {
-    let line: Vec<u8> = (0..63u8).map(|i| b'0' + i % 75).chain(std::iter::once(b'\n')).collect();
-    line.repeat(16 * 1024 * 10)
+/// How many MiB the streaming turn prints: as much as a turn keeps (`Limits::max_output_bytes`),
+/// all of which must arrive; more would be cut off by design (docs/security.md).
+pub(crate) fn stream_mib() -> usize {
+    Limits::default().max_output_bytes >> 20
 }
 
-pub(crate) const STREAM_CODE: &str = "import sys\n\
-line = bytes(48 + i % 75 for i in range(63)) + b'\\n'\n\
-chunk = line * 16384\n\
-for _ in range(10):\n    sys.stdout.buffer.write(chunk)\n\
-sys.stdout.flush()\n";
+/// [`stream_mib`] MiB of a fixed pattern, as the streaming turn prints it.
+pub(crate) fn pattern() -> Vec<u8> {
+    let line: Vec<u8> = (0..63u8).map(|i| b'0' + i % 75).chain(std::iter::once(b'\n')).collect();
+    line.repeat(16 * 1024 * stream_mib())
+}
+
+pub(crate) fn stream_code() -> String {
+    let mib = stream_mib();
+    format!(
+        "import sys\n\
+         line = bytes(48 + i % 75 for i in range(63)) + b'\\n'\n\
+         chunk = line * 16384\n\
+         for _ in range({mib}):\n    sys.stdout.buffer.write(chunk)\n\
+         sys.stdout.flush()\n"
+    )
+}
 
 pub(crate) fn streaming(path: &'static str, run: anyhow::Result<TurnRun>) -> Streaming {
     let expected = pattern();

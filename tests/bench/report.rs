@@ -80,7 +80,7 @@ pub(crate) struct Size {
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Budget {
-    pub(crate) name: &'static str,
+    pub(crate) name: String,
     pub(crate) target: String,
     pub(crate) measured: String,
     /// `None` when the figure could not be measured, which counts as not met.
@@ -107,6 +107,8 @@ pub(crate) struct Report {
     pub(crate) streaming: Vec<Streaming>,
     pub(crate) sizes: Vec<Size>,
     pub(crate) budgets: Vec<Budget>,
+    /// A turn through the worker against the direct SDK flow and against the floor, in words.
+    pub(crate) headline: Vec<String>,
     pub(crate) notes: Vec<String>,
     /// Sections that could not run at all, with why.
     pub(crate) errors: Vec<String>,
@@ -166,7 +168,7 @@ pub(crate) fn summary(report: &Report) -> String {
     for s in &report.streaming {
         let _ = writeln!(
             out,
-            "streaming 10 MiB, {:<40} {:>7.1} MB/s stream, {:>7.1} MB/s end to end, intact: {}",
+            "streaming, {:<47} {:>7.1} MB/s stream, {:>7.1} MB/s end to end, intact: {}",
             s.path, s.stream_mb_per_s, s.end_to_end_mb_per_s, s.intact
         );
     }
@@ -202,6 +204,13 @@ pub(crate) fn markdown(report: &Report) -> String {
         let _ = writeln!(md, "## Sections that failed\n");
         for e in &report.errors {
             let _ = writeln!(md, "- {e}");
+        }
+        md.push('\n');
+    }
+    if !report.headline.is_empty() {
+        let _ = writeln!(md, "## Headline\n");
+        for line in &report.headline {
+            let _ = writeln!(md, "- {line}");
         }
         md.push('\n');
     }
@@ -260,7 +269,7 @@ pub(crate) fn markdown(report: &Report) -> String {
     }
     let _ = writeln!(
         md,
-        "\n## Streaming 10 MiB of stdout\n\n| path | bytes | intact (SHA-256) | stream MB/s | end to end MB/s | error |\n\
+        "\n## Streaming a turn's whole output (stdout up to the output limit)\n\n| path | bytes | intact (SHA-256) | stream MB/s | end to end MB/s | error |\n\
          |---|---|---|---|---|---|"
     );
     for s in &report.streaming {

@@ -30,6 +30,9 @@ use crate::jail::FileRoot;
 /// envd's metadata lives in `user.e2b.*` extended attributes (docs/protocols/envd-rules.md).
 pub(super) const METADATA_PREFIX: &str = "user.e2b.";
 
+/// The longest path the kernel takes (`PATH_MAX`), and so the helper's `mkdir -p`.
+const PATH_MAX: usize = 4096;
+
 /// What opening an upload's path found.
 #[derive(Debug)]
 pub(super) enum Opened {
@@ -47,6 +50,7 @@ pub(super) struct Target {
     file: File,
     parent: OwnedFd,
     name: String,
+    host_uid: Option<u32>,
     /// Whether the file was there before (its old metadata must then go).
     pub(super) existed: bool,
 }
@@ -77,7 +81,8 @@ fn split(path: &str) -> Option<(&'static str, Vec<String>)> {
     } else {
         ("tmp", path.strip_prefix("/tmp/")?)
     };
-    if rest.ends_with('/') {
+    // As long a path as the kernel resolves in one go: each name costs a step, and its directory.
+    if rest.ends_with('/') || path.len() > PATH_MAX {
         return None;
     }
     let names: Vec<String> = rest.split('/').filter(|n| !n.is_empty()).map(str::to_owned).collect();
@@ -108,6 +113,15 @@ impl Drop for AsSandbox {
     }
 }
 
+/// Runs `f` on this thread as the sandbox (see [`AsSandbox`]); `None` if the identity did not take.
+fn as_sandbox<T>(host_uid: Option<u32>, f: impl FnOnce() -> T) -> Option<T> {
+    let _identity = match host_uid {
+        Some(uid) => Some(AsSandbox::enter(uid)?),
+        None => None,
+    };
+    Some(f())
+}
+
 fn how(flags: OFlag) -> OpenHow {
     OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(
         ResolveFlag::RESOLVE_BENEATH
@@ -118,13 +132,10 @@ fn how(flags: OFlag) -> OpenHow {
 }
 
 fn open_as_sandbox(root: &FileRoot, base: &str, names: &[String]) -> Opened {
-    let _identity = match root.host_uid {
-        Some(uid) => match AsSandbox::enter(uid) {
-            Some(identity) => Some(identity),
-            None => return Opened::Jailed,
-        },
-        None => None,
-    };
+    as_sandbox(root.host_uid, || open_walk(root, base, names)).unwrap_or(Opened::Jailed)
+}
+
+fn open_walk(root: &FileRoot, base: &str, names: &[String]) -> Opened {
     // The sandbox's directory and its `home/` and `tmp/` are sandboxd's making: no jail names them.
     let top = nix::fcntl::open(
         &root.dir.join(base),
@@ -143,14 +154,14 @@ fn open_as_sandbox(root: &FileRoot, base: &str, names: &[String]) -> Opened {
     for _ in 0..3 {
         let flags = OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
         match openat2(&dir, name.as_str(), how(flags)) {
-            Ok(fd) => return regular(fd, dir, name, true),
+            Ok(fd) => return regular(fd, dir, name, root.host_uid, true),
             Err(Errno::EISDIR) => return Opened::IsDir,
             Err(Errno::ENOENT) => {}
             Err(_) => return Opened::Jailed,
         }
         let create = how(flags | OFlag::O_CREAT | OFlag::O_EXCL).mode(Mode::from_bits_truncate(0o644));
         match openat2(&dir, name.as_str(), create) {
-            Ok(fd) => return regular(fd, dir, name, false),
+            Ok(fd) => return regular(fd, dir, name, root.host_uid, false),
             Err(Errno::EEXIST) => {}
             Err(_) => return Opened::Jailed,
         }
@@ -174,17 +185,25 @@ fn subdirectory(dir: &OwnedFd, name: &str) -> nix::Result<OwnedFd> {
 }
 
 /// The opened file if it is a regular one; a FIFO or device is the helper's to refuse.
-fn regular(fd: OwnedFd, parent: OwnedFd, name: &str, existed: bool) -> Opened {
+fn regular(fd: OwnedFd, parent: OwnedFd, name: &str, host_uid: Option<u32>, existed: bool) -> Opened {
     let file = File::from(fd);
     match file.metadata() {
-        Ok(meta) if meta.file_type().is_file() => Opened::File(Target { file, parent, name: name.to_owned(), existed }),
+        Ok(meta) if meta.file_type().is_file() => {
+            Opened::File(Target { file, parent, name: name.to_owned(), host_uid, existed })
+        }
         _ => Opened::Jailed,
     }
 }
 
 impl Target {
-    /// Writes what `data` reads into the file, refusing more than `max` bytes.
-    pub(super) async fn write(&self, mut data: impl AsyncRead + Unpin, max: u64) -> Result<(), WriteError> {
+    /// Writes what `data` reads into the file, refusing more than `max` bytes, and stopping once
+    /// `gone` says the sandbox is being torn down: a slow upload must not keep its files alive.
+    pub(super) async fn write(
+        &self,
+        mut data: impl AsyncRead + Unpin,
+        max: u64,
+        gone: impl Fn() -> bool,
+    ) -> Result<(), WriteError> {
         let mut file = tokio::fs::File::from_std(self.file.try_clone().map_err(WriteError::Io)?);
         let mut buf = vec![0u8; 64 << 10];
         let mut total = 0u64;
@@ -197,14 +216,21 @@ impl Target {
             if total > max {
                 return Err(WriteError::TooLarge);
             }
+            if gone() {
+                return Err(WriteError::Io(std::io::Error::other("the sandbox is gone")));
+            }
             file.write_all(&buf[..read]).await.map_err(disk_error)?;
         }
         file.flush().await.map_err(disk_error)
     }
 
     /// Takes the file back after a failed upload, if its name still is this file: jailed code
-    /// may have put something else there since.
-    pub(super) fn remove(&self) {
+    /// may have put something else there since. As the sandbox, like every other step.
+    pub(super) async fn remove(self) {
+        let _ = tokio::task::spawn_blocking(move || as_sandbox(self.host_uid, || self.unlink())).await;
+    }
+
+    fn unlink(&self) {
         let (Ok(ours), Ok(there)) =
             (self.file.metadata(), fstatat(&self.parent, self.name.as_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW))
         else {
@@ -219,12 +245,16 @@ impl Target {
     /// none. A file system without extended attributes keeps the file without, as envd does.
     pub(super) async fn set_metadata(&self, wanted: StringMap) -> Result<Option<StringMap>, WriteError> {
         let file = self.file.try_clone().map_err(WriteError::Io)?;
-        tokio::task::spawn_blocking(move || {
+        let host_uid = self.host_uid;
+        let set = move || -> Result<Option<StringMap>, WriteError> {
             replace_metadata(&file, &wanted).map_err(disk_error)?;
             Ok(read_metadata(&file))
-        })
-        .await
-        .map_err(|e| WriteError::Io(std::io::Error::other(e)))?
+        };
+        let unknown = || WriteError::Io(std::io::Error::other("the sandbox's identity did not take"));
+        tokio::task::spawn_blocking(move || as_sandbox(host_uid, set))
+            .await
+            .map_err(|e| WriteError::Io(std::io::Error::other(e)))?
+            .ok_or_else(unknown)?
     }
 }
 
@@ -282,6 +312,10 @@ mod tests {
             assert_eq!(split(path), None, "{path}");
         }
         assert_eq!(split("/home/userx/a"), None);
+        // Each name is a directory sandboxd makes: no more of them than the kernel resolves at once.
+        let deep = format!("/home/user/{}x", "a/".repeat(2100));
+        assert_eq!(split(&deep), None);
+        assert!(split(&format!("/home/user/{}x", "a/".repeat(2000))).is_some());
     }
 
     fn root(dir: &std::path::Path) -> FileRoot {
@@ -314,7 +348,7 @@ mod tests {
         let Opened::File(again) = open_as_sandbox(&root, "home", &names) else { panic!("not opened") };
         assert!(again.existed);
         assert_eq!(std::fs::read(sandbox.path().join("home/a/b/c.txt")).unwrap(), b"");
-        again.remove();
+        again.unlink();
         assert!(!sandbox.path().join("home/a/b/c.txt").exists());
         let dir = vec!["a".to_owned()];
         assert!(matches!(open_as_sandbox(&root, "home", &dir), Opened::IsDir));

@@ -144,7 +144,7 @@ async fn write_file(
     meta: &StringMap,
 ) -> Result<WriteInfo, Response> {
     match direct::open(sb.file_root().await, path).await {
-        Opened::File(target) => write_direct(&target, path, data, meta).await,
+        Opened::File(target) => write_direct(sb, target, path, data, meta).await,
         Opened::IsDir => Err(is_dir(path)),
         Opened::Jailed => write_jailed(sb, user, path, data, meta).await,
     }
@@ -168,7 +168,8 @@ fn written(path: &str, metadata: Option<StringMap>) -> WriteInfo {
 }
 
 async fn write_direct(
-    target: &direct::Target,
+    sb: &Sandbox,
+    target: direct::Target,
     path: &str,
     data: impl AsyncRead + Unpin,
     meta: &StringMap,
@@ -180,8 +181,8 @@ async fn write_direct(
         WriteError::Io(e) => file_error(StatusCode::INTERNAL_SERVER_ERROR, format!("error writing '{path}': {e}")),
     };
     // No part of a file that did not arrive whole stays.
-    if let Err(e) = target.write(data, MAX_FILE as u64).await {
-        target.remove();
+    if let Err(e) = target.write(data, MAX_FILE as u64, || sb.is_gone()).await {
+        target.remove().await;
         return Err(refused(e));
     }
     let stored = if meta.is_empty() && !target.existed {

@@ -266,7 +266,10 @@ impl Jail {
             if let Some(cgroups) = &self.host.cgroups {
                 self.cgroup = Some(cgroups.create(&self.hostname, &self.limits).map_err(SandboxError::Jail)?);
             }
-            let opts = format!("size={},mode=0755", self.limits.disk_bytes);
+            // Inodes are kernel memory outside the size, and sandboxd makes some of them itself
+            // (an upload's directories, charged to sandboxd, not the sandbox): one per 16 KiB.
+            let inodes = (self.limits.disk_bytes / (16 << 10)).max(1024);
+            let opts = format!("size={},nr_inodes={inodes},mode=0755", self.limits.disk_bytes);
             nix::mount::mount(
                 Some("tmpfs"),
                 &self.dir,
