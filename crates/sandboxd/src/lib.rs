@@ -124,7 +124,7 @@ impl AppState {
         let templates = jail::Templates::prepare(config.python_venv.as_deref(), &config.state_dir, host.root)
             .map_err(StartError::Jail)?;
         let config = Arc::new(config);
-        let sandboxes = Arc::new(Sandboxes::new(config.clone(), host, templates.python_venv.clone()));
+        let sandboxes = Arc::new(Sandboxes::new(config.clone(), host, &templates));
         Ok(AppState { sandboxes, config, templates: Arc::new(templates) })
     }
 

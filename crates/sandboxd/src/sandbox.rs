@@ -172,6 +172,7 @@ pub struct Sandboxes {
     host: Arc<JailHost>,
     /// What the `mayfly` template mounts at `/opt/venv`.
     python_venv: Option<std::path::PathBuf>,
+    etc: std::path::PathBuf,
     map: Mutex<HashMap<String, Arc<Sandbox>>>,
     /// Reserved slots, so concurrent creates cannot overshoot `max_sandboxes`.
     reserved: Mutex<usize>,
@@ -196,11 +197,12 @@ fn random_id(len: usize) -> String {
 }
 
 impl Sandboxes {
-    pub(crate) fn new(config: Arc<Config>, host: Arc<JailHost>, python_venv: Option<std::path::PathBuf>) -> Sandboxes {
+    pub(crate) fn new(config: Arc<Config>, host: Arc<JailHost>, templates: &crate::jail::Templates) -> Sandboxes {
         Sandboxes {
             config,
             host,
-            python_venv,
+            python_venv: templates.python_venv.clone(),
+            etc: templates.etc.clone(),
             map: Mutex::new(HashMap::new()),
             reserved: Mutex::new(0),
             next_uid: AtomicU32::new(0),
@@ -270,6 +272,7 @@ impl Sandboxes {
             hostname: &id,
             host_uid,
             venv,
+            etc: self.etc.clone(),
             limits: self.config.limits,
             network: &self.config.network,
             env_vars: &env,

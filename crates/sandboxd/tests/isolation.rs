@@ -310,7 +310,9 @@ async fn a_restart_removes_what_a_killed_sandboxd_left() {
         .await
         .unwrap();
     let id = created["sandboxID"].as_str().unwrap().to_owned();
-    let mounted = || std::fs::read_to_string("/proc/mounts").unwrap().contains(state_dir.to_str().unwrap());
+    // The sandbox's own tmpfs; the staged templates and `/etc` are mounted anew by each life.
+    let sandbox_dir = state_dir.join(&id);
+    let mounted = || std::fs::read_to_string("/proc/mounts").unwrap().contains(sandbox_dir.to_str().unwrap());
     first.kill().unwrap();
     first.wait().unwrap();
     assert!(state_dir.join(&id).exists(), "a killed sandboxd leaves its sandbox's directory");
@@ -326,6 +328,11 @@ async fn a_restart_removes_what_a_killed_sandboxd_left() {
     }
     second.kill().unwrap();
     second.wait().unwrap();
+    // Killed too, it left its staged templates mounted for its next start to replace.
+    let templates = state_dir.join(".templates");
+    if mayfly_sandboxd::is_root() {
+        nix::mount::umount2(&templates, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
     std::fs::remove_dir_all(&state_dir).unwrap();
 }
 

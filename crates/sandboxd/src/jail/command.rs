@@ -30,38 +30,6 @@ const INFO_FD: RawFd = 6;
 /// merged-usr systems and are recreated as links.
 const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
-/// The `/etc` entries a template needs: dynamic linking, TLS roots, name resolution, time zone,
-/// shell profile, alternatives. Notably absent: shadow, gshadow, sudoers, ssh keys.
-const ETC_ALLOW: &[&str] = &[
-    "alternatives",
-    "ssl",
-    "ca-certificates",
-    "ca-certificates.conf",
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "localtime",
-    "timezone",
-    "nsswitch.conf",
-    "hosts",
-    "resolv.conf",
-    "host.conf",
-    "gai.conf",
-    "protocols",
-    "services",
-    "mime.types",
-    "bash.bashrc",
-    "profile",
-    "profile.d",
-    "inputrc",
-    "terminfo",
-    "python3",
-    "python3.11",
-    "os-release",
-    "debian_version",
-    "locale.alias",
-];
-
 /// The `PATH` a jailed process starts with, unless its own environment sets another.
 const JAIL_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -179,15 +147,11 @@ impl Jail {
                 Err(_) => {}
             }
         }
-        push(&["--proc", "/proc", "--dev", "/dev", "--dir", "/etc"]);
-        for name in ETC_ALLOW {
-            let p = format!("/etc/{name}");
-            push(&["--ro-bind-try", &p, &p]);
-        }
+        // One bind of the staged `/etc` (`template`), not one per entry: each mount costs every
+        // process of every jail its setup time.
+        push(&["--proc", "/proc", "--dev", "/dev", "--ro-bind", &self.etc.to_string_lossy(), "/etc"]);
         let own = |rel: &str| self.dir.join(rel).to_string_lossy().into_owned();
-        for name in ["passwd", "group", "hostname"] {
-            push(&["--ro-bind", &own(&format!("etc/{name}")), &format!("/etc/{name}")]);
-        }
+        push(&["--ro-bind", &own("etc/hostname"), "/etc/hostname"]);
         push(&["--bind", &own("home"), "/home/user"]);
         push(&["--bind", &own("tmp"), "/tmp"]);
         push(&["--dir", "/root"]);
@@ -296,6 +260,7 @@ mod tests {
             host_uid: Some(200_001),
             mounted: false,
             venv: None,
+            etc: "/nonexistent/.templates/etc".into(),
             limits: JailLimits::default(),
             base_env: vec![("SANDBOX_SECRET".into(), "from-the-sandbox".into())],
             cgroup: None,

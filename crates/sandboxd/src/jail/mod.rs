@@ -3,7 +3,7 @@
 //!
 //! Design. A sandbox is a host directory, not a long-lived process: `<state_dir>/<id>` (a tmpfs
 //! mounted with `size=` when sandboxd is root, a plain directory otherwise) holds `home/`, `tmp/`
-//! and the sandbox's generated `etc/passwd` and `etc/group`. Every process of the sandbox — the
+//! and the sandbox's `etc/hostname`. Every process of the sandbox — the
 //! ones clients start and the helpers that serve the file APIs — is its own `bwrap` that
 //! bind-mounts `home/` at `/home/user` and `tmp/` at `/tmp`, so files persist across processes.
 //!
@@ -12,7 +12,8 @@
 //! the sandbox's own when sandboxd is root (see `netns`: loopback only, plus the host ports it is
 //! told to forward, such as the local Postgres), shared by the sandbox's processes; without root
 //! it is the host's. The root is an empty tmpfs onto which only `/usr` (plus the `/bin`-style
-//! links), `/proc`, a minimal `/dev` and an allow-list of `/etc` entries are mounted read-only;
+//! links), `/proc`, a minimal `/dev` and `/etc` — an allow-list of the host's entries, staged once
+//! at start-up with the jails' own `passwd` and `group` (see `template`) — are mounted read-only;
 //! `/root`, `/etc/shadow`, the project checkout, `/work` and other sandboxes' directories simply
 //! do not exist inside, and the jail's root itself is remounted read-only. The `mayfly` template
 //! adds its venv read-only at `/opt/venv` (as root, a copy on a tmpfs of its own, so the jail's
@@ -195,6 +196,8 @@ pub(crate) struct Jail {
     host_uid: Option<u32>,
     mounted: bool,
     venv: Option<PathBuf>,
+    /// The staged `/etc` every jail binds (`template`).
+    etc: PathBuf,
     limits: JailLimits,
     base_env: Vec<(String, String)>,
     cgroup: Option<SandboxCgroup>,
@@ -225,6 +228,7 @@ pub(crate) struct JailSpec<'a> {
     pub(crate) hostname: &'a str,
     pub(crate) host_uid: Option<u32>,
     pub(crate) venv: Option<PathBuf>,
+    pub(crate) etc: PathBuf,
     pub(crate) limits: JailLimits,
     pub(crate) network: &'a SandboxNetwork,
     pub(crate) env_vars: &'a [(String, String)],
@@ -241,6 +245,7 @@ impl Jail {
             host_uid: spec.host_uid,
             mounted: false,
             venv: spec.venv,
+            etc: spec.etc,
             limits: spec.limits,
             base_env: spec.env_vars.to_vec(),
             cgroup: None,
@@ -299,11 +304,7 @@ impl Jail {
             let path = self.dir.join(dir);
             std::fs::create_dir(&path).map_err(jail_error(path.display()))?;
         }
-        write_file(
-            &self.dir.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000:user:/home/user:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-        )?;
-        write_file(&self.dir.join("etc/group"), "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n")?;
+        // Its users and groups are every jail's, in the staged `/etc`; only its name is its own.
         write_file(&self.dir.join("etc/hostname"), &format!("{}\n", self.hostname))
     }
 

@@ -9,6 +9,12 @@
 //! `/mayfly`. Nothing depends on that path being secret — no host program takes a path from a
 //! tenant — but nothing needs to tell it either. Without root there is no tmpfs to make, and the
 //! venv is mounted from where it is.
+//!
+//! The jails' `/etc` is staged the same way, once (`<state_dir>/.templates/etc`, a plain directory
+//! without root): the allowed host entries that everyone may read, plus the jails' own `passwd`
+//! and `group`. A jail binds it whole, and its own `hostname` on top — two mounts where binding each
+//! entry took thirty, and every process of every jail paid for each. It is a copy taken at
+//! start-up: a change to the host's `/etc` reaches new jails when sandboxd restarts.
 
 use std::path::{Path, PathBuf};
 
@@ -49,13 +55,52 @@ impl Template {
 /// The directory under the state directory where the templates' tmpfs is mounted.
 const TEMPLATES: &str = ".templates";
 
+/// The `/etc` entries a template needs: dynamic linking, TLS roots, name resolution, time zone,
+/// shell profile, alternatives. Notably absent: shadow, gshadow, sudoers, ssh keys.
+pub(super) const ETC_ALLOW: &[&str] = &[
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "nsswitch.conf",
+    "hosts",
+    "resolv.conf",
+    "host.conf",
+    "gai.conf",
+    "protocols",
+    "services",
+    "mime.types",
+    "bash.bashrc",
+    "profile",
+    "profile.d",
+    "inputrc",
+    "terminfo",
+    "python3",
+    "python3.11",
+    "os-release",
+    "debian_version",
+    "locale.alias",
+];
+
+/// Every jail's users and groups: its two users and `nobody`.
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000:user:/home/user:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n";
+
 /// The templates' files, ready to mount.
 #[derive(Debug)]
 pub(crate) struct Templates {
     /// What the `mayfly` template mounts at `/opt/venv`.
     pub(crate) python_venv: Option<PathBuf>,
-    /// The tmpfs holding the copies, when sandboxd made one.
-    mount: Option<PathBuf>,
+    /// What every jail mounts at `/etc`.
+    pub(crate) etc: PathBuf,
+    /// Where the copies are, and whether it is a tmpfs sandboxd mounted.
+    dir: PathBuf,
+    mounted: bool,
 }
 
 /// Whether `path` is a mount point of this mount namespace.
@@ -87,46 +132,104 @@ fn footprint(dir: &Path) -> std::io::Result<u64> {
 /// Copies `from` into `to` (which must not exist): directories, files with their modes, and
 /// symbolic links as links.
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir(to)?;
-    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let (source, target) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
-        } else if kind.is_dir() {
-            copy_tree(&source, &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(&source, &target)?;
+    copy_entry(from, to, &|_| true)
+}
+
+/// Copies the entry `from` to `to` as [`copy_tree`] does, of it only what `keep` keeps.
+fn copy_entry(from: &Path, to: &Path, keep: &dyn Fn(&std::fs::Metadata) -> bool) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(from)?;
+    if meta.file_type().is_symlink() {
+        return std::os::unix::fs::symlink(std::fs::read_link(from)?, to);
+    }
+    if !keep(&meta) {
+        return Ok(());
+    }
+    if meta.is_dir() {
+        std::fs::create_dir(to)?;
+        std::fs::set_permissions(to, meta.permissions())?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_entry(&entry.path(), &to.join(entry.file_name()), keep)?;
         }
+    } else if meta.is_file() {
+        std::fs::copy(from, to)?;
     }
     Ok(())
 }
 
+/// What of the host's `/etc` a jail may see: what everyone may read (a directory: list and
+/// enter). A jail's users could not read the rest anyway (`ssl/private`): it is not copied at all.
+fn readable_by_all(meta: &std::fs::Metadata) -> bool {
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+    let needed = if meta.is_dir() { 0o005 } else { 0o004 };
+    mode & needed == needed
+}
+
+/// Stages the jails' `/etc` at `to` from the host's `etc`.
+fn stage_etc(etc: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    for name in ETC_ALLOW {
+        let from = etc.join(name);
+        if std::fs::symlink_metadata(&from).is_ok() {
+            copy_entry(&from, &to.join(name), &readable_by_all)?;
+        }
+    }
+    std::fs::write(to.join("passwd"), PASSWD)?;
+    std::fs::write(to.join("group"), GROUP)?;
+    // Where each jail binds its own.
+    std::fs::write(to.join("hostname"), "")
+}
+
+/// Bytes (as [`footprint`] counts them) of what [`stage_etc`] copies, at most.
+fn etc_footprint(etc: &Path) -> std::io::Result<u64> {
+    let mut total = 3 * 4096;
+    for name in ETC_ALLOW {
+        let from = etc.join(name);
+        match std::fs::symlink_metadata(&from) {
+            Ok(meta) if meta.is_dir() => total += 4096 + footprint(&from)?,
+            Ok(meta) => total += 4096 + meta.len().div_ceil(4096) * 4096,
+            Err(_) => {}
+        }
+    }
+    Ok(total)
+}
+
 impl Templates {
-    /// Readies the templates' files under `state_dir`, replacing what a sandboxd that died there
-    /// left.
+    /// Readies the templates' files and the jails' `/etc` under `state_dir`, replacing what a
+    /// sandboxd that died there left.
     pub(crate) fn prepare(python_venv: Option<&Path>, state_dir: &Path, root: bool) -> Result<Templates, String> {
         let dir = state_dir.join(TEMPLATES);
         if is_mount_point(&dir) {
             nix::mount::umount2(&dir, MntFlags::MNT_DETACH).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let _ = std::fs::remove_dir(&dir);
-        let Some(venv) = python_venv else { return Ok(Templates { python_venv: None, mount: None }) };
-        if !root {
-            return Ok(Templates { python_venv: Some(venv.to_owned()), mount: None });
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
-        let size = footprint(venv).map_err(io(venv))? + (8 << 20);
+        let host_etc = Path::new("/etc");
         std::fs::create_dir(&dir).map_err(io(&dir))?;
-        let opts = format!("size={size},mode=0755");
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-        nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(opts.as_str()))
-            .map_err(|e| format!("mounting {}: {e}", dir.display()))?;
-        let templates = Templates { python_venv: Some(dir.join("mayfly")), mount: Some(dir.clone()) };
+        let mut templates = Templates {
+            python_venv: python_venv.map(Path::to_owned),
+            etc: dir.join("etc"),
+            dir: dir.clone(),
+            mounted: false,
+        };
+        if root {
+            let venv_size = python_venv.map_or(Ok(0), footprint).map_err(io(&dir))?;
+            let size = venv_size + etc_footprint(host_etc).map_err(io(host_etc))? + (8 << 20);
+            let opts = format!("size={size},mode=0755");
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(opts.as_str()))
+                .map_err(|e| format!("mounting {}: {e}", dir.display()))?;
+            templates.mounted = true;
+        }
         // Not remounted read-only here: a process another thread forks meanwhile may hold a copied
-        // file open for a moment (EBUSY). Every jail binds it read-only, and its files are root's.
-        let filled = copy_tree(venv, &dir.join("mayfly")).map_err(io(venv));
+        // file open for a moment (EBUSY). Every jail binds them read-only, and their files are root's.
+        let mut filled = stage_etc(host_etc, &templates.etc).map_err(io(host_etc));
+        if let (true, Some(venv), Ok(())) = (root, python_venv, &filled) {
+            templates.python_venv = Some(dir.join("mayfly"));
+            filled = copy_tree(venv, &dir.join("mayfly")).map_err(io(venv));
+        }
         if let Err(e) = filled {
             templates.release();
             return Err(e);
@@ -136,12 +239,12 @@ impl Templates {
 
     /// Unmounts and removes the copies (at shutdown).
     pub(crate) fn release(&self) {
-        if let Some(dir) = &self.mount {
-            if let Err(e) = nix::mount::umount2(dir, MntFlags::MNT_DETACH) {
-                tracing::warn!(dir = %dir.display(), error = %e, "unmounting the templates failed");
+        if self.mounted {
+            if let Err(e) = nix::mount::umount2(&self.dir, MntFlags::MNT_DETACH) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "unmounting the templates failed");
             }
-            let _ = std::fs::remove_dir(dir);
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -163,5 +266,34 @@ mod tests {
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&tool.permissions()) & 0o777, 0o755);
         assert_eq!(std::fs::read_link(to.path().join("copy/bin/python3")).unwrap(), Path::new("/usr/bin/python3"));
         assert!(footprint(from.path()).unwrap() >= 3 * 4096);
+    }
+
+    #[test]
+    fn the_staged_etc_holds_the_allowed_entries_everyone_may_read_and_the_jails_users() {
+        let etc = tempfile::tempdir().unwrap();
+        let mode = |path: &Path, mode| {
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        };
+        std::fs::write(etc.path().join("hosts"), "127.0.0.1 localhost\n").unwrap();
+        std::fs::write(etc.path().join("shadow"), "root:$6$secret").unwrap();
+        std::fs::create_dir_all(etc.path().join("ssl/private")).unwrap();
+        std::fs::write(etc.path().join("ssl/cert.pem"), "cert").unwrap();
+        std::fs::write(etc.path().join("ssl/private/key.pem"), "key").unwrap();
+        mode(&etc.path().join("ssl/private"), 0o700);
+        std::fs::write(etc.path().join("profile"), "umask 022\n").unwrap();
+        mode(&etc.path().join("profile"), 0o600);
+        std::os::unix::fs::symlink("/usr/share/zoneinfo/UTC", etc.path().join("localtime")).unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let staged = to.path().join("etc");
+        stage_etc(etc.path(), &staged).unwrap();
+        let mut names: Vec<String> =
+            std::fs::read_dir(&staged).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["group", "hostname", "hosts", "localtime", "passwd", "ssl"]);
+        assert_eq!(std::fs::read_to_string(staged.join("ssl/cert.pem")).unwrap(), "cert");
+        assert!(!staged.join("ssl/private").exists(), "what not everyone may read is not copied");
+        assert_eq!(std::fs::read_link(staged.join("localtime")).unwrap(), Path::new("/usr/share/zoneinfo/UTC"));
+        assert_eq!(std::fs::read_to_string(staged.join("passwd")).unwrap(), PASSWD);
+        assert!(etc_footprint(etc.path()).unwrap() >= footprint(&staged).unwrap());
     }
 }
