@@ -4,8 +4,8 @@
 use crate::measure;
 use crate::report::{self, percentile, Budget, Report};
 use crate::{
-    DB_WARM, DIRECT_COLD, DIRECT_WARM, FLOOR_TURN, NAIVE_TURN, POOL, REAP, TURN_NATIVE_COLD, TURN_NATIVE_WARM,
-    TURN_WORKER_COLD, TURN_WORKER_WARM,
+    DB_WARM, DIRECT_COLD, DIRECT_WARM, FLOOR_HTTP, FLOOR_TURN, NAIVE_TURN, OUTSIDE, POOL, REAP, TURN_NATIVE_COLD,
+    TURN_NATIVE_WARM, TURN_WORKER_COLD, TURN_WORKER_WARM,
 };
 
 pub(crate) fn budgets(report: &mut Report) {
@@ -47,6 +47,18 @@ pub(crate) fn budgets(report: &mut Report) {
                 report::ms(floor)
             ),
             met: vs_floor.map(|r| r <= 1.5),
+        });
+    }
+    // The worker's own share of a turn, against a bare round trip to it.
+    let http = report.p50(FLOOR_HTTP);
+    for kind in ["cold", "warm"] {
+        let share = report.p50(&format!("worker, {kind}: {OUTSIDE}"));
+        let over = share.zip(http).map(|(share, http)| share - http);
+        budgets.push(Budget {
+            name: format!("the worker's own share of a turn, {kind} (p50), over a bare HTTP round trip"),
+            target: "≤ 2 ms".into(),
+            measured: format!("{} ms ({} ms − {} ms)", report::ms(over), report::ms(share), report::ms(http)),
+            met: over.map(|over| over <= 2.0),
         });
     }
     let warm = report.p50(DB_WARM);

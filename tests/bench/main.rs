@@ -41,6 +41,9 @@ const TURN_WORKER_WARM: &str = "turn via the worker, warm pool";
 const TURN_NATIVE_COLD: &str = "turn via `mayfly run`'s path, cold (no pool)";
 const TURN_NATIVE_WARM: &str = "turn via `mayfly run`'s path, warm pool";
 const NAIVE_TURN: &str = "naive: sandbox, then database, then run; no pool";
+/// The phase of a turn its own timeline does not see: for a turn through the worker, the worker's
+/// own share (the request before the turn is accepted, and the delivery of its first output).
+const OUTSIDE: &str = "outside the timeline (caller's first byte − accepted → stdout)";
 const DIRECT_COLD: &str = "direct: the official e2b SDK and httpx, no pool";
 const DIRECT_WARM: &str = "direct: the official e2b SDK and httpx, warm pool";
 
@@ -338,9 +341,7 @@ fn phases(label: &str, runs: &[TurnRun], report: &mut Report) {
     add("started → first stdout", &|r| d(r, "process.started", "stdout"));
     // What the turn's own clock does not see: the request before the turn is accepted, and the
     // delivery of its first output to the caller.
-    add("outside the timeline (caller's first byte − accepted → stdout)", &|r| {
-        Some(r.first_stdout_ms? - d(r, "turn.accepted", "stdout")?)
-    });
+    add(OUTSIDE, &|r| Some(r.first_stdout_ms? - d(r, "turn.accepted", "stdout")?));
 }
 
 /// Process exit → both resources reaped, from the timeline; checked against the providers too.

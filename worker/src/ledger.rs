@@ -113,7 +113,7 @@ impl DurableObject for Ledger {
             }
             (Method::Post, "/finished") => {
                 let turn_id: String = req.json().await?;
-                storage.delete(&format!("active:{turn_id}")).await?;
+                crate::gated::delete(&storage, &[format!("active:{turn_id}")]);
                 Response::empty()
             }
             (Method::Post, "/owned") => {
@@ -171,7 +171,7 @@ impl Ledger {
             let Some(json) = value?.as_string() else { continue };
             let active: Active = serde_json::from_str(&json)?;
             if active.until_unix_ms <= now {
-                storage.delete(&format!("active:{}", active.turn_id)).await?;
+                crate::gated::delete(&storage, &[format!("active:{}", active.turn_id)]);
             } else {
                 count += 1;
                 soonest = soonest.min(active.until_unix_ms);
@@ -182,7 +182,7 @@ impl Ledger {
         }
         let entry = &admission.entry;
         let active = Active { turn_id: entry.turn_id.clone(), until_unix_ms: admission.running_until_unix_ms };
-        storage.put(&format!("active:{}", entry.turn_id), serde_json::to_string(&active)?).await?;
+        crate::gated::put(&storage, &format!("active:{}", entry.turn_id), &serde_json::to_string(&active)?);
         history::record(&storage, entry, admission.history_kept).await?;
         if let Some(fingerprint) = &admission.idempotency {
             keys::remember(&storage, fingerprint, entry, admission.keys_kept, now).await?;

@@ -9,6 +9,7 @@ mod clock;
 mod config;
 mod cors;
 mod fetch_client;
+mod gated;
 mod health;
 mod idempotency;
 mod ledger;

@@ -10,6 +10,7 @@
 use worker::{ListOptions, Result, Storage};
 
 use super::{string_entries, Entry};
+use crate::gated;
 use crate::paging::{Cursor, PageQuery};
 
 const PREFIX: &str = "turn:";
@@ -22,10 +23,11 @@ const DROP_BATCH: u64 = 64;
 /// Records a turn the tenant just created and drops the oldest past the newest `kept`.
 pub(super) async fn record(storage: &Storage, entry: &Entry, kept: u64) -> Result<()> {
     let count = count(storage).await? + 1;
-    storage.put(&format!("id:{}", entry.turn_id), "1").await?;
-    storage.put(&format!("{PREFIX}{:013}:{}", entry.created_unix_ms, entry.turn_id), entry.turn_id.clone()).await?;
+    gated::put(storage, &format!("id:{}", entry.turn_id), "1");
+    gated::put(storage, &format!("{PREFIX}{:013}:{}", entry.created_unix_ms, entry.turn_id), &entry.turn_id);
     let left = drop_oldest(storage, count, kept).await?;
-    storage.put(COUNT, left.to_string()).await
+    gated::put(storage, COUNT, &left.to_string());
+    Ok(())
 }
 
 /// One page of turn ids, newest first, and where the next page starts when there is one.
@@ -79,6 +81,6 @@ async fn drop_oldest(storage: &Storage, count: u64, kept: u64) -> Result<u64> {
         keys.push(key);
     }
     let dropped = (keys.len() / 2) as u64;
-    storage.delete_multiple(keys).await?;
+    gated::delete(storage, &keys);
     Ok(count - dropped)
 }

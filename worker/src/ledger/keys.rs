@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use worker::{ListOptions, Result, Storage};
 
 use super::{string_entries, Entry, Fingerprint};
+use crate::gated;
 
 /// How long a key is remembered after the turn it started was created.
 pub(crate) const KEY_TTL_MS: u64 = 24 * 60 * 60 * 1000;
@@ -56,7 +57,7 @@ pub(super) async fn recall(storage: &Storage, key: &str, now: u64) -> Result<Opt
     let Some(json) = storage.get::<String>(&format!("{RECORD}{key}")).await? else { return Ok(None) };
     let remembered: Remembered = serde_json::from_str(&json)?;
     if remembered.created_unix_ms.saturating_add(KEY_TTL_MS) <= now {
-        storage.delete_multiple(vec![format!("{RECORD}{key}"), order_key(remembered.seq)]).await?;
+        gated::delete(storage, &[format!("{RECORD}{key}"), order_key(remembered.seq)]);
         return Ok(None);
     }
     Ok(Some(remembered))
@@ -78,9 +79,9 @@ pub(super) async fn remember(
         created_unix_ms: entry.created_unix_ms,
         seq,
     };
-    storage.put(&format!("{RECORD}{}", fingerprint.key), serde_json::to_string(&remembered)?).await?;
-    storage.put(&order_key(seq), fingerprint.key.clone()).await?;
-    storage.put(NEXT, (seq + 1).to_string()).await?;
+    gated::put(storage, &format!("{RECORD}{}", fingerprint.key), &serde_json::to_string(&remembered)?);
+    gated::put(storage, &order_key(seq), &fingerprint.key);
+    gated::put(storage, NEXT, &(seq + 1).to_string());
     forget_stale(storage, Bounds { now, next_seq: seq + 1, kept }).await
 }
 
@@ -109,9 +110,7 @@ async fn forget_stale(storage: &Storage, bounds: Bounds) -> Result<()> {
             Some(_) => break,
         }
     }
-    if !gone.is_empty() {
-        storage.delete_multiple(gone).await?;
-    }
+    gated::delete(storage, &gone);
     Ok(())
 }
 

@@ -82,7 +82,7 @@ impl Turn {
                 database
             };
             if let Some(kept) = found {
-                self.put(KEPT_KEY, &kept).await.map_err(|err| internal(&err))?;
+                self.put(KEPT_KEY, &kept).map_err(|err| internal(&err))?;
                 return give(&kept);
             }
             if WorkerClock.now_ms().saturating_sub(waited_from) > KEEP_WAIT.as_millis() as u64 {

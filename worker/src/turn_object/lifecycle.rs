@@ -8,7 +8,6 @@ use futures::FutureExt;
 use mayfly_core::providers::{Clock, Providers};
 use mayfly_core::turn::{reap_leftovers, run_turn, Lease, LeaseRecord, SinkError, TurnOptions, TurnSink};
 use mayfly_core::{ApiError, ErrorCode, Event, EventBody, Resource};
-use wasm_bindgen::JsValue;
 use worker::{Request, Response, Result};
 
 use super::keep::RememberingDatabases;
@@ -33,11 +32,11 @@ impl Turn {
         if !record.may_start_at(WorkerClock.now_ms()) {
             return Ok(Response::empty().map_err(|err| internal(&err))?.with_status(START_TOO_LATE));
         }
-        self.put_record(&record).await.map_err(|err| internal(&err))?;
+        self.put_record(&record).map_err(|err| internal(&err))?;
         // The log starts here, in this instance, so a viewer that connects before the alarm fires
         // is already in the fan-out.
         *self.live.borrow_mut() = Some(Live::default());
-        self.state.storage().set_alarm(0).await.map_err(|err| internal(&err))?;
+        crate::gated::set_alarm(&self.state.storage(), WorkerClock.now_ms());
         Response::empty().map(|r| r.with_status(201)).map_err(|err| internal(&err))
     }
 
@@ -67,7 +66,8 @@ impl Turn {
         let clock = WorkerClock;
         // Should this process die mid-turn, this alarm reaps what the turn leaves behind.
         let deadline = clock.now_ms() + u64::from(record.spec.timeout_s) * 1000;
-        self.state.storage().set_alarm(ms_as_alarm(deadline + DEADLINE_SLACK_MS)).await?;
+        // Issued, not waited for: no provider hears of the turn before it is durable (`gated`).
+        crate::gated::set_alarm(&self.state.storage(), deadline + DEADLINE_SLACK_MS);
 
         let (control, created) = {
             let mut live = self.live.borrow_mut();
@@ -97,7 +97,7 @@ impl Turn {
             if let Some(mut lease) = self.lease(resource).await? {
                 lease.reap = reap.state;
                 lease.error = reap.error.clone();
-                self.put_lease(&lease).await?;
+                self.put_lease(&lease)?;
             }
         }
         Ok(())
@@ -123,13 +123,13 @@ impl Turn {
         let providers = Config::from_env(&self.env).providers();
         let leftovers = reap_leftovers(&providers, &clock, &mut leases, lost, accepted_at_ms).await;
         for lease in &leases {
-            self.put_lease(lease).await?;
+            self.put_lease(lease)?;
         }
         for body in leftovers.events {
             self.append(record, body);
         }
         if leftovers.failing {
-            self.state.storage().set_alarm(ms_as_alarm(clock.now_ms() + REAP_RETRY_MS)).await?;
+            crate::gated::set_alarm(&self.state.storage(), clock.now_ms() + REAP_RETRY_MS);
         }
         Ok(!leftovers.failing)
     }
@@ -162,16 +162,11 @@ impl TurnSink for ObjectSink<'_> {
     }
 
     fn record_lease(&self, lease: Lease) -> LocalBoxFuture<'_, std::result::Result<(), SinkError>> {
-        async move {
-            self.turn
-                .put_lease(&LeaseRecord::live(lease))
-                .await
-                .map_err(|_| SinkError::LeaseNotRecorded("storage refused the write".into()))
-        }
-        .boxed_local()
+        // Durable before the provider hears anything more of the turn: the output gate (`gated`).
+        let recorded = self
+            .turn
+            .put_lease(&LeaseRecord::live(lease))
+            .map_err(|_| SinkError::LeaseNotRecorded("the lease could not be written".into()));
+        futures::future::ready(recorded).boxed_local()
     }
-}
-
-pub(super) fn ms_as_alarm(unix_ms: u64) -> worker::ScheduledTime {
-    worker::ScheduledTime::new(worker::js_sys::Date::new(&JsValue::from_f64(unix_ms as f64)))
 }

@@ -12,7 +12,6 @@ use mayfly_core::turn::{LeaseRecord, TurnId};
 use mayfly_core::{Event, Resource, TurnProgress, TurnSpec};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::JsValue;
 use worker::{ListOptions, Result};
 
 use crate::config::DEADLINE_SLACK_MS;
@@ -80,16 +79,19 @@ impl Turn {
         }
     }
 
-    pub(super) async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        self.state.storage().put(key, serde_json::to_string(value)?).await
+    /// Issued, not waited for: the output gate holds whatever follows until it is durable
+    /// (`crate::gated`).
+    pub(super) fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        crate::gated::put(&self.state.storage(), key, &serde_json::to_string(value)?);
+        Ok(())
     }
 
     pub(super) async fn record(&self) -> Result<Option<TurnRecord>> {
         self.get(TURN_KEY).await
     }
 
-    pub(super) async fn put_record(&self, record: &TurnRecord) -> Result<()> {
-        self.put(TURN_KEY, record).await
+    pub(super) fn put_record(&self, record: &TurnRecord) -> Result<()> {
+        self.put(TURN_KEY, record)
     }
 
     /// Whether the alarm began the turn; marks it begun. `true` only the first time.
@@ -97,7 +99,7 @@ impl Turn {
         if self.get::<String>(STARTED_KEY).await?.is_some() {
             return Ok(false);
         }
-        self.put(STARTED_KEY, &"1").await?;
+        self.put(STARTED_KEY, &"1")?;
         Ok(true)
     }
 
@@ -122,8 +124,8 @@ impl Turn {
         Ok(leases)
     }
 
-    pub(super) async fn put_lease(&self, record: &LeaseRecord) -> Result<()> {
-        self.put(lease_key(record.resource()), record).await
+    pub(super) fn put_lease(&self, record: &LeaseRecord) -> Result<()> {
+        self.put(lease_key(record.resource()), record)
     }
 
     /// Writes `event` and the summary that includes it. Both are issued synchronously, without an
@@ -131,9 +133,9 @@ impl Turn {
     /// holds anything sent after them until they are durable.
     pub(super) fn write_event(&self, event_json: &str, seq: u64, progress: &TurnProgress) {
         let storage = self.state.storage();
-        let _ = storage.as_raw().put(&event_key(seq), JsValue::from_str(event_json));
+        crate::gated::put(&storage, &event_key(seq), event_json);
         if let Ok(summary) = serde_json::to_string(progress) {
-            let _ = storage.as_raw().put(SUMMARY_KEY, JsValue::from_str(&summary));
+            crate::gated::put(&storage, SUMMARY_KEY, &summary);
         }
     }
 
