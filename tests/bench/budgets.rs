@@ -26,28 +26,13 @@ pub(crate) fn budgets(report: &mut Report) {
             vs_floor.unwrap_or(f64::NAN),
             report::ms(floor)
         ));
-        budgets.push(Budget {
-            name: format!("turn via the worker ÷ the direct SDK flow, {kind} (p50)"),
-            target: "≤ 0.8".into(),
-            measured: format!(
-                "{:.2} ({} ms ÷ {} ms)",
-                vs_direct.unwrap_or(f64::NAN),
-                report::ms(turn),
-                report::ms(direct)
-            ),
-            met: vs_direct.map(|r| r <= 0.8),
-        });
-        budgets.push(Budget {
-            name: format!("turn via the worker ÷ the turn floor, {kind} (p50)"),
-            target: "≤ 1.5".into(),
-            measured: format!(
-                "{:.2} ({} ms ÷ {} ms)",
-                vs_floor.unwrap_or(f64::NAN),
-                report::ms(turn),
-                report::ms(floor)
-            ),
-            met: vs_floor.map(|r| r <= 1.5),
-        });
+        budgets.push(ratio_budget(
+            format!("turn via the worker ÷ the direct SDK flow, {kind} (p50)"),
+            turn,
+            direct,
+            0.8,
+        ));
+        budgets.push(ratio_budget(format!("turn via the worker ÷ the turn floor, {kind} (p50)"), turn, floor, 1.5));
     }
     // The worker's own share of a turn, against a bare round trip to it.
     let http = report.p50(FLOOR_HTTP);
@@ -136,6 +121,17 @@ pub(crate) fn budgets(report: &mut Report) {
         });
     }
     report.budgets = budgets;
+}
+
+/// A budget on `turn ÷ base`, met at most at `limit`.
+fn ratio_budget(name: String, turn: Option<f64>, base: Option<f64>, limit: f64) -> Budget {
+    let ratio = turn.zip(base).map(|(turn, base)| turn / base);
+    Budget {
+        name,
+        target: format!("≤ {limit}"),
+        measured: format!("{:.2} ({} ms ÷ {} ms)", ratio.unwrap_or(f64::NAN), report::ms(turn), report::ms(base)),
+        met: ratio.map(|r| r <= limit),
+    }
 }
 
 pub(crate) fn notes(report: &mut Report) {
