@@ -10,7 +10,6 @@ use crate::{
 
 pub(crate) fn budgets(report: &mut Report) {
     let mut budgets = Vec::new();
-    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
     // The headline figures: a turn through the worker against the same turn without mayfly, and
     // against what a turn cannot avoid, each in this run.
     for (turn, direct, kind) in [(TURN_WORKER_COLD, DIRECT_COLD, "cold"), (TURN_WORKER_WARM, DIRECT_WARM, "warm pool")]
@@ -123,14 +122,19 @@ pub(crate) fn budgets(report: &mut Report) {
     report.budgets = budgets;
 }
 
+/// `a ÷ b`, when both were measured.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?)
+}
+
 /// A budget on `turn ÷ base`, met at most at `limit`.
 fn ratio_budget(name: String, turn: Option<f64>, base: Option<f64>, limit: f64) -> Budget {
-    let ratio = turn.zip(base).map(|(turn, base)| turn / base);
+    let measured = ratio(turn, base);
     Budget {
         name,
         target: format!("≤ {limit}"),
-        measured: format!("{:.2} ({} ms ÷ {} ms)", ratio.unwrap_or(f64::NAN), report::ms(turn), report::ms(base)),
-        met: ratio.map(|r| r <= limit),
+        measured: format!("{:.2} ({} ms ÷ {} ms)", measured.unwrap_or(f64::NAN), report::ms(turn), report::ms(base)),
+        met: measured.map(|r| r <= limit),
     }
 }
 

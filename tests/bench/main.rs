@@ -239,28 +239,20 @@ fn warm(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
 /// The seed's flow through the official SDK (`direct.rs`), each sample from the same state as
 /// mayfly's turns meet: with a warm pool, once the pool is full again.
 fn direct_sdk(stack: &InProcessStack, name: &str, pool: Option<&tokio_postgres::Client>) -> Figure {
-    let mut figure = Figure::new(NAIVE, name, Some(FLOOR_TURN));
     let mut sdk = match attempt(|| direct::DirectSdk::start(stack)) {
         Ok(sdk) => sdk,
         Err(err) => {
+            let mut figure = Figure::new(NAIVE, name, Some(FLOOR_TURN));
             figure.failures.push(format!("{err:#}"));
             return figure;
         }
     };
-    for i in 0..N + 2 {
-        let sample = attempt(|| {
-            if let Some(admin) = pool {
-                measure::wait_pool(stack, admin, POOL)?;
-            }
-            sdk.turn()
-        });
-        match sample {
-            Ok(v) if i >= 2 => figure.push(v),
-            Ok(_) => {}
-            Err(err) => figure.failures.push(format!("{err:#}")),
+    sample(NAIVE, name, Some(FLOOR_TURN), 2, N, || {
+        if let Some(admin) = pool {
+            measure::wait_pool(stack, admin, POOL)?;
         }
-    }
-    figure
+        sdk.turn()
+    })
 }
 
 /// Sequential and parallel provisioning of the pair, alternating so drift hits both alike.

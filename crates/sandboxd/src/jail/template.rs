@@ -115,18 +115,20 @@ fn io(what: &Path) -> impl Fn(std::io::Error) -> String + '_ {
 
 /// Bytes (rounded up to whole pages per file) and entries under `dir`, links not followed.
 fn footprint(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        total += 4096;
-        if kind.is_dir() {
-            total += footprint(&entry.path())?;
-        } else if kind.is_file() {
-            total += entry.metadata()?.len().div_ceil(4096) * 4096;
-        }
-    }
-    Ok(total)
+    std::fs::read_dir(dir)?.map(|entry| entry_footprint(&entry?.path())).sum()
+}
+
+/// What the entry `path` takes, as [`footprint`] counts: a page, plus its contents.
+fn entry_footprint(path: &Path) -> std::io::Result<u64> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let contents = if meta.is_dir() {
+        footprint(path)?
+    } else if meta.is_file() {
+        meta.len().div_ceil(4096) * 4096
+    } else {
+        0
+    };
+    Ok(4096 + contents)
 }
 
 /// Copies `from` into `to` (which must not exist): directories, files with their modes, and
@@ -183,16 +185,9 @@ fn stage_etc(etc: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Bytes (as [`footprint`] counts them) of what [`stage_etc`] copies, at most.
 fn etc_footprint(etc: &Path) -> std::io::Result<u64> {
-    let mut total = 3 * 4096;
-    for name in ETC_ALLOW {
-        let from = etc.join(name);
-        match std::fs::symlink_metadata(&from) {
-            Ok(meta) if meta.is_dir() => total += 4096 + footprint(&from)?,
-            Ok(meta) => total += 4096 + meta.len().div_ceil(4096) * 4096,
-            Err(_) => {}
-        }
-    }
-    Ok(total)
+    let present = ETC_ALLOW.iter().map(|name| etc.join(name)).filter(|from| std::fs::symlink_metadata(from).is_ok());
+    // Its own `passwd`, `group` and `hostname`, a page each.
+    present.map(|from| entry_footprint(&from)).sum::<std::io::Result<u64>>().map(|copied| copied + 3 * 4096)
 }
 
 impl Templates {
