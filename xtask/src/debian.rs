@@ -28,11 +28,8 @@ pub(crate) const ALWAYS: &[Needed] = &[
     needs("/usr/lib/postgresql/*/bin/initdb", "postgresql"),
     needs("/usr/lib/postgresql/*/bin/pg_ctl", "postgresql"),
     needs("/usr/bin/psql", "postgresql"),
-    // sandboxd's jail chain and network.
+    // sandboxd's jails and their network.
     needs("/usr/bin/bwrap", "bubblewrap"),
-    needs("/usr/bin/nsenter", "util-linux"),
-    needs("/usr/bin/prlimit", "util-linux"),
-    needs("/usr/bin/setpriv", "util-linux"),
     needs("/usr/sbin/runuser", "util-linux"),
     needs("/usr/sbin/ip", "iproute2"),
     needs("/usr/bin/kill", "procps"),

@@ -151,6 +151,20 @@ mod tests {
         assert!(bad.is_empty(), "trailing whitespace:\n{}", bad.join("\n"));
     }
 
+    /// `unsafe` is denied in the workspace; the one block allowed it is the forked child's hook
+    /// before it execs bwrap, where only async-signal-safe calls may run.
+    #[test]
+    fn unsafe_code_is_allowed_in_one_place_only() {
+        let allowed: Vec<String> = files_with_extension("rs")
+            .into_iter()
+            .filter(|path| std::fs::read_to_string(path).unwrap().contains(&format!("allow({})", "unsafe_code")))
+            .map(|path| path.strip_prefix(root()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(allowed, ["crates/sandboxd/src/jail/command.rs"]);
+        let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("unsafe_code = \"deny\""), "the workspace denies unsafe code");
+    }
+
     fn workspace_members() -> Vec<String> {
         let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
         let start = manifest.find("members = [").expect("a members list") + "members = [".len();

@@ -1,9 +1,9 @@
 //! The programs sandboxd runs on the host, outside any jail, and how it runs them.
 //!
-//! Why. The chain that puts a process into its jail (`sh` joining the cgroups, `nsenter`,
-//! `prlimit`, `setpriv`, `bwrap`) runs as root in the host's namespaces. If any tenant input
-//! reached it — a `PATH` naming a directory a jailed process wrote to, an `LD_PRELOAD` naming a
-//! library it planted — tenant code would run there as root. So every one of these programs is
+//! Why. `bwrap`, which puts a process into its jail, starts in the host's namespaces, and `ip`,
+//! which brings up a sandbox's loopback, runs there as root. If any tenant input reached them — a
+//! `PATH` naming a directory a jailed process wrote to, an `LD_PRELOAD` naming a library it
+//! planted — tenant code would run outside the jail. So every one of these programs is
 //! found once, at start-up, by an absolute path in the system's own directories (and, as root,
 //! only if root owns it and nobody else may write it); each runs with a fixed environment that
 //! holds nothing but [`HOST_PATH`]; and what a tenant sends (the sandbox's `envVars`, a process's
@@ -24,12 +24,7 @@ pub(crate) const HOST_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HostTools {
     pub(crate) bwrap: PathBuf,
-    pub(crate) prlimit: PathBuf,
-    /// These four run only as root: the cgroup joiner, the network namespace, the identity change
-    /// and `lo`; they are found either way, so that no link of the chain is ever a bare name.
-    pub(crate) sh: PathBuf,
-    pub(crate) nsenter: PathBuf,
-    pub(crate) setpriv: PathBuf,
+    /// Runs only as root, for `lo`; found either way, so that no program is ever a bare name.
     pub(crate) ip: PathBuf,
 }
 
@@ -38,14 +33,7 @@ impl HostTools {
     /// nobody else. Fails naming the first one that is missing or unsafe.
     pub(crate) fn resolve(root: bool) -> Result<HostTools, String> {
         let find = |name: &str| find_program(name, root);
-        Ok(HostTools {
-            bwrap: find("bwrap")?,
-            prlimit: find("prlimit")?,
-            sh: find("sh")?,
-            nsenter: find("nsenter")?,
-            setpriv: find("setpriv")?,
-            ip: find("ip")?,
-        })
+        Ok(HostTools { bwrap: find("bwrap")?, ip: find("ip")? })
     }
 }
 
@@ -108,7 +96,7 @@ mod tests {
     #[test]
     fn programs_are_found_by_absolute_paths_in_the_system_directories() {
         let tools = HostTools::resolve(false).unwrap();
-        for path in [&tools.bwrap, &tools.prlimit, &tools.sh, &tools.nsenter, &tools.setpriv, &tools.ip] {
+        for path in [&tools.bwrap, &tools.ip] {
             assert!(path.is_absolute(), "{}", path.display());
             assert!(HOST_PATH.split(':').any(|dir| path.parent() == Some(Path::new(dir))), "{}", path.display());
         }

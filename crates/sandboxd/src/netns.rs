@@ -12,8 +12,8 @@
 //! thread, not to the process), brings `lo` up with `ip` (a child inherits the namespace of the
 //! thread that spawns it), binds a listener on `127.0.0.1:<port>` for each forwarded port (a socket
 //! stays in the namespace it was made in) and opens the namespace's handle, then ends. Jailed
-//! processes enter the namespace through that handle (`nsenter --net=/proc/<sandboxd>/fd/<n>`)
-//! before dropping privileges; the forwarders accept inside it and connect out from sandboxd's
+//! processes enter the namespace through that handle (`setns`, in `jail/enter.rs`) before
+//! dropping privileges; the forwarders accept inside it and connect out from sandboxd's
 //! own threads, which are on the host's network. Dropping the handle and the listeners frees the
 //! namespace once the sandbox's last process has ended. Needs root; without it sandboxes share
 //! the host's network and sandboxd says so at start.
@@ -26,7 +26,6 @@
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -123,9 +122,9 @@ impl SandboxNet {
         Ok(SandboxNet { namespace, forwarders })
     }
 
-    /// The path through which a process enters the namespace (while sandboxd holds it open).
-    pub(crate) fn path(&self) -> String {
-        format!("/proc/{}/fd/{}", std::process::id(), self.namespace.as_raw_fd())
+    /// The handle through which a process enters the namespace.
+    pub(crate) fn handle(&self) -> &File {
+        &self.namespace
     }
 }
 

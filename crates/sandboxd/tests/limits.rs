@@ -1,5 +1,6 @@
 //! Limits on what a sandbox shares with every other: CPU time, the connections its forwarded ports
-//! open on the host, the descriptors it inherits, and what it learns of the host's layout.
+//! open on the host, the descriptors it inherits, what it learns of the host's layout, and what it
+//! holds on the host.
 
 mod common;
 
@@ -127,4 +128,80 @@ async fn a_descriptor_sandboxd_inherited_never_reaches_a_jail() {
     assert_eq!(s.kill(&sb.id).await, 204);
     s.finish().await;
     drop(inherited);
+}
+
+/// Every process of a jail, seen from the host, is where sandboxd put it before bwrap ran (the
+/// forked child's own steps, `jail/enter.rs`): in the sandbox's cgroups and network namespace, as
+/// the sandbox's host uid and gid in every slot, with no supplementary group and no capability in
+/// any set — the bounding set included, so nothing a jailed process execs can regain one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jailed_process_holds_nothing_of_root_on_the_host() {
+    let s = Server::start().await;
+    let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
+    let held = {
+        let bg = sb.clone();
+        let running = tokio::spawn(async move { bg.run("touch /tmp/up; sleep 30").await });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sb.rpc("/filesystem.Filesystem/Stat", json!({"path": "/tmp/up"})).await.0 != 200 {
+            assert!(std::time::Instant::now() < deadline, "the process never started");
+        }
+        let statuses = jailed_statuses(s.uid_base);
+        running.abort();
+        statuses
+    };
+    if !mayfly_sandboxd::is_root() {
+        // Without root there is no host uid of the sandbox's own to look for.
+        assert!(held.is_empty());
+        assert_eq!(s.kill(&sb.id).await, 204);
+        return s.finish().await;
+    }
+    // The outer bwrap, the jail's init, bash and sleep at least.
+    assert!(held.len() >= 3, "{held:#?}");
+    let own_net = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for (pid, status, cgroups, net) in &held {
+        let field = |name: &str| -> Vec<String> {
+            let line = status.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or_default();
+            line.split_whitespace().map(str::to_owned).collect()
+        };
+        let uid = field("Uid");
+        assert!(uid.len() == 4 && uid.iter().all(|u| u == &uid[0]), "{pid}: uids {uid:?}");
+        assert_eq!(field("Gid"), uid, "{pid}: the gid is the uid, in every slot");
+        assert!(field("Groups").is_empty(), "{pid}: groups {:?}", field("Groups"));
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(field(set), ["0000000000000000"], "{pid}: {set}");
+        }
+        assert_ne!(net, &own_net, "{pid} is on the host's network");
+        for controller in ["memory", "pids"] {
+            let line =
+                cgroups.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == controller)));
+            let in_own = line.is_some_and(|l| l.contains(&sb.id))
+                || cgroups.lines().any(|l| l.starts_with("0::") && l.contains(&sb.id));
+            assert!(in_own, "{pid} is outside the sandbox's {controller} cgroup:\n{cgroups}");
+        }
+    }
+    assert_eq!(s.kill(&sb.id).await, 204);
+    s.finish().await;
+}
+
+/// `(pid, status, cgroup, network namespace)` from `/proc/<pid>` of every live process whose uid is
+/// one of the server's jail uids; one that ends while it is read (a file API's helper) is left out.
+fn jailed_statuses(uid_base: u32) -> Vec<(String, String, String, std::path::PathBuf)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
+        let ours = uid.and_then(|u| u.parse::<u32>().ok()).is_some_and(|u| (uid_base..uid_base + 100).contains(&u));
+        if ours && !status.contains("State:\tZ") {
+            let cgroups = std::fs::read_to_string(entry.path().join("cgroup"));
+            let net = std::fs::read_link(entry.path().join("ns/net"));
+            if let (Ok(cgroups), Ok(net)) = (cgroups, net) {
+                found.push((pid, status, cgroups, net));
+            }
+        }
+    }
+    found
 }

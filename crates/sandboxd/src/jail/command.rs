@@ -1,6 +1,6 @@
-//! The command line that starts one process inside a sandbox's jail: the host-side chain
-//! (`sh` joining the cgroups, `nsenter`, `prlimit`, `setpriv`, then `bwrap`), and what bwrap is
-//! told through a descriptor rather than on that command line.
+//! The command that starts one process inside a sandbox's jail: `bwrap`, exec'd by a child of
+//! sandboxd that has entered the sandbox first (`enter`), and what bwrap is told through a
+//! descriptor rather than on its command line.
 //!
 //! The split is the point. Everything on the host's command line is sandboxd's own: absolute
 //! program paths, limits, the sandbox's mounts. Everything a tenant chose — the environment (the
@@ -15,6 +15,7 @@ use std::path::Path;
 use command_fds::{CommandFdExt, FdMapping};
 use tokio::process::Command;
 
+use super::enter::Entry;
 use super::{Jail, JailUser};
 use crate::error::SandboxError;
 use crate::host::{host_command, memory_file};
@@ -72,42 +73,17 @@ impl Jail {
         envs: &[(String, String)],
         info: Option<OwnedFd>,
     ) -> Result<Command, SandboxError> {
-        let tools = &self.host.tools;
-        // sh (into the cgroups), nsenter (into the sandbox's network), prlimit, setpriv and bwrap
-        // each exec the next, all by absolute path.
-        let mut cmd = match &self.cgroup {
-            Some(cgroup) => {
-                // `$$` is the shell, which then becomes the rest of the chain by exec: the whole
-                // jail is inside the cgroups from its first instruction.
-                let join: String =
-                    cgroup.procs_files().map(|file| format!("echo $$ > '{}' || exit 125; ", file.display())).collect();
-                let mut cmd = host_command(&tools.sh);
-                cmd.args(["-c", &format!("{join}exec \"$@\""), "sh"]);
-                cmd.arg(self.net.as_ref().map_or(&tools.prlimit, |_| &tools.nsenter));
-                cmd
-            }
-            None => host_command(self.net.as_ref().map_or(&tools.prlimit, |_| &tools.nsenter)),
-        };
-        if let Some(net) = &self.net {
-            cmd.arg(format!("--net={}", net.path())).arg("--").arg(&tools.prlimit);
-        }
-        let l = &self.limits;
-        cmd.arg(format!("--nproc={}", l.max_processes))
-            .arg(format!("--as={}", l.address_space_bytes))
-            .arg(format!("--fsize={}", l.file_size_bytes))
-            .arg(format!("--cpu={}", l.cpu_seconds))
-            .arg("--core=0")
-            .arg("--");
-        if let Some(uid) = self.host_uid {
-            cmd.arg(&tools.setpriv).arg(format!("--reuid={uid}")).arg(format!("--regid={uid}")).args([
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--bounding-set=-all",
-                "--",
-            ]);
+        // sandboxd's child enters the sandbox itself (`enter`), then becomes bwrap.
+        let entry = Entry::prepare(self).map_err(fd_error)?;
+        let mut cmd = host_command(&self.host.tools.bwrap);
+        // The workspace's one `unsafe` block (ARCHITECTURE.md). SAFETY: `enter` makes only
+        // async-signal-safe system calls on what `prepare` opened, and allocates nothing.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(move || entry.enter());
         }
         let inside = self.inside_args(user, cwd, envs)?;
-        cmd.arg(&tools.bwrap).args(self.bwrap_args(user));
+        cmd.args(self.bwrap_args(user));
         if info.is_some() {
             cmd.args(["--info-fd", &INFO_FD.to_string()]);
         }
@@ -281,8 +257,7 @@ mod tests {
     }
 
     /// The attack of a turn that names its own programs or libraries in `PATH`/`LD_PRELOAD`: none
-    /// of a tenant's variables may reach the host-side chain (nsenter, prlimit, setpriv, bwrap),
-    /// which runs as root outside the jail.
+    /// of a tenant's variables may reach bwrap's own environment or command line, outside the jail.
     #[test]
     fn the_host_side_command_carries_none_of_the_tenants_variables() {
         let cmd = jail().command(JailUser::User, "/home/user", &["python3".into()], &tenant()).unwrap();
@@ -295,7 +270,10 @@ mod tests {
             .collect();
         for (name, value) in &envs {
             let value = value.as_deref().unwrap_or_default();
-            assert!(!value.contains("evil") && !value.contains("from-the-"), "the host-side chain gets {name}={value}");
+            assert!(
+                !value.contains("evil") && !value.contains("from-the-"),
+                "the host-side command gets {name}={value}"
+            );
             assert!(!name.starts_with("LD_") && name != "TURN_SECRET" && name != "SANDBOX_SECRET", "{name}");
         }
         let args: Vec<String> = std.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -305,11 +283,7 @@ mod tests {
                 "a tenant's value on the host's command line: {arg}"
             );
         }
-        // Every program of the chain is named by an absolute path.
-        let chain: Vec<&String> = std::iter::once(&program).chain(&args).collect();
-        for name in ["prlimit", "setpriv", "bwrap"] {
-            assert!(chain.iter().any(|a| a.starts_with('/') && a.ends_with(&format!("/{name}"))), "{name}: {chain:?}");
-        }
+        assert!(program.ends_with("/bwrap"), "the only program run is bwrap: {program}");
     }
 
     /// A NUL ends an argument in what bwrap reads: one inside a tenant's value would let it add

@@ -22,28 +22,30 @@
 //! container runtimes deny.
 //!
 //! Identity. Inside, the process is uid 1000 `user` (or uid 0 `root`, still unprivileged: it is
-//! root of a user namespace only). When sandboxd runs as root, `setpriv` first drops to a host uid
-//! of the sandbox's own (`jail_uid_base + n`) with no groups and no capabilities, so even an
+//! root of a user namespace only). When sandboxd runs as root, the process first drops to a host
+//! uid of the sandbox's own (`jail_uid_base + n`) with no groups and no capabilities, so even an
 //! escape lands as an unprivileged uid that owns nothing but that sandbox's directory, and
 //! `RLIMIT_NPROC` (counted per real uid) is a per-sandbox process limit.
 //!
-//! Limits. `prlimit` sets process count, address space, file size and CPU time before `setpriv`
-//! and `bwrap` exec (both exec in place, so the jail inherits them), with core dumps off. As root
-//! each sandbox also gets control groups (`cgroup`, v1 or v2): a cap on resident memory, on its
-//! processes and on its CPU share; a tiny `sh` puts itself into them and then execs the rest of the
-//! chain, so no process of the jail starts outside.
+//! Limits. Process count, address space, file size and CPU time are set, with core dumps off,
+//! before the identity changes and `bwrap` execs in place, so the jail inherits them. As root each
+//! sandbox also gets control groups (`cgroup`, v1 or v2): a cap on resident memory, on its
+//! processes and on its CPU share, joined before the exec, so no process of the jail starts
+//! outside.
 //!
-//! The host side. Every program of that chain runs as root outside the jail, so none of it may be
-//! steered by a tenant: each is called by an absolute path found once at start-up, with a fixed
-//! environment, and what a tenant chose reaches bwrap through a descriptor (`host`, `command`).
+//! The host side. All of this happens in sandboxd's forked child before it execs `bwrap`
+//! (`enter`), with no program in between; bwrap is called by an absolute path found once at
+//! start-up, with a fixed environment, and what a tenant chose reaches it through a descriptor
+//! (`host`, `command`).
 //!
-//! Cleanup. sandboxd's child is the `bwrap` process itself (the links before it exec).
+//! Cleanup. sandboxd's child is the `bwrap` process itself.
 //! `--die-with-parent` plus the pid namespace make one `SIGKILL` of that child enough: bwrap's
 //! init dies, and the kernel kills every process of the namespace. If sandboxd itself dies, the
 //! same chain ends every jail.
 
 mod cgroup;
 mod command;
+mod enter;
 mod inner;
 mod seccomp;
 mod template;
