@@ -171,7 +171,7 @@ async fn a_jailed_process_holds_nothing_of_root_on_the_host() {
             assert_eq!(field(set), ["0000000000000000"], "{pid}: {set}");
         }
         assert_ne!(net, &own_net, "{pid} is on the host's network");
-        for controller in ["memory", "pids"] {
+        for controller in ["memory", "pids", "cpu"] {
             let line =
                 cgroups.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == controller)));
             let in_own = line.is_some_and(|l| l.contains(&sb.id))

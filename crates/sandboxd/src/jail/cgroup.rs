@@ -48,6 +48,7 @@ pub struct CpuStats {
 #[derive(Debug)]
 pub(crate) struct SandboxCgroup {
     dirs: Vec<PathBuf>,
+    version: Version,
 }
 
 fn write(path: &Path, value: &str) -> Result<(), String> {
@@ -149,7 +150,7 @@ impl Cgroups {
 
     /// Makes sandbox `name`'s groups with their limits; on failure nothing of them is left.
     pub(crate) fn create(&self, name: &str, limits: &JailLimits) -> Result<SandboxCgroup, String> {
-        let group = SandboxCgroup { dirs: self.dirs(name) };
+        let group = SandboxCgroup { dirs: self.dirs(name), version: self.version };
         let made = group
             .dirs
             .iter()
@@ -167,7 +168,7 @@ impl Cgroups {
     /// Kills whatever still runs in sandbox `name`'s groups (left by a sandboxd that died) and
     /// removes them.
     pub(crate) fn remove_leftover(&self, name: &str) {
-        let group = SandboxCgroup { dirs: self.dirs(name) };
+        let group = SandboxCgroup { dirs: self.dirs(name), version: self.version };
         for dir in &group.dirs {
             kill_members(dir);
         }
@@ -198,9 +199,19 @@ impl Cgroups {
 }
 
 impl SandboxCgroup {
-    /// The files a process writes its pid to, to join every group of the sandbox.
-    pub(crate) fn procs_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
-        self.dirs.iter().map(|dir| dir.join("cgroup.procs"))
+    /// The files a process writes `0` to, to join every group of the sandbox itself.
+    ///
+    /// On v1 that is `tasks`, which moves the writing thread alone — the whole process, for a
+    /// single-threaded one such as a child between fork and exec — and which the kernel lets skip
+    /// the host-wide lock that `cgroup.procs` takes (every fork and exit shares it): taking it
+    /// waits for an RCU grace period, measured at 5–12 ms a process start (docs/performance.md, "Process start"). v2
+    /// has no such file for domain groups.
+    pub(crate) fn join_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        let file = match self.version {
+            Version::V1 => "tasks",
+            Version::V2 => "cgroup.procs",
+        };
+        self.dirs.iter().map(move |dir| dir.join(file))
     }
 
     /// Removes the groups; they must be empty by now (the sandbox's processes are gone).
@@ -259,8 +270,8 @@ mod tests {
         assert_eq!(read("mayfly-sandboxd/iabc/memory.max"), "1073741824");
         assert_eq!(read("mayfly-sandboxd/iabc/pids.max"), "256");
         assert_eq!(read("mayfly-sandboxd/iabc/cpu.max"), "150000 100000");
-        let procs: Vec<PathBuf> = group.procs_files().collect();
-        assert_eq!(procs, [root.path().join("mayfly-sandboxd/iabc/cgroup.procs")]);
+        let joins: Vec<PathBuf> = group.join_files().collect();
+        assert_eq!(joins, [root.path().join("mayfly-sandboxd/iabc/cgroup.procs")]);
 
         std::fs::write(
             root.path().join("mayfly-sandboxd/iabc/cpu.stat"),
@@ -294,7 +305,9 @@ mod tests {
         assert_eq!(read("pids/mayfly-sandboxd/iabc/pids.max"), "256");
         assert_eq!(read("cpu/mayfly-sandboxd/iabc/cpu.cfs_quota_us"), "100000");
         assert_eq!(read("cpu/mayfly-sandboxd/iabc/cpu.cfs_period_us"), "100000");
-        assert_eq!(group.procs_files().count(), 3);
+        let joins: Vec<PathBuf> = group.join_files().collect();
+        let tasks = |controller: &str| root.path().join(controller).join("mayfly-sandboxd/iabc/tasks");
+        assert_eq!(joins, [tasks("memory"), tasks("pids"), tasks("cpu")], "a thread joins by itself, without the lock");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::{Jail, JailLimits};
 
 /// What a child needs to enter one sandbox.
 pub(super) struct Entry {
-    /// Each of the sandbox's `cgroup.procs` files, open for writing.
+    /// The file of each of the sandbox's groups that a process joins by, open for writing.
     cgroups: Vec<OwnedFd>,
     /// The sandbox's network namespace.
     net: Option<OwnedFd>,
@@ -38,7 +38,7 @@ impl Entry {
     pub(super) fn prepare(jail: &Jail) -> io::Result<Entry> {
         let mut cgroups = Vec::new();
         if let Some(cgroup) = &jail.cgroup {
-            for file in cgroup.procs_files() {
+            for file in cgroup.join_files() {
                 cgroups.push(OpenOptions::new().write(true).open(file)?.into());
             }
         }
