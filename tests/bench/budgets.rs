@@ -161,8 +161,9 @@ pub(crate) fn notes(report: &mut Report) {
         "The turn floor is, sample by sample, an HTTP round trip to wrangler dev plus the larger of a bare bwrap \
          running `python3 -c print(1)` and a bare CREATE DATABASE: the work a turn cannot avoid."
             .to_owned(),
-        "Turns through the worker are timed from the POST to the first stdout event read from the WebSocket; \
-         through `mayfly run`'s path (core's `run_turn` over the CLI's providers) from the call to the first stdout \
+        "Turns through the worker are timed from the POST (on a connection kept from the turn before, as an \
+         agent's HTTP client keeps it) to the first stdout event read from the WebSocket, which is a connection of \
+         its own; the create's `Server-Timing` splits its part. Through `mayfly run`'s path (core's `run_turn` over the CLI's providers) from the call to the first stdout \
          event at the sink."
             .to_owned(),
         "Reap is the turn's own timeline: `process.exited` to the later of `sandbox.reaped` and `database.reaped` \

@@ -175,7 +175,8 @@ fn cold(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
 
     step("turns without a pool");
     let body = serde_json::json!({ "code": PRINT_1, "language": "python" }).to_string();
-    let worker = turns(TURN_WORKER_COLD, FLOOR_TURN, report, || measure::worker_turn(stack, &body));
+    let alice = measure::api(stack);
+    let worker = turns(TURN_WORKER_COLD, FLOOR_TURN, report, || measure::worker_turn(&alice, &body));
     phases("worker, cold", &worker, report);
     reaps("worker, cold", stack, &worker, report);
     let native = turns(TURN_NATIVE_COLD, FLOOR_NATIVE, report, || measure::native_turn(stack, p, PRINT_1));
@@ -190,7 +191,7 @@ fn cold(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
     let body =
         serde_json::json!({ "code": measure::stream_code(), "language": "python", "timeout_s": 120 }).to_string();
     for _ in 0..2 {
-        let run = attempt(|| measure::worker_turn(stack, &body));
+        let run = attempt(|| measure::worker_turn(&alice, &body));
         report.streaming.push(measure::streaming("sandboxd → core → worker → WebSocket", run));
     }
     let run = attempt(|| measure::native_turn(stack, p, &measure::stream_code()));
@@ -214,9 +215,10 @@ fn warm(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
 
     step("turns with a warm pool");
     let body = serde_json::json!({ "code": PRINT_1, "language": "python" }).to_string();
+    let alice = measure::api(stack);
     let worker = turns(TURN_WORKER_WARM, FLOOR_TURN, report, || {
         measure::wait_pool(stack, &admin, POOL)?;
-        measure::worker_turn(stack, &body)
+        measure::worker_turn(&alice, &body)
     });
     phases("worker, warm", &worker, report);
     reaps("worker, warm", stack, &worker, report);
@@ -334,6 +336,12 @@ fn phases(label: &str, runs: &[TurnRun], report: &mut Report) {
     // What the turn's own clock does not see: the request before the turn is accepted, and the
     // delivery of its first output to the caller.
     add(OUTSIDE, &|r| Some(r.first_stdout_ms? - d(r, "turn.accepted", "stdout")?));
+    if label.starts_with("worker") {
+        // The create's part of that, split by the worker's own `Server-Timing`.
+        add("POST → 201 at the caller", &|r| r.created_ms);
+        add("in the create: the tenant ledger's admission", &|r| r.server_step("admit"));
+        add("in the create: the turn object's start", &|r| r.server_step("start"));
+    }
 }
 
 /// Process exit → both resources reaped, from the timeline; checked against the providers too.

@@ -253,6 +253,9 @@ pub(crate) struct TurnRun {
     pub(crate) stdout: Vec<u8>,
     /// The turn's id, for a turn through the worker.
     pub(crate) turn_id: String,
+    /// For a turn through the worker: when its `201` arrived, and the create's `Server-Timing`.
+    pub(crate) created_ms: Option<f64>,
+    pub(crate) server_timing: Vec<(String, f64)>,
 }
 
 impl TurnRun {
@@ -278,18 +281,29 @@ impl TurnRun {
         Ok(())
     }
 
+    /// The milliseconds the create's `Server-Timing` gives `step`.
+    pub(crate) fn server_step(&self, step: &str) -> Option<f64> {
+        self.server_timing.iter().find(|(name, _)| name == step).map(|(_, ms)| *ms)
+    }
+
     /// `at_ms` of the first event of `kind`.
     pub(crate) fn at(&self, kind: &str) -> Option<u64> {
         self.events.iter().find(|e| e.body.kind() == kind).map(|e| e.at_ms)
     }
 }
 
+/// The client turns through the worker are made with: one for the whole run, which keeps its
+/// connections to the API from one request to the next, as an agent's HTTP client does (and as the
+/// direct SDK flow's does). Each event stream is a WebSocket of its own.
+pub(crate) fn api(stack: &InProcessStack) -> ApiClient {
+    stack.client(ALICE_KEY).keeping_connections()
+}
+
 /// Through the worker: POST, then follow the events over the WebSocket to the last.
-pub(crate) fn worker_turn(stack: &InProcessStack, body: &str) -> anyhow::Result<TurnRun> {
-    let alice = stack.client(ALICE_KEY);
+pub(crate) fn worker_turn(alice: &ApiClient, body: &str) -> anyhow::Result<TurnRun> {
     let t = Instant::now();
-    let turn = alice.try_create_turn(body)?;
-    let mut run = TurnRun::default();
+    let (turn, server_timing) = alice.try_create_turn_timed(body)?;
+    let mut run = TurnRun { created_ms: Some(ms(t.elapsed())), server_timing, ..TurnRun::default() };
     let (events, failure) = alice.read_events(&turn.turn_id, 0, |event| run.observe(event, t));
     if let Some(err) = failure {
         anyhow::bail!("reading the events of {}: {err}", turn.turn_id);
@@ -355,13 +369,14 @@ pub(crate) fn leftovers(stack: &InProcessStack) -> anyhow::Result<usize> {
 
 pub(crate) fn concurrency(stack: &InProcessStack, n: usize) -> Concurrency {
     let body = serde_json::json!({ "code": PRINT_1, "language": "python" }).to_string();
+    let alice = api(stack);
     let t = Instant::now();
     let results: Vec<anyhow::Result<TurnRun>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
             .map(|_| {
                 scope.spawn(|| {
                     attempt(|| {
-                        let run = worker_turn(stack, &body)?;
+                        let run = worker_turn(&alice, &body)?;
                         run.check(b"1\n")?;
                         Ok(run)
                     })

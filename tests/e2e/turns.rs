@@ -27,8 +27,10 @@ fn turns_run_stream_replay_and_leave_nothing_behind() {
 
     // print(1): the whole life of a turn, live from seq 1.
     let posted = Instant::now();
-    let turn = alice.create_turn(r#"{"code":"print(1)","language":"python"}"#);
+    let (turn, timing) = alice.try_create_turn_timed(r#"{"code":"print(1)","language":"python"}"#).unwrap();
     assert_eq!(turn.events_url, format!("/v1/turns/{}/events", turn.turn_id));
+    let steps: Vec<&str> = timing.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(steps, ["admit", "start"], "the create says where its time went (Server-Timing)");
     let mut first_stdout = None;
     let events = alice.follow_with(&turn.turn_id, 0, |event| {
         if matches!(event.body, EventBody::Stdout { .. }) && first_stdout.is_none() {

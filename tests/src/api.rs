@@ -141,6 +141,17 @@ impl ApiClient {
     /// A request with the client's key and a JSON body when given: (status, body), whatever the
     /// status. Fails only when no answer came.
     pub fn try_call(&self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<(u16, String)> {
+        self.try_call_with_header(method, path, body, "").map(|(status, body, _)| (status, body))
+    }
+
+    /// [`ApiClient::try_call`], with the answer's `header` (empty when absent).
+    pub fn try_call_with_header(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        header: &str,
+    ) -> anyhow::Result<(u16, String, String)> {
         let mut request = self.agent().request(method, &format!("{}{path}", self.base_url));
         if let Some(key) = &self.key {
             request = request.set("Authorization", &format!("Bearer {key}"));
@@ -150,7 +161,10 @@ impl ApiClient {
             None => request.call(),
         };
         match result {
-            Ok(response) | Err(ureq::Error::Status(_, response)) => Ok((response.status(), response.into_string()?)),
+            Ok(response) | Err(ureq::Error::Status(_, response)) => {
+                let value = response.header(header).unwrap_or_default().to_owned();
+                Ok((response.status(), response.into_string()?, value))
+            }
             Err(err) => Err(anyhow::anyhow!("{method} {path}: {err}")),
         }
     }
@@ -165,6 +179,14 @@ impl ApiClient {
         let (status, answer) = self.try_call("POST", "/v1/turns", Some(body))?;
         anyhow::ensure!(status == 201, "POST /v1/turns: {status} {answer}");
         Ok(serde_json::from_str(&answer)?)
+    }
+
+    /// [`ApiClient::try_create_turn`], with the answer's `Server-Timing`: each step's name and
+    /// milliseconds.
+    pub fn try_create_turn_timed(&self, body: &str) -> anyhow::Result<(CreateTurnResponse, Vec<(String, f64)>)> {
+        let (status, answer, timing) = self.try_call_with_header("POST", "/v1/turns", Some(body), "Server-Timing")?;
+        anyhow::ensure!(status == 201, "POST /v1/turns: {status} {answer}");
+        Ok((serde_json::from_str(&answer)?, server_timing(&timing)))
     }
 
     pub fn create_turn(&self, body: &str) -> CreateTurnResponse {
@@ -370,5 +392,27 @@ pub fn read_events(socket: &mut EventSocket, mut on_event: impl FnMut(&Event)) -
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return (events, None),
             Err(err) => return (events, Some(err.to_string())),
         }
+    }
+}
+
+/// The steps of a `Server-Timing` value, `name;dur=ms, …`; a step without a duration is left out.
+pub fn server_timing(value: &str) -> Vec<(String, f64)> {
+    value
+        .split(',')
+        .filter_map(|step| {
+            let mut parts = step.split(';').map(str::trim);
+            let name = parts.next()?.to_owned();
+            let ms = parts.find_map(|p| p.strip_prefix("dur="))?.parse().ok()?;
+            Some((name, ms))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_timing_reads_each_step_with_a_duration() {
+        let steps = super::server_timing("admit;dur=13, start;desc=\"x\";dur=2.5, cache");
+        assert_eq!(steps, [("admit".to_owned(), 13.0), ("start".to_owned(), 2.5)]);
     }
 }

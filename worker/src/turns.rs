@@ -80,7 +80,10 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
         idempotency: key.map(|key| Fingerprint { key, body_sha256: idempotency::body_sha256(&body) }),
     };
     let keyed = admission.idempotency.is_some();
-    let record = match ledger::admit(env, &tenant.0, &admission).await {
+    let admitting = Date::now().as_millis();
+    let admitted = ledger::admit(env, &tenant.0, &admission).await;
+    let starting = Date::now().as_millis();
+    let record = match admitted {
         Ok(Admitted::Yes) => record,
         // A retry's body is the first request's to the byte, so it makes the same record.
         Ok(Admitted::Again { turn_id, created_unix_ms }) => match TurnId::new(turn_id) {
@@ -141,7 +144,16 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
         status_url: format!("/v1/turns/{turn_id}"),
         turn_id: turn_id.as_str().to_owned(),
     };
-    Ok(Response::from_json(&created)?.with_status(201))
+    let timing = server_timing(&[("admit", starting - admitting), ("start", Date::now().as_millis() - starting)]);
+    let mut response = Response::from_json(&created)?.with_status(201);
+    response.headers_mut().set("Server-Timing", &timing)?;
+    Ok(response)
+}
+
+/// A `Server-Timing` header's value: how long each step of the request took, which a browser's
+/// developer tools show and the bench reads.
+fn server_timing(steps: &[(&str, u64)]) -> String {
+    steps.iter().map(|(name, ms)| format!("{name};dur={ms}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `GET /v1/turns/{id}`, `GET /v1/turns/{id}/events`, `DELETE /v1/turns/{id}`,
