@@ -177,10 +177,24 @@ fn stage_etc(etc: &Path, to: &Path) -> std::io::Result<()> {
             copy_entry(&from, &to.join(name), &readable_by_all)?;
         }
     }
+    let profile = to.join("profile");
+    // Only a file of the copy's own: a link would lead the write to wherever it points.
+    if std::fs::symlink_metadata(&profile).is_ok_and(|meta| meta.is_file()) {
+        let text = std::fs::read_to_string(&profile)?;
+        std::fs::write(&profile, without_id_process(&text))?;
+    }
     std::fs::write(to.join("passwd"), PASSWD)?;
     std::fs::write(to.join("group"), GROUP)?;
     // Where each jail binds its own.
     std::fs::write(to.join("hostname"), "")
+}
+
+/// Debian's `/etc/profile` runs `id -u` as a process of its own to choose the `PATH`, in every
+/// login shell — which is every command E2B runs (`bash -l -c`): about 2 ms of each process start
+/// (docs/performance.md, "Process start"). bash knows the answer as `$EUID`; any other shell still
+/// asks `id`.
+fn without_id_process(profile: &str) -> String {
+    profile.replace("\"$(id -u)\"", "\"${EUID:-$(id -u)}\"")
 }
 
 /// Bytes (as [`footprint`] counts them) of what [`stage_etc`] copies, at most.
@@ -290,5 +304,40 @@ mod tests {
         assert_eq!(std::fs::read_link(staged.join("localtime")).unwrap(), Path::new("/usr/share/zoneinfo/UTC"));
         assert_eq!(std::fs::read_to_string(staged.join("passwd")).unwrap(), PASSWD);
         assert!(etc_footprint(etc.path()).unwrap() >= footprint(&staged).unwrap());
+    }
+
+    #[test]
+    fn the_staged_profile_asks_bash_for_the_uid_and_a_linked_one_is_left_alone() {
+        let profile = "if [ \"$(id -u)\" -eq 0 ]; then\n  PATH=/sbin\nfi\n";
+        let etc = tempfile::tempdir().unwrap();
+        std::fs::write(etc.path().join("profile"), profile).unwrap();
+        let to = tempfile::tempdir().unwrap();
+        stage_etc(etc.path(), &to.path().join("etc")).unwrap();
+        let staged = std::fs::read_to_string(to.path().join("etc/profile")).unwrap();
+        assert_eq!(staged, "if [ \"${EUID:-$(id -u)}\" -eq 0 ]; then\n  PATH=/sbin\nfi\n");
+        // `bash` takes the branch `id` would choose, as root and as anyone else.
+        for (uid, path) in [("0", "/sbin"), ("1000", "unchanged")] {
+            let script = format!("PATH=unchanged; EUID={uid} . /dev/stdin; echo $PATH");
+            let mut sh = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(sh.stdin.as_mut().unwrap(), staged.as_bytes()).unwrap();
+            drop(sh.stdin.take());
+            let out = sh.wait_with_output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), path, "EUID={uid}");
+        }
+
+        // A host whose `/etc/profile` is a link: the copy is the link, and the file it names is
+        // never written.
+        let target = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(target.path(), profile).unwrap();
+        let linked = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(target.path(), linked.path().join("profile")).unwrap();
+        let to = tempfile::tempdir().unwrap();
+        stage_etc(linked.path(), &to.path().join("etc")).unwrap();
+        assert_eq!(std::fs::read_to_string(target.path()).unwrap(), profile);
     }
 }
