@@ -84,12 +84,15 @@ pub(crate) fn budgets(report: &mut Report) {
             || "not run".to_owned(),
             |c| {
                 format!(
-                    "{} failures, {} leaks, {:.2} ({} ms ÷ {} ms)",
+                    "{} failures, {} leaks, {:.2} ({} ms ÷ {} ms); {} ms of CPU a turn, so the 32 need the \
+                     machine's cores for {} s at the least",
                     c.failures.len(),
                     c.leaks.map_or("?".into(), |l| l.to_string()),
                     slowdown.unwrap_or(f64::NAN),
                     report::ms(c.first_byte_p50_ms),
-                    report::ms(single)
+                    report::ms(single),
+                    report::ms(c.cpu_ms_per_turn),
+                    c.cpu_bound_s.map_or_else(|| "?".to_owned(), |s| format!("{s:.2}")),
                 )
             },
         ),

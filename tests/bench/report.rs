@@ -57,6 +57,11 @@ pub(crate) struct Concurrency {
     pub(crate) failures: Vec<String>,
     /// Sandboxes and scratch databases still listed by the providers once every turn is over.
     pub(crate) leaks: Option<usize>,
+    /// The machine's CPU time (every process, every core) while the turns ran, per turn.
+    pub(crate) cpu_ms_per_turn: Option<f64>,
+    /// How long the machine's cores need for that much CPU time at the least: turns × CPU a turn ÷
+    /// cores. No first byte can come later than the slowest turn's, and this bounds that from below.
+    pub(crate) cpu_bound_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -248,12 +253,12 @@ pub(crate) fn markdown(report: &Report) -> String {
     let _ = writeln!(
         md,
         "\n## Concurrency (through the worker)\n\n| turns | wall s | turns/s | first byte p50 | first byte p95 | \
-         finished p95 | failures | leaks |\n|---|---|---|---|---|---|---|---|"
+         finished p95 | failures | leaks | CPU ms a turn | CPU-bound wall s |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for c in &report.concurrency {
         let _ = writeln!(
             md,
-            "| {} | {:.1} | {:.2} | {} | {} | {} | {} | {} |",
+            "| {} | {:.1} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
             c.turns,
             c.wall_s,
             c.throughput_per_s,
@@ -261,7 +266,9 @@ pub(crate) fn markdown(report: &Report) -> String {
             ms(c.first_byte_p95_ms),
             ms(c.finished_p95_ms),
             c.failures.len(),
-            c.leaks.map_or_else(|| "unknown".to_owned(), |l| l.to_string())
+            c.leaks.map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
+            ms(c.cpu_ms_per_turn),
+            c.cpu_bound_s.map_or_else(|| "?".to_owned(), |s| format!("{s:.2}")),
         );
         for e in &c.failures {
             let _ = writeln!(md, "\n- failure with {} turns: {e}", c.turns);
