@@ -136,6 +136,11 @@ async fn a_descriptor_sandboxd_inherited_never_reaches_a_jail() {
 /// any set — the bounding set included, so nothing a jailed process execs can regain one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jailed_process_holds_nothing_of_root_on_the_host() {
+    if mayfly_sandboxd::is_root() {
+        // sandboxd (this process, here) is given a supplementary group, as a service's root may
+        // have: no jailed process may carry it.
+        nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(4242)]).unwrap();
+    }
     let s = Server::start().await;
     let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
     let held = {

@@ -73,7 +73,9 @@ impl Jail {
         envs: &[(String, String)],
         info: Option<OwnedFd>,
     ) -> Result<Command, SandboxError> {
-        // sandboxd's child enters the sandbox itself (`enter`), then becomes bwrap.
+        // sandboxd's child enters the sandbox itself (`enter`), then becomes bwrap. Hooks run in
+        // the order they are added: this one before the descriptor mapping below, whose `dup2`s
+        // onto 3–6 could otherwise replace a descriptor `enter` still has to write to.
         let entry = Entry::prepare(self).map_err(fd_error)?;
         let mut cmd = host_command(&self.host.tools.bwrap);
         // The workspace's one `unsafe` block (ARCHITECTURE.md). SAFETY: `enter` makes only

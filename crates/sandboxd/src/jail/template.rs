@@ -190,12 +190,25 @@ fn stage_etc(etc: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Debian's `/etc/profile` runs `id -u` as a process of its own to choose the `PATH`, in every
-/// login shell — which is every command E2B runs (`bash -l -c`): about 2 ms of each process start
-/// (docs/performance.md, "Process start"). bash knows the answer as `$EUID`; any other shell still
-/// asks `id`.
+/// login shell — which is every command E2B runs (`bash -l -c`): about 5 ms of each process start
+/// (docs/performance.md, "Process start"). The staged copy reads the effective uid from
+/// `/proc/self/status` with the shell's own `read` first. Not bash's `$EUID`: bash keeps an `EUID`
+/// it finds in its environment, which a tenant sets.
 fn without_id_process(profile: &str) -> String {
-    profile.replace("\"$(id -u)\"", "\"${EUID:-$(id -u)}\"")
+    if !profile.contains(ASKS_ID) {
+        return profile.to_owned();
+    }
+    let read_uid = "# Staged by sandboxd: the effective uid without a process of its own.\n\
+                    mayfly_euid=\n\
+                    while read -r mayfly_key mayfly_real mayfly_effective mayfly_rest; do\n\
+                    \x20 if [ \"$mayfly_key\" = Uid: ]; then mayfly_euid=$mayfly_effective; break; fi\n\
+                    done 2>/dev/null </proc/self/status\n\n";
+    let forget = "\nunset mayfly_euid mayfly_key mayfly_real mayfly_effective mayfly_rest\n";
+    format!("{read_uid}{}{forget}", profile.replace(ASKS_ID, "\"${mayfly_euid:-$(id -u)}\""))
 }
+
+/// How Debian's profile asks for the uid.
+const ASKS_ID: &str = "\"$(id -u)\"";
 
 /// Bytes (as [`footprint`] counts them) of what [`stage_etc`] copies, at most.
 fn etc_footprint(etc: &Path) -> std::io::Result<u64> {
@@ -307,27 +320,33 @@ mod tests {
     }
 
     #[test]
-    fn the_staged_profile_asks_bash_for_the_uid_and_a_linked_one_is_left_alone() {
+    fn the_staged_profile_reads_the_uid_without_a_process_and_a_linked_one_is_left_alone() {
         let profile = "if [ \"$(id -u)\" -eq 0 ]; then\n  PATH=/sbin\nfi\n";
         let etc = tempfile::tempdir().unwrap();
         std::fs::write(etc.path().join("profile"), profile).unwrap();
         let to = tempfile::tempdir().unwrap();
         stage_etc(etc.path(), &to.path().join("etc")).unwrap();
         let staged = std::fs::read_to_string(to.path().join("etc/profile")).unwrap();
-        assert_eq!(staged, "if [ \"${EUID:-$(id -u)}\" -eq 0 ]; then\n  PATH=/sbin\nfi\n");
-        // `bash` takes the branch `id` would choose, as root and as anyone else.
-        for (uid, path) in [("0", "/sbin"), ("1000", "unchanged")] {
-            let script = format!("PATH=unchanged; EUID={uid} . /dev/stdin; echo $PATH");
-            let mut sh = std::process::Command::new("sh")
-                .args(["-c", &script])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            std::io::Write::write_all(sh.stdin.as_mut().unwrap(), staged.as_bytes()).unwrap();
-            drop(sh.stdin.take());
-            let out = sh.wait_with_output().unwrap();
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), path, "EUID={uid}");
+        assert!(!staged.contains("\"$(id -u)\" -eq") && staged.contains("PATH=/sbin"), "{staged}");
+        // The shell takes the branch `id -u` would choose, whatever a tenant puts in the
+        // environment (bash keeps an `EUID` it inherits), and without running `id`: it is not on
+        // this `PATH`. The profile's own variables are gone after it.
+        let uid = String::from_utf8(std::process::Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+        let expected = if uid.trim() == "0" { "/sbin" } else { "unchanged" };
+        for shell in ["sh", "bash"] {
+            for planted in ["0", "12345"] {
+                let mut run = std::process::Command::new(shell)
+                    .args(["-c", "PATH=unchanged; . /dev/stdin; echo $PATH$mayfly_euid"])
+                    .envs([("EUID", planted), ("UID", planted), ("mayfly_euid", planted)])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                std::io::Write::write_all(run.stdin.as_mut().unwrap(), staged.as_bytes()).unwrap();
+                drop(run.stdin.take());
+                let out = run.wait_with_output().unwrap();
+                assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected, "{shell}, EUID={planted}");
+            }
         }
 
         // A host whose `/etc/profile` is a link: the copy is the link, and the file it names is
