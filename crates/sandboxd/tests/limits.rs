@@ -191,22 +191,12 @@ async fn a_jailed_process_holds_nothing_of_root_on_the_host() {
 /// `(pid, status, cgroup, network namespace)` from `/proc/<pid>` of every live process whose uid is
 /// one of the server's jail uids; one that ends while it is read (a file API's helper) is left out.
 fn jailed_statuses(uid_base: u32) -> Vec<(String, String, String, std::path::PathBuf)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
-        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
-        let ours = uid.and_then(|u| u.parse::<u32>().ok()).is_some_and(|u| (uid_base..uid_base + 100).contains(&u));
-        if ours && !status.contains("State:\tZ") {
-            let cgroups = std::fs::read_to_string(entry.path().join("cgroup"));
-            let net = std::fs::read_link(entry.path().join("ns/net"));
-            if let (Ok(cgroups), Ok(net)) = (cgroups, net) {
-                found.push((pid, status, cgroups, net));
-            }
-        }
-    }
-    found
+    common::jailed(uid_base)
+        .into_iter()
+        .filter_map(|(pid, dir, status)| {
+            let cgroups = std::fs::read_to_string(dir.join("cgroup")).ok()?;
+            let net = std::fs::read_link(dir.join("ns/net")).ok()?;
+            Some((pid, status, cgroups, net))
+        })
+        .collect()
 }

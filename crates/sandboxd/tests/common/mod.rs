@@ -99,24 +99,31 @@ impl Server {
 
 /// Host processes running as one of this server's jail uids.
 pub fn jailed_processes(uid_base: u32) -> Vec<String> {
+    jailed(uid_base)
+        .into_iter()
+        .map(|(pid, dir, status)| {
+            let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap_or_default();
+            let uid = uid.split_whitespace().next().unwrap_or_default();
+            let cmd = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            format!("{pid} uid={uid} {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
+        })
+        .collect()
+}
+
+/// `(pid, /proc/<pid>, its status)` of every live host process whose real uid is one of this
+/// server's jail uids.
+pub fn jailed(uid_base: u32) -> Vec<(String, PathBuf, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
         let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
-        let uid = status
-            .lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|u| u.parse::<u32>().ok());
-        let state = status.lines().find(|l| l.starts_with("State:")).unwrap_or_default().to_owned();
-        if let Some(uid) = uid {
-            if (uid_base..uid_base + 100).contains(&uid) && !state.contains('Z') {
-                let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-                found.push(format!("{name} uid={uid} {}", String::from_utf8_lossy(&cmd).replace('\0', " ")));
-            }
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
+        let ours = uid.and_then(|u| u.parse::<u32>().ok()).is_some_and(|u| (uid_base..uid_base + 100).contains(&u));
+        if ours && !status.contains("State:\tZ") {
+            found.push((pid, entry.path(), status));
         }
     }
     found
