@@ -15,6 +15,7 @@ use mayfly_core::providers::{
 use mayfly_core::turn::{run_turn, Lease, SinkError, TurnControl, TurnId, TurnOptions, TurnSink};
 use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, TurnSpec};
 use mayfly_e2e::leftovers::list_at_providers;
+use mayfly_e2e::cpu::CpuTotals;
 use mayfly_e2e::{ApiClient, InProcessStack, ALICE_KEY};
 use sha2::{Digest, Sha256};
 
@@ -370,7 +371,7 @@ pub(crate) fn leftovers(stack: &InProcessStack) -> anyhow::Result<usize> {
 pub(crate) fn concurrency(stack: &InProcessStack, n: usize) -> Concurrency {
     let body = serde_json::json!({ "code": PRINT_1, "language": "python" }).to_string();
     let alice = api(stack);
-    let cpu_before = machine_cpu_ms();
+    let cpu_before = CpuTotals::now();
     let t = Instant::now();
     let results: Vec<anyhow::Result<TurnRun>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
@@ -387,7 +388,8 @@ pub(crate) fn concurrency(stack: &InProcessStack, n: usize) -> Concurrency {
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("thread panicked")))).collect()
     });
     let wall = t.elapsed().as_secs_f64();
-    let cpu_ms_per_turn = cpu_before.zip(machine_cpu_ms()).map(|(before, after)| (after - before) / n as f64);
+    let cpu = cpu_before.zip(CpuTotals::now()).map(|(before, after)| after.per_turn_since(&before, n));
+    let cpu_ms_per_turn = cpu.as_ref().map(|(total, _)| *total);
     let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
     let mut first = Vec::new();
     let mut finished = Vec::new();
@@ -419,18 +421,9 @@ pub(crate) fn concurrency(stack: &InProcessStack, n: usize) -> Concurrency {
         failures,
         leaks: leaks.ok(),
         cpu_ms_per_turn,
+        cpu_by_program: cpu.map(|(_, split)| split).unwrap_or_default(),
         cpu_bound_s: cpu_ms_per_turn.map(|cpu| cpu * n as f64 / cores / 1000.0),
     }
-}
-
-/// The CPU time every process of the machine has used since boot, in ms: the busy fields of
-/// `/proc/stat`'s `cpu` line, counted in USER_HZ, which Linux fixes at 100 a second there.
-fn machine_cpu_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map_while(|f| f.parse().ok()).collect();
-    // user nice system idle iowait irq softirq steal: all but idle and iowait.
-    let busy: u64 = fields.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
-    Some(busy as f64 * 10.0)
 }
 
 /// How many MiB the streaming turn prints: as much as a turn keeps (`Limits::max_output_bytes`),

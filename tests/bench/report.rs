@@ -59,6 +59,8 @@ pub(crate) struct Concurrency {
     pub(crate) leaks: Option<usize>,
     /// The machine's CPU time (every process, every core) while the turns ran, per turn.
     pub(crate) cpu_ms_per_turn: Option<f64>,
+    /// That time split by program (`cpu.rs`), in ms a turn.
+    pub(crate) cpu_by_program: Vec<(String, f64)>,
     /// How long the machine's cores need for that much CPU time at the least: turns × CPU a turn ÷
     /// cores. No first byte can come later than the slowest turn's, and this bounds that from below.
     pub(crate) cpu_bound_s: Option<f64>,
@@ -273,6 +275,10 @@ pub(crate) fn markdown(report: &Report) -> String {
         for e in &c.failures {
             let _ = writeln!(md, "\n- failure with {} turns: {e}", c.turns);
         }
+    }
+    for c in report.concurrency.iter().filter(|c| !c.cpu_by_program.is_empty()) {
+        let split: Vec<String> = c.cpu_by_program.iter().map(|(name, ms)| format!("{name} {ms:.1}")).collect();
+        let _ = writeln!(md, "\n- {} turns, CPU ms a turn by program: {}.", c.turns, split.join(", "));
     }
     let _ = writeln!(
         md,

@@ -6,6 +6,7 @@
 //! the soak and the bench speak to the API through [`ApiClient`].
 
 pub mod api;
+pub mod cpu;
 pub mod fault_proxy;
 pub mod in_process_stack;
 pub mod inspector;

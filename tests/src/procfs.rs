@@ -28,8 +28,36 @@ pub fn comm(pid: u32) -> String {
 
 /// The fields of `/proc/<pid>/stat` after the command, which may itself hold spaces and `)`.
 fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    fields_after_command(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The fields of a `stat` line after the command: the first is field 3, the state.
+fn fields_after_command(stat: &str) -> Option<Vec<String>> {
     Some(stat.rsplit(')').next()?.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Milliseconds of a tick of `/proc`'s CPU times (USER_HZ, which Linux fixes at 100 a second).
+const TICK_MS: f64 = 10.0;
+
+/// A process's CPU time in ms: its own (`utime + stime`) and that of its children it has reaped
+/// (`cutime + cstime`, fields 14 to 17); `None` once it is gone.
+pub fn cpu_ms(pid: u32) -> Option<(f64, f64)> {
+    cpu_of(&stat_fields(pid)?)
+}
+
+fn cpu_of(fields: &[String]) -> Option<(f64, f64)> {
+    let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+    Some(((field(14)? + field(15)?) * TICK_MS, (field(16)? + field(17)?) * TICK_MS))
+}
+
+/// The machine's busy CPU time since boot in ms, every core: `/proc/stat`'s `cpu` line but idle
+/// and iowait.
+pub fn machine_busy_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map_while(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: u64 = fields.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
+    Some(busy as f64 * TICK_MS)
 }
 
 /// `pid` and all its descendants.
@@ -107,4 +135,17 @@ pub fn sandbox_processes(sandbox_id: &str, mark: &str) -> Vec<String> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_times_are_read_after_a_command_with_spaces() {
+        let fields = fields_after_command("42 (my (odd) prog) S 1 42 42 0 -1 4194304 100 0 0 0 7 3 5 1 20 0").unwrap();
+        assert_eq!(fields[0], "S");
+        assert_eq!(cpu_of(&fields), Some((100.0, 60.0)));
+        assert!(cpu_ms(std::process::id()).is_some() && machine_busy_ms().is_some());
+    }
 }
