@@ -14,8 +14,8 @@ use mayfly_core::providers::{
 };
 use mayfly_core::turn::{run_turn, Lease, SinkError, TurnControl, TurnId, TurnOptions, TurnSink};
 use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, TurnSpec};
-use mayfly_e2e::leftovers::list_at_providers;
 use mayfly_e2e::cpu::CpuTotals;
+use mayfly_e2e::leftovers::list_at_providers;
 use mayfly_e2e::{ApiClient, InProcessStack, ALICE_KEY};
 use sha2::{Digest, Sha256};
 
