@@ -166,8 +166,8 @@ pub(crate) fn notes(report: &mut Report) {
             .to_owned(),
         "Turns through the worker are timed from the POST (on a connection kept from the turn before, as an \
          agent's HTTP client keeps it) to the first stdout event read from the WebSocket, which is a connection of \
-         its own; the create's `Server-Timing` splits its part. Through `mayfly run`'s path (core's `run_turn` over the CLI's providers) from the call to the first stdout \
-         event at the sink."
+         its own; the create's `Server-Timing` splits its part. Through `mayfly run`'s path (core's `run_turn` over \
+         the CLI's providers) from the call to the first stdout event at the sink."
             .to_owned(),
         "Reap is the turn's own timeline: `process.exited` to the later of `sandbox.reaped` and `database.reaped` \
          (each emitted once its provider confirmed the delete); each turn is also checked as reaped through the API."

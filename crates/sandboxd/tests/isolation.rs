@@ -61,17 +61,9 @@ async fn escape_attempts_fail() {
     assert!(!std::path::Path::new("/etc/pwned").exists());
     if mayfly_sandboxd::is_root() {
         // On the host, the jail runs as an unprivileged uid of its own.
-        let procs = {
-            let bg = sb.clone();
-            let h = tokio::spawn(async move { bg.run("touch /tmp/up; sleep 5").await });
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while sb.rpc("/filesystem.Filesystem/Stat", json!({"path": "/tmp/up"})).await.0 != 200 {
-                assert!(std::time::Instant::now() < deadline);
-            }
-            let p = common::jailed_processes(s.uid_base);
-            h.abort();
-            p
-        };
+        let running = sb.running("sleep 5").await;
+        let procs = common::jailed_processes(s.uid_base);
+        running.abort();
         assert!(procs.iter().any(|p| p.contains("sleep 5")), "{procs:?}");
     }
     s.finish().await;

@@ -143,17 +143,9 @@ async fn a_jailed_process_holds_nothing_of_root_on_the_host() {
     }
     let s = Server::start().await;
     let sb = s.create(json!({"templateID": "base", "timeout": 60})).await;
-    let held = {
-        let bg = sb.clone();
-        let running = tokio::spawn(async move { bg.run("touch /tmp/up; sleep 30").await });
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while sb.rpc("/filesystem.Filesystem/Stat", json!({"path": "/tmp/up"})).await.0 != 200 {
-            assert!(std::time::Instant::now() < deadline, "the process never started");
-        }
-        let statuses = jailed_statuses(s.uid_base);
-        running.abort();
-        statuses
-    };
+    let running = sb.running("sleep 30").await;
+    let held = jailed_statuses(s.uid_base);
+    running.abort();
     if !mayfly_sandboxd::is_root() {
         // Without root there is no host uid of the sandbox's own to look for.
         assert!(held.is_empty());

@@ -204,8 +204,8 @@ impl SandboxCgroup {
     /// On v1 that is `tasks`, which moves the writing thread alone — the whole process, for a
     /// single-threaded one such as a child between fork and exec — and which the kernel lets skip
     /// the host-wide lock that `cgroup.procs` takes (every fork and exit shares it): taking it
-    /// waits for an RCU grace period, measured at 5–12 ms a process start (docs/performance.md, "Process start"). v2
-    /// has no such file for domain groups.
+    /// waits for an RCU grace period, measured at 5–12 ms a process start (docs/performance.md,
+    /// "Process start"). v2 has no such file for domain groups.
     pub(crate) fn join_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
         let file = match self.version {
             Version::V1 => "tasks",

@@ -78,9 +78,9 @@ fn limits(l: &JailLimits) -> [(Resource, u64); 5] {
     ]
 }
 
-/// From root to `uid` and `gid`, keeping nothing: the bounding set emptied first (that needs the capability
-/// it removes last), then no supplementary groups, the gid and the uid (real, effective and saved
-/// alike), and the inheritable set — which a change of uid leaves alone — cleared.
+/// From root to `uid` and `gid`, keeping nothing: the bounding set emptied first (that needs the
+/// capability it removes last), then no supplementary groups, the gid and the uid (real, effective
+/// and saved alike), and the inheritable set — which a change of uid leaves alone — cleared.
 fn drop_root(uid: Uid, gid: Gid) -> io::Result<()> {
     for cap in 0..64 {
         match rustix::thread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(1 << cap)) {

@@ -212,6 +212,19 @@ impl Sbx {
         .await
     }
 
+    /// Runs `script` in the background, returning once it has started (it touches a marker file
+    /// first, which is looked for through the file API, for at most 10 s).
+    pub async fn running(&self, script: &str) -> tokio::task::JoinHandle<Run> {
+        let bg = self.clone();
+        let script = format!("touch /tmp/.started; {script}");
+        let handle = tokio::spawn(async move { bg.run(&script).await });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.rpc("/filesystem.Filesystem/Stat", serde_json::json!({"path": "/tmp/.started"})).await.0 != 200 {
+            assert!(std::time::Instant::now() < deadline, "the process never started");
+        }
+        handle
+    }
+
     /// Starts a shell command and reads its stream until it ends or breaks off.
     pub async fn run_until_cut(&self, script: &str) -> (Run, Option<reqwest::Error>) {
         let req = serde_json::json!({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", script]}, "stdin": false});
