@@ -105,7 +105,7 @@ fn the_native_client_follows_a_turn_across_dropped_streams_keeps_cancels_and_rea
     );
     let expected: String = (1..=lines).map(|i| format!("n{i}\n")).collect();
     let mut request = CreateTurnRequest::new(code, Language::Python);
-    request.database = false;
+    request.database = mayfly_core::DatabaseField::Enabled(false);
 
     let opened_after = Arc::new(Mutex::new(Vec::new()));
     let client = Client::with_backend(

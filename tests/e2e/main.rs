@@ -9,5 +9,6 @@ mod health;
 mod idempotency;
 mod ledger;
 mod paging;
+mod sessions;
 mod support;
 mod turns;

@@ -34,6 +34,9 @@ pub(crate) struct Config {
     pub(crate) sweep_grace_ms: u64,
     /// How many turns one tenant may have running at once (`MAX_TURNS_PER_TENANT`).
     pub(crate) max_turns_per_tenant: usize,
+    /// How many checkpoints one tenant may keep at once (`MAX_CHECKPOINTS_PER_TENANT`): each holds
+    /// a database at the shared provider for up to a day.
+    pub(crate) max_checkpoints_per_tenant: usize,
     /// How many turns a tenant's ledger keeps, its newest (`MAX_TURN_HISTORY`).
     pub(crate) max_turn_history: u64,
     /// How many idempotency keys a tenant's ledger remembers, its newest (`MAX_IDEMPOTENCY_KEYS`).
@@ -56,6 +59,7 @@ const DEFAULT_SWEEP_GRACE_S: u64 = 60;
 
 /// A tenant's running turns when `MAX_TURNS_PER_TENANT` is unset or not a positive number.
 const DEFAULT_MAX_TURNS_PER_TENANT: usize = 10;
+const DEFAULT_MAX_CHECKPOINTS_PER_TENANT: usize = 10;
 
 /// The turns and the idempotency keys a tenant's ledger keeps when `MAX_TURN_HISTORY` and
 /// `MAX_IDEMPOTENCY_KEYS` are unset or not positive numbers: enough for any retry and for paging
@@ -77,6 +81,8 @@ impl Config {
             instanode_token: secret("INSTANODE_TOKEN"),
             sweep_grace_ms: sweep_grace_s(optional("SWEEP_GRACE_S").as_deref()) * 1000,
             max_turns_per_tenant: max_turns_per_tenant(optional("MAX_TURNS_PER_TENANT").as_deref()),
+            max_checkpoints_per_tenant: positive(optional("MAX_CHECKPOINTS_PER_TENANT").as_deref())
+                .map_or(DEFAULT_MAX_CHECKPOINTS_PER_TENANT, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             max_turn_history: positive(optional("MAX_TURN_HISTORY").as_deref()).unwrap_or(DEFAULT_MAX_TURN_HISTORY),
             max_idempotency_keys: positive(optional("MAX_IDEMPOTENCY_KEYS").as_deref())
                 .unwrap_or(DEFAULT_MAX_IDEMPOTENCY_KEYS),

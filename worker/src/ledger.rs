@@ -14,7 +14,10 @@
 //! The rooms: [`history`] (the turns, the newest kept, listed a page at a time) and [`keys`] (the
 //! idempotency keys, bounded in time and number; how many of each, `MAX_TURN_HISTORY` and
 //! `MAX_IDEMPOTENCY_KEYS`, 1,000 by default). Storage keys beyond
-//! theirs: `active:<turn id>` (an [`Active`] turn) and `sweep` (the last [`SweepReport`] as JSON).
+//! theirs: `active:<turn id>` (an [`Active`] turn), `checkpoint:<turn id>` (a checkpoint that
+//! holds one of the tenant's `MAX_CHECKPOINTS_PER_TENANT` places, from the admission of the turn
+//! that asks for it until it is reaped or its limit passes) and `sweep` (the last [`SweepReport`]
+//! as JSON).
 
 mod history;
 mod keys;
@@ -51,6 +54,21 @@ pub(crate) struct Admission {
     /// The request's `Idempotency-Key` and the fingerprint of its body, when it sent a key.
     #[serde(default)]
     pub(crate) idempotency: Option<Fingerprint>,
+    /// For a turn that asks for a checkpoint: until when its checkpoint may hold a place among
+    /// the tenant's, should its object never say it was reaped (its limit).
+    #[serde(default)]
+    pub(crate) checkpoint_until_unix_ms: Option<u64>,
+    /// How many checkpoints the tenant may keep at once, those of running turns included.
+    #[serde(default)]
+    pub(crate) max_checkpoints: usize,
+}
+
+/// A turn's object telling its ledger that the turn no longer runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Finished {
+    pub(crate) turn_id: String,
+    /// Whether the turn still keeps a checkpoint, which goes on holding its place until reaped.
+    pub(crate) keeps_checkpoint: bool,
 }
 
 /// An `Idempotency-Key` and the SHA-256 of the body it came with.
@@ -75,6 +93,10 @@ pub(crate) enum Admitted {
     },
     /// The key started a turn before, with another body.
     KeyReused,
+    /// The tenant keeps as many checkpoints as it may; the soonest one runs out, in seconds.
+    TooManyCheckpoints {
+        retry_after_s: u64,
+    },
 }
 
 /// One page of the tenant's turns, as [`history`] lists them.
@@ -112,8 +134,13 @@ impl DurableObject for Ledger {
                 Response::from_json(&self.admit(admission).await?)
             }
             (Method::Post, "/finished") => {
-                let turn_id: String = req.json().await?;
-                crate::gated::delete(&storage, &[format!("active:{turn_id}")]);
+                let finished: Finished = req.json().await?;
+                let turn_id = &finished.turn_id;
+                let mut done = vec![format!("active:{turn_id}")];
+                if !finished.keeps_checkpoint {
+                    done.push(format!("checkpoint:{turn_id}"));
+                }
+                crate::gated::delete(&storage, &done);
                 Response::empty()
             }
             (Method::Post, "/owned") => {
@@ -164,23 +191,21 @@ impl Ledger {
                 None => {}
             }
         }
-        let running = storage.list_with_options(ListOptions::new().prefix("active:")).await?;
-        let mut soonest = u64::MAX;
-        let mut count = 0;
-        for value in running.values() {
-            let Some(json) = value?.as_string() else { continue };
-            let active: Active = serde_json::from_str(&json)?;
-            if active.until_unix_ms <= now {
-                crate::gated::delete(&storage, &[format!("active:{}", active.turn_id)]);
-            } else {
-                count += 1;
-                soonest = soonest.min(active.until_unix_ms);
-            }
-        }
+        let (count, soonest) = count_current(&storage, "active:", now).await?;
         if count >= admission.max_running {
             return Ok(Admitted::No { retry_after_s: soonest.saturating_sub(now).div_ceil(1000).max(1) });
         }
         let entry = &admission.entry;
+        if let Some(until_unix_ms) = admission.checkpoint_until_unix_ms {
+            let (count, soonest) = count_current(&storage, "checkpoint:", now).await?;
+            if count >= admission.max_checkpoints {
+                return Ok(Admitted::TooManyCheckpoints {
+                    retry_after_s: soonest.saturating_sub(now).div_ceil(1000).max(1),
+                });
+            }
+            let held = Active { turn_id: entry.turn_id.clone(), until_unix_ms };
+            crate::gated::put(&storage, &format!("checkpoint:{}", entry.turn_id), &serde_json::to_string(&held)?);
+        }
         let active = Active { turn_id: entry.turn_id.clone(), until_unix_ms: admission.running_until_unix_ms };
         crate::gated::put(&storage, &format!("active:{}", entry.turn_id), &serde_json::to_string(&active)?);
         history::record(&storage, entry, admission.history_kept).await?;
@@ -189,6 +214,25 @@ impl Ledger {
         }
         Ok(Admitted::Yes)
     }
+}
+
+/// How many of the places under `prefix` (running turns, or kept checkpoints) are still held at
+/// `now`, and when the soonest of them runs out; those past their time are forgotten here.
+async fn count_current(storage: &worker::Storage, prefix: &str, now: u64) -> Result<(usize, u64)> {
+    let held = storage.list_with_options(ListOptions::new().prefix(prefix)).await?;
+    let mut soonest = u64::MAX;
+    let mut count = 0;
+    for value in held.values() {
+        let Some(json) = value?.as_string() else { continue };
+        let place: Active = serde_json::from_str(&json)?;
+        if place.until_unix_ms <= now {
+            crate::gated::delete(storage, &[format!("{prefix}{}", place.turn_id)]);
+        } else {
+            count += 1;
+            soonest = soonest.min(place.until_unix_ms);
+        }
+    }
+    Ok((count, soonest))
 }
 
 /// A listing's keys and values, for the values that are strings.
@@ -232,9 +276,11 @@ pub(crate) async fn admit(env: &Env, tenant: &str, admission: &Admission) -> Res
         .await
 }
 
-/// The turn no longer counts against its tenant's cap.
-pub(crate) async fn finished(env: &Env, tenant: &str, turn_id: &str) -> Result<()> {
-    call(tenant_ledger(env, tenant)?, Method::Post, "/finished", Some(serde_json::to_string(turn_id)?)).await?;
+/// The turn no longer counts against its tenant's cap; nor, unless it still keeps one, does its
+/// checkpoint.
+pub(crate) async fn finished(env: &Env, tenant: &str, turn_id: &str, keeps_checkpoint: bool) -> Result<()> {
+    let finished = Finished { turn_id: turn_id.to_owned(), keeps_checkpoint };
+    call(tenant_ledger(env, tenant)?, Method::Post, "/finished", Some(serde_json::to_string(&finished)?)).await?;
     Ok(())
 }
 

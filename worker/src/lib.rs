@@ -5,6 +5,7 @@
 
 mod auth;
 mod body;
+mod checkpoints;
 mod clock;
 mod config;
 mod cors;

@@ -30,7 +30,10 @@ pub(crate) async fn get(req: Request, env: &Env) -> Result<Response> {
             match view.reap {
                 ReapState::Reaped | ReapState::Kept => {}
                 ReapState::Failed => status.failed.push(view),
-                ReapState::Live | ReapState::Reaping if view.deadline_unix_ms < now => status.overdue.push(view),
+                ReapState::Live | ReapState::Reaping | ReapState::Checkpointed if view.deadline_unix_ms < now => {
+                    status.overdue.push(view);
+                }
+                ReapState::Checkpointed => status.checkpoints.push(view),
                 ReapState::Live | ReapState::Reaping => status.alive += 1,
             }
         }

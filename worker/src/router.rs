@@ -6,7 +6,7 @@
 use mayfly_core::{ApiError, ErrorCode};
 use worker::{Env, Method, Request, Response, Result, Router};
 
-use crate::{config, cors, health, mint, openapi, pages, reaper, reply, turns};
+use crate::{checkpoints, config, cors, health, mint, openapi, pages, reaper, reply, turns};
 
 pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
     let (method, path) = (req.method(), req.path());
@@ -38,6 +38,15 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
         })
         .post_async("/v1/turns/:id/keep", |req, ctx| async move {
             turns::forward(req, &ctx.env, ctx.param("id"), "keep").await
+        })
+        .get_async("/v1/turns/:id/checkpoint", |req, ctx| async move {
+            checkpoints::route(req, &ctx.env, ctx.param("id")).await
+        })
+        .post_async("/v1/turns/:id/checkpoint", |req, ctx| async move {
+            checkpoints::route(req, &ctx.env, ctx.param("id")).await
+        })
+        .delete_async("/v1/turns/:id/checkpoint", |req, ctx| async move {
+            checkpoints::route(req, &ctx.env, ctx.param("id")).await
         })
         .post_async("/v1/tokens", |req, ctx| async move { mint::create(req, &ctx.env).await })
         .or_else_any_method("/v1/*rest", |req, _| reply::no_route(&req))

@@ -2,27 +2,24 @@
 //! a time, read one, follow its events, cancel it, keep its database. Each turn lives in a `Turn`
 //! Durable Object ([`crate::turn_object`]); these handlers authenticate, validate and forward.
 
-use mayfly_core::turn::TurnId;
+use mayfly_core::turn::{checkpoint_limit_unix_ms, TurnId};
 use mayfly_core::{
     ApiError, CreateTurnRequest, CreateTurnResponse, ErrorCode, Limits, TurnDetail, TurnList, TurnSpec, TurnState,
     TurnSummary,
 };
-use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result, Stub};
+use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result};
 
 use crate::auth::{self, Tenant};
 use crate::config::Config;
 use crate::ledger::{self, Admission, Admitted, Entry, Fingerprint};
 use crate::paging::{PageQuery, MAX_PAGE};
-use crate::turn_object::{TurnRecord, START_TOO_LATE, START_WINDOW_MS, TENANT_HEADER};
+use crate::turn_object::{stub, TurnRecord, START_TOO_LATE, START_WINDOW_MS, TENANT_HEADER};
 use crate::{idempotency, reply};
-
-/// The Durable Object binding of the turns (`wrangler.toml`).
-const TURN_BINDING: &str = "TURN";
 
 /// The largest request body taken: the code and files at their limit plus room for the env and
 /// the JSON around them. Bigger bodies are refused before they are parsed.
 fn max_body_bytes(limits: &Limits) -> usize {
-    limits.max_total_bytes + limits.max_env * limits.max_env_value_bytes + 64 * 1024
+    limits.max_total_bytes + limits.max_env * limits.max_env_value_bytes + limits.max_seed_sql_bytes + 64 * 1024
 }
 
 /// `POST /v1/turns`. With an `Idempotency-Key` the tenant's ledger is asked first: a key it knows
@@ -63,12 +60,21 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
         Ok(spec) => spec,
         Err(err) => return reply::error(&err.to_api_error()),
     };
-    let namespace = env.durable_object(TURN_BINDING)?;
+    // A fork's checkpoint is looked up before the fork is admitted: one that is not there, or not
+    // the tenant's, is the caller's mistake and takes no place under the tenant's cap.
+    let fork = match &spec.from {
+        Some(parent) => match crate::checkpoints::fork_source(env, &tenant, parent).await? {
+            Ok(source) => Some(source),
+            Err(err) => return reply::error(&err),
+        },
+        None => None,
+    };
+    let namespace = env.durable_object(crate::turn_object::BINDING)?;
     let turn_id = new_turn_id(&namespace)?;
     let created_unix_ms = Date::now().as_millis();
     // The checked spec is what the object stores and runs: its template is settled now, so the turn
     // runs in, and its record shows, the one this configuration chose even if it changes meanwhile.
-    let record = TurnRecord { tenant: tenant.0.clone(), turn_id, created_unix_ms, spec };
+    let record = TurnRecord { tenant: tenant.0.clone(), turn_id, created_unix_ms, spec, fork };
     // In the ledger before it starts: a turn that runs is always listed, and counted.
     let max_running = config.max_turns_per_tenant;
     let admission = Admission {
@@ -78,6 +84,11 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
         history_kept: config.max_turn_history,
         keys_kept: config.max_idempotency_keys,
         idempotency: key.map(|key| Fingerprint { key, body_sha256: idempotency::body_sha256(&body) }),
+        checkpoint_until_unix_ms: record
+            .spec
+            .checkpoint_keep_s
+            .map(|_| checkpoint_limit_unix_ms(record.counted_until_unix_ms(), limits.max_checkpoint_keep_s)),
+        max_checkpoints: config.max_checkpoints_per_tenant,
     };
     let keyed = admission.idempotency.is_some();
     let admitting = Date::now().as_millis();
@@ -103,6 +114,14 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
         }
         Ok(Admitted::No { retry_after_s }) => {
             let message = format!("{max_running} turns of this tenant are running, the most it may run at once");
+            return reply::too_many(&ApiError::new(ErrorCode::TooManyRequests, message), retry_after_s);
+        }
+        Ok(Admitted::TooManyCheckpoints { retry_after_s }) => {
+            let message = format!(
+                "this tenant keeps {} checkpoints, the most it may keep at once: release one \
+                 (DELETE /v1/turns/{{id}}/checkpoint) or wait for one to run out",
+                config.max_checkpoints_per_tenant
+            );
             return reply::too_many(&ApiError::new(ErrorCode::TooManyRequests, message), retry_after_s);
         }
         Err(err) => {
@@ -133,7 +152,7 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
         // It never ran. Without a key its place under the tenant's cap is free again; with one, a
         // retry of the request starts this very turn, so it keeps its place.
         if !keyed {
-            if let Err(err) = ledger::finished(env, &tenant.0, turn_id.as_str()).await {
+            if let Err(err) = ledger::finished(env, &tenant.0, turn_id.as_str(), false).await {
                 worker::console_error!("turns: ledger: {err}");
             }
         }
@@ -252,10 +271,6 @@ async fn details(env: &Env, tenant: &Tenant, turn_ids: &[String]) -> Vec<TurnDet
     }))
     .await;
     details.into_iter().filter_map(|detail: Result<Option<TurnDetail>>| detail.ok().flatten()).collect()
-}
-
-fn stub(env: &Env, turn_id: &str) -> Result<Stub> {
-    env.durable_object(TURN_BINDING)?.id_from_name(turn_id)?.get_stub()
 }
 
 /// A fresh turn id, `t_` and 32 hex digits taken from a new unique object id (the runtime's

@@ -10,7 +10,9 @@ use futures::FutureExt;
 use mayfly_core::turn::{
     run_turn, Lease, LeasedResource, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink,
 };
-use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, ReapState, TemplateMap, TurnSpec};
+use mayfly_core::{
+    CreateTurnRequest, DatabaseField, Event, EventBody, Language, Limits, Outcome, ReapState, TemplateMap, TurnSpec,
+};
 
 use crate::clock::SystemClock;
 use crate::providers::NativeProviders;
@@ -44,7 +46,7 @@ pub fn spec_for(args: &RunArgs, templates: &TemplateMap) -> anyhow::Result<TurnS
         anyhow::bail!("cannot tell the language of {}: pass --language python|bash|node", args.file.display());
     };
     let mut request = CreateTurnRequest::new(code, language);
-    request.database = args.database;
+    request.database = DatabaseField::Enabled(args.database);
     request.timeout_s = args.timeout_s;
     Ok(TurnSpec::from_request(request, &Limits::default(), templates)?)
 }
@@ -112,7 +114,35 @@ impl TurnSink for TerminalSink {
             EventBody::TurnAccepted { .. } => step("turn accepted".into()),
             EventBody::SandboxCreating { template } => step(format!("sandbox creating (template {template})")),
             EventBody::SandboxReady { sandbox_id, ms } => step(format!("sandbox ready: {sandbox_id} in {ms} ms")),
-            EventBody::DatabaseCreating {} => step("database creating".into()),
+            EventBody::DatabaseCreating { from: None } => step("database creating".into()),
+            EventBody::DatabaseCreating { from: Some(parent) } => {
+                step(format!("database creating as a copy of turn {parent}'s checkpoint"));
+            }
+            EventBody::DatabaseSeeding { bytes } => step(format!("database seeding ({bytes} bytes of SQL)")),
+            EventBody::DatabaseSeeded { ms } => step(format!("database seeded in {ms} ms")),
+            EventBody::DatabaseSummarized { summary, diff, error } => {
+                if let Some(summary) = summary {
+                    let tables: Vec<String> =
+                        summary.tables.iter().map(|t| format!("{} ({})", t.name, t.rows)).collect();
+                    step(format!("database holds {} bytes: {}", summary.bytes, tables.join(", ")));
+                }
+                if let Some(diff) = diff {
+                    step(format!(
+                        "since turn {}: added {:?}, dropped {:?}, altered {:?}, rows changed in {}",
+                        diff.parent_turn_id,
+                        diff.added,
+                        diff.dropped,
+                        diff.altered,
+                        diff.rows.len()
+                    ));
+                }
+                if let Some(error) = error {
+                    step(error);
+                }
+            }
+            EventBody::DatabaseCheckpointed { keep_until_unix_ms } => {
+                step(format!("database checkpointed: kept, frozen, until {keep_until_unix_ms} (Unix ms)"));
+            }
             EventBody::DatabaseReady { ms, host, database } => {
                 step(format!("database ready: {database} on {host} in {ms} ms (PG_URL and DATABASE_URL set)"));
             }

@@ -152,7 +152,7 @@ async fn a_failing_turn_and_a_turn_past_its_deadline_still_reap() {
 
     let mut slow = CreateTurnRequest::new("echo started; sleep 30", Language::Bash);
     slow.timeout_s = Some(2);
-    slow.database = false;
+    slow.database = mayfly_core::DatabaseField::Enabled(false);
     let started = Instant::now();
     let (report, events) =
         turn(&providers, TurnSpec::from_request(slow, &Limits::default(), &local_templates()).unwrap(), "slow").await;

@@ -1,5 +1,5 @@
 //! The superuser side: a small pool of admin connections and the SQL that makes and unmakes a
-//! (role, database) pair.
+//! (role, database) pair; `copy` makes one as a copy of another's database.
 //!
 //! Passwords never travel as plain text: the SCRAM verifier is computed here, so the server's statement
 //! log (if someone turns it on) cannot leak a credential.
@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, NoTls};
+
+mod copy;
+
+pub(crate) use copy::copy_pair;
 
 /// Why an admin operation failed. Never carries a password.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +32,7 @@ fn detail(e: &tokio_postgres::Error) -> String {
 }
 
 impl AdminError {
-    fn sql_state(&self) -> Option<&tokio_postgres::error::SqlState> {
+    pub(crate) fn sql_state(&self) -> Option<&tokio_postgres::error::SqlState> {
         match self {
             AdminError::Postgres(e) => e.code(),
             AdminError::BadUrl(_) => None,
@@ -117,6 +121,20 @@ impl AdminPool {
         };
         Ok(AdminConn { client: Some(client), idle: self.idle.clone(), _permit: permit })
     }
+
+    /// A superuser connection to database `db` rather than the admin database. It counts against
+    /// the pool's bound like any other, but is closed on drop: the idle ones must all be the admin
+    /// database's.
+    pub(crate) async fn connect_to(&self, db: &str) -> Result<AdminConn, AdminError> {
+        let permit = self.permits.clone().acquire_owned().await.unwrap_or_else(|_| unreachable!("never closed"));
+        let (client, conn) = self.config.clone().dbname(db).connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "admin connection closed");
+            }
+        });
+        Ok(AdminConn { client: Some(client), idle: Arc::default(), _permit: permit })
+    }
 }
 
 /// Quotes an identifier for SQL. Names here are generated, but quoting is what makes hyphens legal.
@@ -175,7 +193,7 @@ fn login_sql(role: &str, login: &Login<'_>) -> String {
 }
 
 /// Creates the role and its database, closed to everyone else; with `login`, the role can log in
-/// once it returns.
+/// once it returns. The database is a copy of `template`'s (a token) when given, else of `template1`.
 ///
 /// There is no moment when another role could connect: the database is created with connections
 /// turned off (for every role, PUBLIC's default CONNECT notwithstanding), and they are turned on in
@@ -183,6 +201,7 @@ fn login_sql(role: &str, login: &Login<'_>) -> String {
 pub(crate) async fn create_pair(
     pool: &AdminPool,
     token: &str,
+    template: Option<&str>,
     login: Option<Login<'_>>,
     strategy: Option<&str>,
 ) -> Result<(), AdminError> {
@@ -190,9 +209,10 @@ pub(crate) async fn create_pair(
     let c = pool.get().await?;
     c.batch_execute(&format!("CREATE ROLE {} NOLOGIN", ident(&role))).await?;
     let strategy = strategy.map(|s| format!(" STRATEGY = {s}")).unwrap_or_default();
+    let template = template.map(|t| format!(" TEMPLATE {}", ident(&names(t).0))).unwrap_or_default();
     let made = c
         .batch_execute(&format!(
-            "CREATE DATABASE {} OWNER {} ALLOW_CONNECTIONS false{strategy}",
+            "CREATE DATABASE {} OWNER {}{template} ALLOW_CONNECTIONS false{strategy}",
             ident(&db),
             ident(&role)
         ))

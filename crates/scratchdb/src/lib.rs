@@ -36,11 +36,14 @@
 //!   limit, at least 32 MB). No pgvector, no dedicated databases (`402`).
 //! - Owned resources get the `pro` tier's limits and never expire.
 //! - `connection_url`'s user is `db_<token>`, the database's own name (hosted: `usr_<token>`).
+//! - An extension hosted instanode does not have: `POST /api/v1/resources/{token}/fork` copies an
+//!   owner's database into a new resource of theirs (docs/protocols/instanode.md §12).
 
 mod admin;
 mod api;
 mod config;
 mod embedded;
+mod fork;
 mod hosted;
 mod limits;
 mod provision;

@@ -1,17 +1,18 @@
-//! Creating resources: from the warm pool when it has a ready pair, else a fresh pair, with
-//! `Idempotency-Key` replays; and the filler that keeps the pool at its size, so that most creates
-//! cost a login change instead of a `CREATE DATABASE`.
+//! Creating resources: from the warm pool when it has a ready pair, else a fresh pair (or a copy of
+//! another, for a fork: `crate::fork`), with `Idempotency-Key` replays; and the filler that keeps
+//! the pool at its size, so that most creates cost a login change instead of a `CREATE DATABASE`.
 
 use std::time::Duration;
 
 use crate::admin;
 use crate::config::{ANON_CONNECTIONS, ANON_STORAGE_MB, OWNED_TIER};
-use crate::limits;
+use crate::limits::{self, SUSPENDED};
 use crate::registry::{self, Row};
 use crate::service::{Caller, Created, NewResource, Service, ServiceError};
 
 impl Service {
-    /// Creates a resource, from the pool when it has a ready pair.
+    /// Creates a resource, from the pool when it has a ready pair; a fork is registered, limited and
+    /// undone on failure exactly as a create is, and differs only in how its pair is made.
     pub(crate) async fn create(&self, caller: &Caller, req: NewResource) -> Result<Created, ServiceError> {
         let s = self.s().to_string();
         let (owner, tier, connections, storage_mb, ttl) = match caller {
@@ -39,7 +40,8 @@ impl Service {
         let claim_token = owner.is_none().then(|| format!("clm_{}", admin::new_password()));
         let mut c = self.admin().get().await?;
         let tx = c.transaction().await?;
-        let pooled: Option<String> = if self.config().pool_size > 0 {
+        // A pool pair is a copy of template1, never of the database a fork asks for.
+        let pooled: Option<String> = if self.config().pool_size > 0 && req.fork_of.is_none() {
             tx.query_opt(
                 &format!(
                     "DELETE FROM {s}.pool WHERE token = (SELECT token FROM {s}.pool WHERE state = 'ready' \
@@ -67,6 +69,14 @@ impl Service {
                 tx.rollback().await?;
                 drop(c);
                 return self.replay(owner_key, key, hash).await;
+            }
+        }
+        // Checked after the key is taken, so that a retry is answered with its fork even once the
+        // source is gone.
+        if let Some(source) = &req.fork_of {
+            if let Err(e) = check_source(&tx, &s, owner.as_deref(), source).await {
+                tx.rollback().await?;
+                return Err(e);
             }
         }
         let row = tx
@@ -101,9 +111,14 @@ impl Service {
             self.refill().notify_one();
         }
         let login = admin::Login { password: &password, connections, temp_file_mb: limits::temp_file_mb(storage_mb) };
-        let made = match pooled {
-            Some(_) => admin::set_login(self.admin(), &token, login).await,
-            None => admin::create_pair(self.admin(), &token, Some(login), self.strategy()).await,
+        let made = match (&pooled, &req.fork_of) {
+            (_, Some(source)) => admin::copy_pair(self.admin(), source, &token, login, self.strategy())
+                .await
+                .map_err(ServiceError::from_copy),
+            (Some(_), None) => admin::set_login(self.admin(), &token, login).await.map_err(ServiceError::from),
+            (None, None) => {
+                admin::create_pair(self.admin(), &token, None, Some(login), self.strategy()).await.map_err(Into::into)
+            }
         };
         let c = self.admin().get().await?;
         if let Err(e) = made {
@@ -112,7 +127,7 @@ impl Service {
             let c = self.admin().get().await?;
             c.execute(&format!("UPDATE {s}.resources SET status = 'error' WHERE token = $1"), &[&token]).await?;
             c.execute(&format!("DELETE FROM {s}.idempotency WHERE token = $1"), &[&token]).await?;
-            return Err(e.into());
+            return Err(e);
         }
         c.execute(
             &format!("UPDATE {s}.resources SET status = 'active' WHERE token = $1 AND status = 'provisioning'"),
@@ -137,7 +152,7 @@ impl Service {
                 .await?
             else {
                 // The first create failed and gave its key back; this one is not a replay of anything.
-                return Err(ServiceError::NotFound);
+                return Err(ServiceError::Unfinished);
             };
             let (prior_hash, token): (String, String) = (prior.get(0), prior.get(1));
             if prior_hash != hash {
@@ -147,7 +162,7 @@ impl Service {
                 .query_opt(&format!("SELECT {} FROM {s}.resources WHERE token = $1", registry::columns()), &[&token])
                 .await?
                 .map(|r| Row::from_pg(&r))
-                .ok_or(ServiceError::NotFound)?;
+                .ok_or(ServiceError::Unfinished)?;
             // The first request may still be creating the database; a replay must not answer before it.
             if row.status != "provisioning" || tokio::time::Instant::now() > deadline {
                 return Ok(Created { row, replay: true, idempotent: true });
@@ -175,7 +190,7 @@ impl Service {
         let token = uuid::Uuid::new_v4().to_string();
         c.execute(&format!("INSERT INTO {s}.pool (token, state) VALUES ($1, 'filling')"), &[&token]).await?;
         drop(c);
-        if let Err(e) = admin::create_pair(self.admin(), &token, None, self.strategy()).await {
+        if let Err(e) = admin::create_pair(self.admin(), &token, None, None, self.strategy()).await {
             let _ = admin::teardown(self.admin(), &token).await;
             let c = self.admin().get().await?;
             c.execute(&format!("DELETE FROM {s}.pool WHERE token = $1"), &[&token]).await?;
@@ -210,5 +225,28 @@ impl Service {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+}
+
+/// Whether `owner` may fork `source` now, read in the create's registry transaction. Another
+/// owner's database, an anonymous one and one that is gone are all `NotFound`, as on every route.
+async fn check_source(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &str,
+    owner: Option<&str>,
+    source: &str,
+) -> Result<(), ServiceError> {
+    let Some(owner) = owner else { return Err(ServiceError::NotFound) };
+    let status: Option<String> = tx
+        .query_opt(&format!("SELECT status FROM {s}.resources WHERE token = $1 AND owner = $2"), &[&source, &owner])
+        .await?
+        .map(|r| r.get(0));
+    match status.as_deref() {
+        Some("active") => Ok(()),
+        // A copy of a database stopped for its size would start over the same limit.
+        Some(SUSPENDED) => Err(ServiceError::SourceSuspended),
+        // Its own create still holds it open, as a session would.
+        Some("provisioning") => Err(ServiceError::SourceInUse),
+        _ => Err(ServiceError::NotFound),
     }
 }

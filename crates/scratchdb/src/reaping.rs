@@ -50,6 +50,8 @@ impl Service {
     /// Deletes an owned resource. `Ok(false)` means it was already gone (an idempotent repeat).
     pub(crate) async fn delete(&self, owner: &str, token: &str) -> Result<bool, ServiceError> {
         let s = self.s().to_string();
+        // A fork in progress finishes its copy first; once marked, no new one starts from it.
+        let _forks = self.source_lock(token).await;
         let c = self.admin().get().await?;
         let status: String = c
             .query_opt(&format!("SELECT status FROM {s}.resources WHERE token = $1 AND owner = $2"), &[&token, &owner])

@@ -1,17 +1,18 @@
 //! The provisioner: the `Service` handle that every route and background task shares, its errors,
 //! and who a request comes from. Its work lives by concern in modules of its own, each an
 //! `impl Service` that imports this one and is imported by nothing, so no circle forms:
-//! `provision` (creates and the warm pool), `reaping` (deletes, expiry, and what a crashed run left
-//! half-done), `resources` (look-ups, rotation, claims) and `storage_check`. `Inner` stays private
-//! here, and they reach it through the accessors below. All of it goes through the registry so that
-//! any instance can pick up where a crashed one left off.
+//! `provision` (creates and the warm pool), `fork` (creates that copy an owner's database, and the
+//! lock that keeps one source's copies apart), `reaping` (deletes, expiry, and what a crashed run
+//! left half-done), `resources` (look-ups, rotation, claims) and `storage_check`. `Inner` stays
+//! private here, and they reach it through the accessors below. All of it goes through the registry
+//! so that any instance can pick up where a crashed one left off.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminError, AdminPool};
@@ -33,6 +34,31 @@ pub enum ServiceError {
     InvalidClaim,
     #[error("already claimed")]
     AlreadyClaimed,
+    /// Postgres copies a database only while nobody is connected to it.
+    #[error("the source database has open sessions")]
+    SourceInUse,
+    /// A stopped database's copy would start over the same storage limit.
+    #[error("the source database is stopped")]
+    SourceSuspended,
+    /// A request with this Idempotency-Key failed and gave the key back: nothing to replay yet.
+    #[error("an earlier request with this idempotency key failed")]
+    Unfinished,
+}
+
+impl ServiceError {
+    /// What a failed copy (`admin::copy_pair`) means for the fork's caller.
+    pub(crate) fn from_copy(e: AdminError) -> Self {
+        use tokio_postgres::error::SqlState;
+        let state = e.sql_state();
+        if state == Some(&SqlState::OBJECT_IN_USE) {
+            ServiceError::SourceInUse
+        } else if state == Some(&SqlState::INVALID_CATALOG_NAME) || state == Some(&SqlState::UNDEFINED_OBJECT) {
+            // The source was deleted between its check and its copy.
+            ServiceError::NotFound
+        } else {
+            ServiceError::Admin(e)
+        }
+    }
 }
 
 impl From<tokio_postgres::Error> for ServiceError {
@@ -76,6 +102,8 @@ pub(crate) struct NewResource {
     pub(crate) name: String,
     pub(crate) env: String,
     pub(crate) idempotency: Option<(String, String)>,
+    /// The token of the caller's database this one is to be a copy of (`fork`); a fresh one when `None`.
+    pub(crate) fork_of: Option<String>,
 }
 
 /// The result of a create: the row, whether it is a replay of an earlier create, and whether its
@@ -104,6 +132,7 @@ struct Inner {
     strategy: Option<&'static str>,
     token_hashes: HashSet<String>,
     refill: Notify,
+    source_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     shutdown: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -155,6 +184,7 @@ impl Service {
                 port,
                 strategy,
                 refill: Notify::new(),
+                source_locks: std::sync::Mutex::default(),
                 shutdown,
                 tasks: std::sync::Mutex::new(Vec::new()),
                 config,
@@ -221,5 +251,10 @@ impl Service {
     /// Woken when a create takes a pair from the pool, so the filler replaces it at once.
     pub(crate) fn refill(&self) -> &Notify {
         &self.inner.refill
+    }
+
+    /// One lock per database being forked (by token); see `crate::fork`.
+    pub(crate) fn source_locks(&self) -> &std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>> {
+        &self.inner.source_locks
     }
 }

@@ -102,15 +102,17 @@ fn reap_errors(progress: &TurnProgress) -> Vec<String> {
 fn resource_row(r: &ResourceView, now: u64) -> impl IntoView {
     let name = r.resource.as_str();
     let reap = r.reap.as_str();
-    let countdown = match r.reap {
-        ReapState::Live | ReapState::Reaping | ReapState::Failed => {
-            let left = r.deadline_unix_ms as i64 - now as i64;
-            if left >= 0 {
-                format!("reaped within {}", format_ms(left as u64))
-            } else {
-                format!("overdue by {}", format_ms(left.unsigned_abs()))
-            }
+    let until = |what: &str| {
+        let left = r.deadline_unix_ms as i64 - now as i64;
+        if left >= 0 {
+            format!("{what} {}", format_ms(left as u64))
+        } else {
+            format!("overdue by {}", format_ms(left.unsigned_abs()))
         }
+    };
+    let countdown = match r.reap {
+        ReapState::Live | ReapState::Reaping | ReapState::Failed => until("reaped within"),
+        ReapState::Checkpointed => until("checkpoint kept for"),
         ReapState::Reaped | ReapState::Kept => "—".to_owned(),
     };
     let overdue = countdown.starts_with("overdue");

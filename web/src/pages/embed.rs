@@ -174,7 +174,7 @@ pub(crate) fn Embed() -> impl IntoView {
         let start = start.clone();
         Callback::new(move |()| {
             let mut request = CreateTurnRequest::new(code.get_untracked(), language.get_untracked());
-            request.database = database.get_untracked();
+            request.database = mayfly_core::DatabaseField::Enabled(database.get_untracked());
             request.timeout_s = timeout_s;
             start(request, None);
         })
@@ -209,7 +209,7 @@ pub(crate) fn Embed() -> impl IntoView {
                     if let Some(l) = lang {
                         language.set(l);
                     }
-                    request.database = db.unwrap_or(true);
+                    request.database = mayfly_core::DatabaseField::Enabled(db.unwrap_or(true));
                     request.timeout_s = timeout_s;
                     start(request, api_key);
                 }

@@ -57,7 +57,7 @@ pub(crate) fn Playground() -> impl IntoView {
             }
         };
         let mut request = CreateTurnRequest::new(code.get_untracked(), language.get_untracked());
-        request.database = database.get_untracked();
+        request.database = mayfly_core::DatabaseField::Enabled(database.get_untracked());
         request.timeout_s = Some(timeout_s);
         problem.set(None);
         starting.set(true);

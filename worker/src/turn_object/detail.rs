@@ -6,7 +6,11 @@ use mayfly_core::turn::LeaseRecord;
 use mayfly_core::{ApiError, ReapState, ResourceView, TurnDetail, TurnProgress};
 use worker::{Request, Response};
 
+use super::checkpoint::checkpoint_view;
 use super::{internal, Turn, TurnRecord};
+use crate::clock::WorkerClock;
+use mayfly_core::providers::Clock;
+use mayfly_core::Resource;
 
 impl Turn {
     pub(super) async fn detail(&self, req: &Request) -> Result<Response, ApiError> {
@@ -29,6 +33,10 @@ fn detail(record: &TurnRecord, progress: &TurnProgress, leases: &[LeaseRecord]) 
         timings: progress.timings.clone(),
         resources: leases.iter().map(|lease| resource_view(lease, progress.resource(lease.resource()))).collect(),
         events: progress.last_seq,
+        checkpoint: leases
+            .iter()
+            .filter(|lease| lease.resource() == Resource::Database)
+            .find_map(|lease| checkpoint_view(record, progress, lease, WorkerClock.now_ms())),
     }
 }
 
@@ -47,7 +55,6 @@ fn resource_view(lease: &LeaseRecord, told: Option<&ResourceProgress>) -> Resour
 #[cfg(test)]
 mod tests {
     use mayfly_core::turn::{Lease, LeasedResource, TurnId};
-    use mayfly_core::Resource;
 
     use super::*;
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use mayfly_core::providers::{Clock, Database, DatabaseInfo, DatabaseProvider, DatabaseRequest, ProviderError};
+use mayfly_core::providers::{
+    Clock, Database, DatabaseInfo, DatabaseProvider, DatabaseRequest, DatabaseStatus, ProviderError,
+};
 use mayfly_core::{ApiError, ErrorCode, KeepResponse};
 use worker::{Request, Response};
 
@@ -32,15 +34,35 @@ impl<D> RememberingDatabases<D> {
     }
 }
 
+impl<D> RememberingDatabases<D> {
+    fn remember(&self, database: Result<Database, ProviderError>) -> Result<Database, ProviderError> {
+        let database = database?;
+        *self.created.borrow_mut() =
+            Some(KeepResponse { claim: database.claim.clone(), connection_url: database.connection_url.clone() });
+        Ok(database)
+    }
+}
+
+// Every method is passed on: one left to the trait's default would silently do nothing here.
 impl<D: DatabaseProvider> DatabaseProvider for RememberingDatabases<D> {
     fn create(&self, request: DatabaseRequest) -> LocalBoxFuture<'_, Result<Database, ProviderError>> {
-        async move {
-            let database = self.inner.create(request).await?;
-            *self.created.borrow_mut() =
-                Some(KeepResponse { claim: database.claim.clone(), connection_url: database.connection_url.clone() });
-            Ok(database)
-        }
-        .boxed_local()
+        async move { self.remember(self.inner.create(request).await) }.boxed_local()
+    }
+
+    fn fork<'a>(
+        &'a self,
+        source_token: &'a str,
+        request: DatabaseRequest,
+    ) -> LocalBoxFuture<'a, Result<Database, ProviderError>> {
+        async move { self.remember(self.inner.fork(source_token, request).await) }.boxed_local()
+    }
+
+    fn freeze<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<(), ProviderError>> {
+        self.inner.freeze(token)
+    }
+
+    fn status<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<Option<DatabaseStatus>, ProviderError>> {
+        self.inner.status(token)
     }
 
     fn delete<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<bool, ProviderError>> {
@@ -60,6 +82,14 @@ impl Turn {
         let record = self.owned(req).await?;
         if !record.spec.database {
             return Err(ApiError::new(ErrorCode::Conflict, "the turn has no database"));
+        }
+        if record.spec.checkpoint_keep_s.is_some() {
+            // A checkpoint is frozen: nobody holds a credential of it, or forks could be changed
+            // under their feet (`docs/checkpoints.md`).
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "the turn's database becomes a checkpoint, of which no credential is handed out: fork it instead",
+            ));
         }
         let give = |kept: &KeepResponse| Response::from_json(kept).map_err(|err| internal(&err));
         if let Some(kept) = self.get::<KeepResponse>(KEPT_KEY).await.map_err(|err| internal(&err))? {

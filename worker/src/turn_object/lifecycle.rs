@@ -50,12 +50,22 @@ impl Turn {
         }
         if self.reap(&record).await? {
             // Everything is reaped or kept: the turn stops counting against its tenant's cap
-            // only now, so that a turn whose reap keeps failing still holds its place.
-            self.finished(&record).await;
-            // The safety alarm has nothing left to do, and nothing of the turn needs to stay in
-            // memory (the log is in storage), so the runtime may evict the object.
-            self.state.storage().delete_alarm().await?;
-            self.live.borrow_mut().take();
+            // only now, so that a turn whose reap keeps failing still holds its place. A
+            // checkpoint still kept holds its place among the tenant's checkpoints until reaped.
+            let keeps_checkpoint = self.checkpoint_due().await?.is_some();
+            self.finished(&record, keeps_checkpoint).await;
+            // Read again after the ledger's answer: an extension or a release that came in while
+            // it was awaited moved the checkpoint, and the alarm must follow it, not undo it.
+            match self.checkpoint_due().await? {
+                // The alarm's one task left: reaping the checkpoint when its lease runs out.
+                Some(due) => crate::gated::set_alarm(&self.state.storage(), due),
+                None => {
+                    // The safety alarm has nothing left to do, and nothing of the turn needs to
+                    // stay in memory (the log is in storage), so the runtime may evict the object.
+                    self.state.storage().delete_alarm().await?;
+                    self.live.borrow_mut().take();
+                }
+            }
         }
         Response::ok("ok")
     }
@@ -83,7 +93,8 @@ impl Turn {
         let sink = ObjectSink { turn: self };
         let spec = record.spec.clone();
         let turn_id = record.turn_id.clone();
-        let turn = std::pin::pin!(run_turn(turn_id, spec, TurnOptions::default(), &providers, &clock, &sink, &control));
+        let options = TurnOptions { fork: record.fork.clone(), ..TurnOptions::default() };
+        let turn = std::pin::pin!(run_turn(turn_id, spec, options, &providers, &clock, &sink, &control));
         let report = match futures::future::select(turn, std::pin::pin!(self.keep_streams_alive())).await {
             futures::future::Either::Left((report, _)) => report,
             futures::future::Either::Right(((), turn)) => turn.await,
@@ -97,6 +108,10 @@ impl Turn {
             if let Some(mut lease) = self.lease(resource).await? {
                 lease.reap = reap.state;
                 lease.error = reap.error.clone();
+                // A checkpoint's lease runs until it is to be reaped.
+                if let Some(until) = reap.keep_until_unix_ms {
+                    lease.lease.reap_by_unix_ms = until;
+                }
                 self.put_lease(&lease)?;
             }
         }
@@ -117,13 +132,18 @@ impl Turn {
             // Taken up by an instance that did not run it: its log goes on from the summary.
             *self.live.borrow_mut() = Some(Live::resumed(progress));
         }
-        let mut leases = self.leases().await?;
+        let before = self.leases().await?;
+        let mut leases = before.clone();
         let clock = WorkerClock;
         let accepted_at_ms = record.created_unix_ms;
         let providers = Config::from_env(&self.env).providers();
         let leftovers = reap_leftovers(&providers, &clock, &mut leases, lost, accepted_at_ms).await;
-        for lease in &leases {
-            self.put_lease(lease)?;
+        // Only what the reap changed is written back: a checkpoint extended or released while a
+        // provider was awaited keeps its new lease.
+        for (lease, was) in leases.iter().zip(&before) {
+            if lease != was {
+                self.put_lease(lease)?;
+            }
         }
         for body in leftovers.events {
             self.append(record, body);
@@ -134,10 +154,17 @@ impl Turn {
         Ok(!leftovers.failing)
     }
 
-    /// Tells the tenant's ledger the turn no longer runs. A failure is only logged: the ledger
-    /// stops counting the turn at its deadline anyway.
-    async fn finished(&self, record: &TurnRecord) {
-        if let Err(err) = crate::ledger::finished(&self.env, &record.tenant, record.turn_id.as_str()).await {
+    /// When the turn's checkpoint, if it keeps one, is to be reaped.
+    async fn checkpoint_due(&self) -> Result<Option<u64>> {
+        Ok(self.leases().await?.iter().filter_map(LeaseRecord::checkpoint_due_unix_ms).min())
+    }
+
+    /// Tells the tenant's ledger the turn no longer runs, and whether it still keeps a checkpoint.
+    /// A failure is only logged: the ledger stops counting the turn at its deadline, and the
+    /// checkpoint at its limit, anyway.
+    async fn finished(&self, record: &TurnRecord, keeps_checkpoint: bool) {
+        let turn_id = record.turn_id.as_str();
+        if let Err(err) = crate::ledger::finished(&self.env, &record.tenant, turn_id, keeps_checkpoint).await {
             worker::console_error!("turn object: ledger: {err}");
         }
     }

@@ -13,9 +13,10 @@
 //!
 //! The rooms: [`storage`] (the keys and what is under them), [`lifecycle`] (start, run, lost-turn
 //! recovery), [`fanout`] (the log and its WebSocket and Server-Sent-Events viewers, with [`sse`]'s
-//! bounded streams), [`keep`] (keeping the database) and [`detail`] (what the turn looks like now,
-//! from its summary).
+//! bounded streams), [`keep`] (keeping the database), [`checkpoint`] (the database kept, frozen,
+//! for forks) and [`detail`] (what the turn looks like now, from its summary).
 
+mod checkpoint;
 mod detail;
 mod fanout;
 mod keep;
@@ -35,6 +36,14 @@ use worker::{
 use crate::reply;
 pub(crate) use lifecycle::START_TOO_LATE;
 pub(crate) use storage::{TurnRecord, START_WINDOW_MS};
+
+/// The Durable Object binding of the turns (`wrangler.toml`).
+pub(crate) const BINDING: &str = "TURN";
+
+/// The object of the turn `turn_id`.
+pub(crate) fn stub(env: &Env, turn_id: &str) -> Result<worker::Stub> {
+    env.durable_object(BINDING)?.id_from_name(turn_id)?.get_stub()
+}
 
 /// The header through which the router tells the object whose request it is forwarding.
 pub(crate) const TENANT_HEADER: &str = "x-mayfly-tenant";
@@ -87,6 +96,10 @@ impl DurableObject for Turn {
             (worker::Method::Get, "/events") => self.events(&req).await,
             (worker::Method::Post, "/cancel") => self.cancel(&req).await,
             (worker::Method::Post, "/keep") => self.keep(&req).await,
+            (worker::Method::Get, "/checkpoint") => self.checkpoint(&req).await,
+            (worker::Method::Post, "/checkpoint") => self.extend_checkpoint(req).await,
+            (worker::Method::Delete, "/checkpoint") => self.release_checkpoint(&req).await,
+            (worker::Method::Post, "/fork-source") => self.fork_source(&req).await,
             _ => Err(ApiError::new(ErrorCode::NotFound, "no such turn operation")),
         };
         match result {

@@ -8,7 +8,7 @@
 //! - `keep:database`: a kept database's [`KeepResponse`](mayfly_core::KeepResponse), only once
 //!   keeping was asked for (the connection URL is at rest nowhere else).
 
-use mayfly_core::turn::{LeaseRecord, TurnId};
+use mayfly_core::turn::{ForkSource, LeaseRecord, TurnId};
 use mayfly_core::{Event, Resource, TurnProgress, TurnSpec};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,9 @@ pub(crate) struct TurnRecord {
     pub(crate) turn_id: TurnId,
     pub(crate) created_unix_ms: u64,
     pub(crate) spec: TurnSpec,
+    /// For a fork: the checkpoint its database is copied from, as its parent's object gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) fork: Option<ForkSource>,
 }
 
 /// How long after its admission a turn may still be started. A request with an `Idempotency-Key`
@@ -163,7 +166,7 @@ mod tests {
         let mut request = CreateTurnRequest::new("print(1)", Language::Python);
         request.timeout_s = Some(timeout_s);
         let spec = TurnSpec::from_request(request, &Limits::default(), &TemplateMap::default()).unwrap();
-        TurnRecord { tenant: "alice".into(), turn_id: TurnId::new("t_1").unwrap(), created_unix_ms, spec }
+        TurnRecord { tenant: "alice".into(), turn_id: TurnId::new("t_1").unwrap(), created_unix_ms, spec, fork: None }
     }
 
     #[test]

@@ -68,6 +68,12 @@ fn check_value(ty: &str, value: &Value, at: &str) -> Result<(), String> {
             true
         }
         "Record<string, string>" => value.as_object().is_some_and(|o| o.values().all(Value::is_string)),
+        // A union of types (not of literals): the value is one of them.
+        _ if ty.contains(" | ") && !ty.contains('"') => {
+            let errors: Vec<String> =
+                ty.split(" | ").filter_map(|one| check_value(one.trim(), value, at).err()).collect();
+            return if errors.len() < ty.split(" | ").count() { Ok(()) } else { Err(errors.join("; ")) };
+        }
         _ => match (literal_union(ty), interface(ty)) {
             (Some(names), _) => value.as_str().is_some_and(|s| names.iter().any(|n| n == s)),
             (None, Some(fields)) => return check_object(&fields, value, at),
@@ -102,8 +108,12 @@ fn sampled(body: &EventBody) {
         EventBody::TurnAccepted { .. }
         | EventBody::SandboxCreating { .. }
         | EventBody::SandboxReady { .. }
-        | EventBody::DatabaseCreating {}
+        | EventBody::DatabaseCreating { .. }
         | EventBody::DatabaseReady { .. }
+        | EventBody::DatabaseSeeding { .. }
+        | EventBody::DatabaseSeeded { .. }
+        | EventBody::DatabaseSummarized { .. }
+        | EventBody::DatabaseCheckpointed { .. }
         | EventBody::CodeUploaded { .. }
         | EventBody::ProcessStarted { .. }
         | EventBody::Stdout { .. }
@@ -129,7 +139,38 @@ fn claim(full: bool) -> ClaimInfo {
 
 fn timings(full: bool) -> Timings {
     let ms = full.then_some(5);
-    Timings { sandbox_ms: ms, database_ms: ms, provision_ms: ms, upload_ms: ms, run_ms: ms, reap_ms: ms, total_ms: 9 }
+    Timings {
+        sandbox_ms: ms,
+        database_ms: ms,
+        provision_ms: ms,
+        upload_ms: ms,
+        seed_ms: ms,
+        run_ms: ms,
+        reap_ms: ms,
+        total_ms: 9,
+    }
+}
+
+fn summary(full: bool) -> mayfly_core::wire::database::DatabaseSummary {
+    use mayfly_core::wire::database::{DatabaseSummary, TableSummary};
+    DatabaseSummary {
+        tables: vec![TableSummary { name: "public.a".into(), rows: 1, columns: vec!["id integer".into()] }],
+        bytes: 1,
+        truncated: full,
+    }
+}
+
+fn diff() -> mayfly_core::wire::database::SummaryDiff {
+    use mayfly_core::wire::database::{RowDelta, SummaryDiff};
+    SummaryDiff {
+        parent_turn_id: "t0".into(),
+        added: vec!["public.b".into()],
+        dropped: vec![],
+        altered: vec![],
+        rows: vec![RowDelta { table: "public.a".into(), before: 1, after: 2 }],
+        bytes_before: 1,
+        bytes_after: 2,
+    }
 }
 
 /// One body of every event type, with its optional fields set (`full`) or left out.
@@ -138,8 +179,16 @@ fn bodies(full: bool) -> Vec<EventBody> {
         EventBody::TurnAccepted { turn_id: "t".into(), deadline_ms: 1 },
         EventBody::SandboxCreating { template: "base".into() },
         EventBody::SandboxReady { sandbox_id: "s".into(), ms: 1 },
-        EventBody::DatabaseCreating {},
+        EventBody::DatabaseCreating { from: full.then(|| "t0".into()) },
         EventBody::DatabaseReady { ms: 1, host: "h".into(), database: "d".into() },
+        EventBody::DatabaseSeeding { bytes: 1 },
+        EventBody::DatabaseSeeded { ms: 1 },
+        EventBody::DatabaseSummarized {
+            summary: full.then(|| Box::new(summary(full))),
+            diff: full.then(|| Box::new(diff())),
+            error: full.then(|| "why".into()),
+        },
+        EventBody::DatabaseCheckpointed { keep_until_unix_ms: 1 },
         EventBody::CodeUploaded { path: "/p".into(), bytes: 1 },
         EventBody::ProcessStarted { pid: 1 },
         EventBody::Stdout { data: "o".into() },
@@ -183,6 +232,9 @@ fn every_body_of_the_packages_methods_is_declared_as_core_sends_it() {
     request.env.insert("MODE".into(), "x".into());
     request.template = Some("base".into());
     request.timeout_s = Some(30);
+    request.checkpoint = Some(CheckpointRequest { keep_s: Some(60) });
+    let mut forked = request.clone();
+    forked.database = DatabaseField::With(DatabaseOptions { from: Some("t0".into()), seed_sql: Some("select".into()) });
     let resource = |full: bool| ResourceView {
         resource: Resource::Sandbox,
         id: full.then(|| "s".into()),
@@ -207,15 +259,26 @@ fn every_body_of_the_packages_methods_is_declared_as_core_sends_it() {
             code_elided: false,
             files: vec!["a".into()],
             env: vec!["MODE".into()],
+            from: full.then(|| "t0".into()),
+            seed_sql_bytes: full.then_some(3),
+            checkpoint_keep_s: full.then_some(900),
         },
         timings: timings(full),
         resources: vec![resource(full)],
         events: 9,
+        checkpoint: full.then(|| CheckpointView {
+            turn_id: "t".into(),
+            live: true,
+            keep_until_unix_ms: 2,
+            limit_unix_ms: 3,
+            summary: Some(summary(false)),
+        }),
     };
     let response = CreateTurnResponse { turn_id: "t".into(), events_url: "/e".into(), status_url: "/s".into() };
     let keep = KeepResponse { claim: claim(true), connection_url: "postgres://".into() };
     let samples = [
         ("CreateTurnRequest", serde_json::to_value(&request).unwrap()),
+        ("CreateTurnRequest", serde_json::to_value(&forked).unwrap()),
         ("CreateTurnRequest", serde_json::to_value(CreateTurnRequest::new("x", Language::Python)).unwrap()),
         ("CreateTurnResponse", serde_json::to_value(&response).unwrap()),
         ("TurnDetail", serde_json::to_value(detail(true)).unwrap()),
@@ -231,7 +294,14 @@ fn every_body_of_the_packages_methods_is_declared_as_core_sends_it() {
     assert_eq!(literal_union("Outcome"), Some(names(&outcomes)));
     let languages = Language::ALL.map(Language::as_str);
     assert_eq!(literal_union("Language"), Some(names(&languages)));
-    let reaps = [ReapState::Live, ReapState::Reaping, ReapState::Reaped, ReapState::Kept, ReapState::Failed];
+    let reaps = [
+        ReapState::Live,
+        ReapState::Reaping,
+        ReapState::Reaped,
+        ReapState::Kept,
+        ReapState::Checkpointed,
+        ReapState::Failed,
+    ];
     assert_eq!(literal_union("ReapState"), Some(names(&reaps.map(ReapState::as_str))));
 }
 

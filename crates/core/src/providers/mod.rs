@@ -95,6 +95,22 @@ pub trait DatabaseProvider {
         let _ = token;
         Box::pin(async { Ok(None) })
     }
+    /// Makes a database that starts as a copy of the one behind `source_token`, for a fork of a
+    /// checkpoint (scratchdb's fork extension, `docs/protocols/instanode.md` §12).
+    fn fork<'a>(
+        &'a self,
+        source_token: &'a str,
+        request: DatabaseRequest,
+    ) -> LocalBoxFuture<'a, Result<Database, ProviderError>> {
+        let _ = (source_token, request);
+        Box::pin(async { Err(ProviderError::Unsupported { provider: "database provider", operation: "fork" }) })
+    }
+    /// Freezes the database for a checkpoint: every credential handed out so far stops working
+    /// and its sessions end (instanode's credential rotation). The new credentials are not kept.
+    fn freeze<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<(), ProviderError>> {
+        let _ = token;
+        Box::pin(async { Err(ProviderError::Unsupported { provider: "database provider", operation: "freeze" }) })
+    }
 }
 
 /// The sandbox provider and the database provider of one deployment.

@@ -1,64 +1,16 @@
-//! What the caller gives a turn and keeps hold of: its id, its options (the reap policy among
-//! them, defined with the reap in `reap.rs`) and the [`TurnControl`] that cancels it or keeps its
-//! database.
+//! What the caller gives a turn and keeps hold of: its options (the reap policy among them,
+//! defined with the reap in `reap.rs`) and the [`TurnControl`] that cancels it or keeps its
+//! database. Its id is `id.rs`'s.
 
 use std::cell::RefCell;
-use std::fmt;
 use std::future::Future;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use futures::future;
-use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use crate::turn::reap::ReapPolicy;
-
-/// A turn's id: 1 to 40 of `A-Z a-z 0-9 _ -`, so it fits sandbox metadata and database names.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TurnId(String);
-
-impl TurnId {
-    pub fn new(id: impl Into<String>) -> Result<TurnId, TurnIdError> {
-        let id = id.into();
-        let ok =
-            (1..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
-            Ok(TurnId(id))
-        } else {
-            Err(TurnIdError(id))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TurnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for TurnId {
-    type Error = TurnIdError;
-    fn try_from(id: String) -> Result<TurnId, TurnIdError> {
-        TurnId::new(id)
-    }
-}
-
-impl From<TurnId> for String {
-    fn from(id: TurnId) -> String {
-        id.0
-    }
-}
-
-/// Why a string is not a [`TurnId`].
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("turn id {0:?} is not allowed: use 1-40 of A-Z a-z 0-9 _ -")]
-pub struct TurnIdError(pub String);
+use crate::turn::session::ForkSource;
 
 /// How a turn runs, beyond what the request says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +22,10 @@ pub struct TurnOptions {
     pub reap: ReapPolicy,
     /// The output the turn keeps ([`crate::turn::spec::Limits::max_output_bytes`]).
     pub max_output_bytes: usize,
+    /// The longest a checkpoint is kept ([`crate::turn::spec::Limits::max_checkpoint_keep_s`]).
+    pub max_checkpoint_keep_s: u32,
+    /// The checkpoint a forked turn's database is copied from, resolved from `spec.from`.
+    pub fork: Option<ForkSource>,
 }
 
 impl Default for TurnOptions {
@@ -79,6 +35,8 @@ impl Default for TurnOptions {
             grace_s: 60,
             reap: ReapPolicy::default(),
             max_output_bytes: crate::turn::spec::Limits::default().max_output_bytes,
+            max_checkpoint_keep_s: crate::turn::spec::Limits::default().max_checkpoint_keep_s,
+            fork: None,
         }
     }
 }

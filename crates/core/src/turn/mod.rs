@@ -16,10 +16,12 @@ mod control;
 mod execute;
 #[cfg(test)]
 mod fakes;
+mod id;
 pub mod progress;
 mod provision;
 mod reap;
 mod recovery;
+mod session;
 mod sink;
 pub mod spec;
 #[cfg(test)]
@@ -29,10 +31,12 @@ pub mod utf8;
 pub mod wall_time;
 
 pub use budget::provider_requests_at_most;
-pub use control::{TurnControl, TurnId, TurnIdError, TurnOptions};
+pub use control::{TurnControl, TurnOptions};
 pub use execute::OUTPUT_BATCH_BYTES;
+pub use id::{TurnId, TurnIdError};
 pub use reap::ReapPolicy;
 pub use recovery::{reap_leftovers, LeaseRecord, Leftovers, LOST_TURN_ERROR};
+pub use session::{checkpoint_limit_unix_ms, ForkSource};
 pub use sink::{Lease, LeasedResource, SinkError, TurnSink};
 
 use std::cell::{Cell, RefCell};
@@ -41,6 +45,7 @@ use futures::future;
 
 use crate::providers::{Clock, DatabaseProvider, Providers, SandboxProvider};
 use crate::turn::spec::TurnSpec;
+use crate::wire::database::DatabaseSummary;
 use crate::wire::event::{EventBody, Outcome, ReapState, Timings};
 use sink::Emitter;
 
@@ -106,6 +111,8 @@ pub struct TurnReport {
     pub sandbox: Option<ResourceReap>,
     /// Absent when the turn had no database, or its creation failed.
     pub database: Option<ResourceReap>,
+    /// What the database held after the process exited, when the turn summarized it.
+    pub summary: Option<DatabaseSummary>,
     /// How many events the sink accepted.
     pub events: u64,
 }
@@ -120,6 +127,8 @@ pub struct ResourceReap {
     pub error: Option<String>,
     /// When it is to be tried again (ms since acceptance), if it failed.
     pub retry_at_ms: Option<u64>,
+    /// Until when a checkpointed database is kept (Unix ms).
+    pub keep_until_unix_ms: Option<u64>,
 }
 
 /// How the provisioning-and-running part of a turn ended; the reap phase follows any of them.
@@ -180,7 +189,17 @@ where
         } else {
             // Unreachable `expect`: no provisioning failure means the sandbox exists.
             let sandbox = sandbox.as_ref().expect("a sandbox when provisioning did not fail");
-            self.execute_until_interrupted(sandbox, database.as_ref()).await
+            match self.seed_until_interrupted(sandbox, database.as_ref()).await {
+                Some(ending) => ending,
+                None => self.execute_until_interrupted(sandbox, database.as_ref()).await,
+            }
+        };
+        let exited = matches!(ending, Ending::Exited(_));
+        let summary = match (&sandbox, &database) {
+            (Some(sandbox), Some(database)) if exited && self.spec.summarizes_database() => {
+                self.summarize(sandbox, database).await
+            }
+            _ => None,
         };
 
         // A process that failed may have failed because the provider stopped its database; asked
@@ -193,8 +212,8 @@ where
         };
 
         let reap_started = self.clock.now_ms();
-        let (sandbox_reap, database_reap) =
-            future::join(self.reap_sandbox(sandbox.as_ref()), self.reap_database(database.as_ref())).await;
+        let (sandbox_reap, (database_reap, checkpoint_failure)) =
+            future::join(self.reap_sandbox(sandbox.as_ref()), self.reap_database(database.as_ref(), exited)).await;
         let reap_ms = self.clock.now_ms() - reap_started;
 
         let (outcome, exit_code, error) = match ending {
@@ -212,6 +231,12 @@ where
         let error = match (error, database_stopped) {
             (Some(error), Some(why)) => Some(format!("{error}; {why}")),
             (error, _) => error,
+        };
+        // A checkpoint that was asked for and not made fails the turn: a fork of it would find none.
+        let (outcome, error) = match (checkpoint_failure, error) {
+            (Some(failure), Some(error)) => (Outcome::Failed, Some(format!("{error}; {failure}"))),
+            (Some(failure), None) => (Outcome::Failed, Some(failure)),
+            (None, error) => (outcome, error),
         };
         let error = error.map(|e| self.emitter.scrub(&e));
         let timings = {
@@ -232,6 +257,7 @@ where
             timings,
             sandbox: sandbox_reap,
             database: database_reap,
+            summary,
             events: self.emitter.next_seq.get() - 1,
         }
     }

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::database::{DatabaseSummary, SummaryDiff};
 use crate::wire::event::{ClaimInfo, Event, EventBody, Outcome, ReapState, Resource, Timings, TurnState};
 
 /// What [`TurnProgress::apply`] did with an event.
@@ -52,18 +53,20 @@ pub enum Phase {
     Sandbox,
     Database,
     Upload,
+    Seed,
     Run,
     Reap,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [Phase::Sandbox, Phase::Database, Phase::Upload, Phase::Run, Phase::Reap];
+    pub const ALL: [Phase; 6] = [Phase::Sandbox, Phase::Database, Phase::Upload, Phase::Seed, Phase::Run, Phase::Reap];
 
     pub fn label(self) -> &'static str {
         match self {
             Phase::Sandbox => "sandbox",
             Phase::Database => "database",
             Phase::Upload => "upload",
+            Phase::Seed => "seed",
             Phase::Run => "run",
             Phase::Reap => "reap",
         }
@@ -93,6 +96,8 @@ pub struct TurnProgress {
     pub sandbox_phase: Span,
     pub database_phase: Span,
     pub upload_phase: Span,
+    #[serde(default)]
+    pub seed_phase: Span,
     pub run_phase: Span,
     pub reap_phase: Span,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +122,22 @@ pub struct TurnProgress {
     /// Replayed events dropped because they had been taken before.
     #[serde(default)]
     pub duplicates_dropped: u64,
+    /// The turn whose checkpoint the database was forked from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_turn_id: Option<String>,
+    /// What the database held after the process exited (`database.summary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<DatabaseSummary>,
+    /// For a fork, how that differs from its checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<SummaryDiff>,
+    /// Why the summary could not be made, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_error: Option<String>,
+    /// Until when the checkpoint was to be kept when it was made (Unix ms); the turn's lease has
+    /// the current time, which an extension moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpointed_until_unix_ms: Option<u64>,
 }
 
 impl Default for TurnProgress {
@@ -129,6 +150,7 @@ impl Default for TurnProgress {
             sandbox_phase: Span::default(),
             database_phase: Span::default(),
             upload_phase: Span::default(),
+            seed_phase: Span::default(),
             run_phase: Span::default(),
             reap_phase: Span::default(),
             sandbox: None,
@@ -140,6 +162,11 @@ impl Default for TurnProgress {
             claim: None,
             output_kept_bytes: None,
             duplicates_dropped: 0,
+            parent_turn_id: None,
+            summary: None,
+            diff: None,
+            summary_error: None,
+            checkpointed_until_unix_ms: None,
         }
     }
 }
@@ -172,9 +199,21 @@ impl TurnProgress {
                 self.advance(TurnState::Provisioning);
                 self.sandbox_phase.begin(at);
             }
-            EventBody::DatabaseCreating {} => {
+            EventBody::DatabaseCreating { from } => {
                 self.advance(TurnState::Provisioning);
                 self.database_phase.begin(at);
+                self.parent_turn_id.clone_from(from);
+            }
+            EventBody::DatabaseSeeding { .. } => self.seed_phase.begin(at),
+            EventBody::DatabaseSeeded { .. } => self.seed_phase.finish(at),
+            EventBody::DatabaseSummarized { summary, diff, error } => {
+                self.summary = summary.as_deref().cloned();
+                self.diff = diff.as_deref().cloned();
+                self.summary_error.clone_from(error);
+            }
+            EventBody::DatabaseCheckpointed { keep_until_unix_ms } => {
+                self.checkpointed_until_unix_ms = Some(*keep_until_unix_ms);
+                self.settle(Resource::Database, at, ReapState::Checkpointed);
             }
             EventBody::SandboxReady { .. } => {
                 self.sandbox_phase.finish(at);
@@ -247,6 +286,7 @@ impl TurnProgress {
             Phase::Sandbox => self.sandbox_phase,
             Phase::Database => self.database_phase,
             Phase::Upload => self.upload_phase,
+            Phase::Seed => self.seed_phase,
             Phase::Run => self.run_phase,
             Phase::Reap => self.reap_phase,
         }

@@ -36,7 +36,7 @@ where
 
         self.emitter.emit(EventBody::SandboxCreating { template: self.spec.template.clone() });
         if self.spec.database {
-            self.emitter.emit(EventBody::DatabaseCreating {});
+            self.emitter.emit(EventBody::DatabaseCreating { from: self.spec.from.as_ref().map(ToString::to_string) });
         }
 
         let sandbox_side = async {
@@ -73,11 +73,26 @@ where
             if !self.spec.database {
                 return (None, None);
             }
-            let name = database_name(self.turn_id.as_str(), deadline_unix_s);
+            // A checkpoint outlives the turn: its name, which the providers' sweep reads, carries
+            // the latest it may be kept to.
+            let name_deadline_unix_s = match self.spec.checkpoint_keep_s {
+                Some(_) => self.checkpoint_limit_unix_ms().div_ceil(1000),
+                None => deadline_unix_s,
+            };
+            let name = database_name(self.turn_id.as_str(), name_deadline_unix_s);
             let request = DatabaseRequest { name: name.clone(), idempotency_key: format!("mayfly-{}", self.turn_id) };
-            let database = match self.databases.create(request).await {
+            let made = match (&self.spec.from, &self.options.fork) {
+                (None, _) => self.databases.create(request).await.map_err(|e| format!("could not be created: {e}")),
+                (Some(parent), Some(source)) => self
+                    .databases
+                    .fork(&source.token, request)
+                    .await
+                    .map_err(|e| format!("could not be forked from turn {parent}'s checkpoint: {e}")),
+                (Some(parent), None) => Err(format!("could not be forked: turn {parent} has no live checkpoint")),
+            };
+            let database = match made {
                 Ok(database) => database,
-                Err(error) => return (None, Some(format!("the database could not be created: {error}"))),
+                Err(error) => return (None, Some(format!("the database {error}"))),
             };
             self.emitter.add_secret(&database.connection_url);
             let ms = self.clock.now_ms() - started;

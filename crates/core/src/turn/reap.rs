@@ -63,8 +63,26 @@ where
         Some(self.reap_result(Resource::Sandbox, sandbox_id, started, failure))
     }
 
-    pub(super) async fn reap_database(&self, database: Option<&Database>) -> Option<ResourceReap> {
-        let database = database?;
+    /// Reaps the database, or keeps it: as a checkpoint when one was asked for and the process
+    /// `exited`, else when keeping was asked for or the database cannot be deleted. The second
+    /// value says why a checkpoint that was asked for could not be made.
+    pub(super) async fn reap_database(
+        &self,
+        database: Option<&Database>,
+        exited: bool,
+    ) -> (Option<ResourceReap>, Option<String>) {
+        let Some(database) = database else { return (None, None) };
+        let mut checkpoint_failure = None;
+        if let (Some(keep_s), true) = (self.spec.checkpoint_keep_s, exited) {
+            match self.checkpoint(database, keep_s).await {
+                Ok(reap) => return (Some(reap), None),
+                Err(error) => checkpoint_failure = Some(format!("the checkpoint could not be made: {error}")),
+            }
+        }
+        (self.reap_or_keep_database(database).await, checkpoint_failure)
+    }
+
+    async fn reap_or_keep_database(&self, database: &Database) -> Option<ResourceReap> {
         // Anonymous databases cannot be deleted early: they are kept until the provider's expiry,
         // and the user is told how to claim them, exactly as when keeping was asked for.
         let keep = self.options.keep_database || self.control.is_database_kept();
@@ -75,6 +93,7 @@ where
                 state: ReapState::Kept,
                 error: None,
                 retry_at_ms: None,
+                keep_until_unix_ms: None,
             });
         }
         let started = self.clock.now_ms();
@@ -90,13 +109,20 @@ where
                     Resource::Sandbox => EventBody::SandboxReaped { ms },
                     Resource::Database => EventBody::DatabaseReaped { ms },
                 });
-                ResourceReap { id: id.to_owned(), state: ReapState::Reaped, error: None, retry_at_ms: None }
+                ResourceReap {
+                    id: id.to_owned(),
+                    state: ReapState::Reaped,
+                    error: None,
+                    retry_at_ms: None,
+                    keep_until_unix_ms: None,
+                }
             }
             Some((error, retry_at_ms)) => ResourceReap {
                 id: id.to_owned(),
                 state: ReapState::Failed,
                 error: Some(error),
                 retry_at_ms: Some(retry_at_ms),
+                keep_until_unix_ms: None,
             },
         }
     }

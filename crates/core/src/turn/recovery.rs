@@ -46,8 +46,18 @@ impl LeaseRecord {
     }
 
     /// Whether the resource may still exist and is ours to reap.
-    pub fn needs_reap(&self) -> bool {
-        matches!(self.reap, ReapState::Live | ReapState::Reaping | ReapState::Failed)
+    pub fn needs_reap(&self, now_unix_ms: u64) -> bool {
+        match self.reap {
+            ReapState::Live | ReapState::Reaping | ReapState::Failed => true,
+            // A checkpoint is reaped once its lease runs out (`docs/checkpoints.md`).
+            ReapState::Checkpointed => now_unix_ms >= self.lease.reap_by_unix_ms,
+            ReapState::Reaped | ReapState::Kept => false,
+        }
+    }
+
+    /// When a checkpoint still kept is to be reaped (Unix ms), if this is one.
+    pub fn checkpoint_due_unix_ms(&self) -> Option<u64> {
+        (self.reap == ReapState::Checkpointed).then_some(self.lease.reap_by_unix_ms)
     }
 
     pub fn view(&self) -> ResourceView {
@@ -87,7 +97,8 @@ where
     C: Clock,
 {
     let mut done = Leftovers::default();
-    for record in records.iter_mut().filter(|record| record.needs_reap()) {
+    let now_unix_ms = clock.now_ms();
+    for record in records.iter_mut().filter(|record| record.needs_reap(now_unix_ms)) {
         let started = clock.now_ms();
         let result = match &record.lease.resource {
             LeasedResource::Sandbox { sandbox_id } => providers.sandboxes.kill(sandbox_id).await,

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use crate::providers::e2b::templates::{check_template_name, BadTemplateName, TemplateMap};
 use crate::providers::retry::RetryPolicy;
+use crate::turn::id::{TurnId, TurnIdError};
 use crate::turn::reap::ReapPolicy;
 use crate::turn::wall_time::longest_timeout_s;
 use crate::wire::api::{CreateTurnRequest, Language, SpecView};
@@ -29,6 +30,12 @@ pub struct Limits {
     /// one `output.truncated` event says so, while the process runs on. Every viewer's replay and
     /// the edge's durable log are bounded by it.
     pub max_output_bytes: usize,
+    /// The largest `database.seed_sql`, in bytes.
+    pub max_seed_sql_bytes: usize,
+    /// How long a checkpoint is kept when the request names no `keep_s`.
+    pub default_checkpoint_keep_s: u32,
+    /// The longest a checkpoint is kept, extensions included (`docs/checkpoints.md`).
+    pub max_checkpoint_keep_s: u32,
 }
 
 impl Default for Limits {
@@ -44,6 +51,9 @@ impl Default for Limits {
             max_timeout_s: longest_timeout_s(&RetryPolicy::default(), &ReapPolicy::default()),
             default_timeout_s: 30,
             max_output_bytes: 4 * 1024 * 1024,
+            max_seed_sql_bytes: 1024 * 1024,
+            default_checkpoint_keep_s: 15 * 60,
+            max_checkpoint_keep_s: 24 * 60 * 60,
         }
     }
 }
@@ -81,6 +91,16 @@ pub enum SpecError {
     TimeoutOutOfRange { got: u32, min: u32, max: u32 },
     #[error(transparent)]
     BadTemplate(#[from] BadTemplateName),
+    #[error("database.seed_sql is empty")]
+    EmptySeed,
+    #[error("database.seed_sql is {bytes} bytes; the limit is {max}")]
+    SeedTooLarge { bytes: usize, max: usize },
+    #[error("database.from: {0}")]
+    BadParent(#[from] TurnIdError),
+    #[error("checkpoint keeps the turn's database, and this turn has none (database: false)")]
+    CheckpointWithoutDatabase,
+    #[error("checkpoint.keep_s must be between 1 and {max}, got {got}")]
+    KeepOutOfRange { got: u32, max: u32 },
 }
 
 impl SpecError {
@@ -90,7 +110,8 @@ impl SpecError {
             SpecError::CodeTooLarge { .. }
             | SpecError::FileTooLarge { .. }
             | SpecError::TooLargeInAll { .. }
-            | SpecError::EnvValueTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            | SpecError::EnvValueTooLarge { .. }
+            | SpecError::SeedTooLarge { .. } => ErrorCode::PayloadTooLarge,
             _ => ErrorCode::InvalidRequest,
         };
         ApiError::new(code, self.to_string())
@@ -130,6 +151,14 @@ pub struct TurnSpec {
     pub database: bool,
     /// The caller's environment, without the names mayfly reserves.
     pub env: Vec<(String, String)>,
+    /// The turn whose checkpoint the database starts as a copy of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<TurnId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_sql: Option<String>,
+    /// Keep the database as a checkpoint for this long after the process exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_keep_s: Option<u32>,
 }
 
 impl TurnSpec {
@@ -140,7 +169,7 @@ impl TurnSpec {
         limits: &Limits,
         templates: &TemplateMap,
     ) -> Result<TurnSpec, SpecError> {
-        let CreateTurnRequest { code, language, files, template, timeout_s, database, env } = request;
+        let CreateTurnRequest { code, language, files, template, timeout_s, database, checkpoint, env } = request;
         if code.trim().is_empty() {
             return Err(SpecError::EmptyCode);
         }
@@ -192,7 +221,40 @@ impl TurnSpec {
         }
         let template = template.unwrap_or_else(|| templates.for_language(language).to_owned());
         check_template_name(&template)?;
-        Ok(TurnSpec { code, language, files: checked, template, timeout_s, database, env: env.into_iter().collect() })
+        let options = database.options().cloned().unwrap_or_default();
+        let from = options.from.map(TurnId::new).transpose()?;
+        if let Some(seed) = &options.seed_sql {
+            if seed.trim().is_empty() {
+                return Err(SpecError::EmptySeed);
+            }
+            if seed.len() > limits.max_seed_sql_bytes {
+                return Err(SpecError::SeedTooLarge { bytes: seed.len(), max: limits.max_seed_sql_bytes });
+            }
+        }
+        let checkpoint_keep_s = match checkpoint {
+            None => None,
+            Some(_) if !database.enabled() => return Err(SpecError::CheckpointWithoutDatabase),
+            Some(checkpoint) => Some(limits.checkpoint_keep_s(checkpoint.keep_s)?),
+        };
+        Ok(TurnSpec {
+            code,
+            language,
+            files: checked,
+            template,
+            timeout_s,
+            database: database.enabled(),
+            env: env.into_iter().collect(),
+            from,
+            seed_sql: options.seed_sql,
+            checkpoint_keep_s,
+        })
+    }
+
+    /// Whether the turn records what its database holds after the process exits: a turn that
+    /// takes part in a session of turns (seeded, forked or checkpointed) does; others spend nothing
+    /// on it.
+    pub fn summarizes_database(&self) -> bool {
+        self.database && (self.from.is_some() || self.seed_sql.is_some() || self.checkpoint_keep_s.is_some())
     }
 
     /// How `GET /v1/turns/{id}` shows this spec: long code cut, env values hidden.
@@ -217,6 +279,20 @@ impl TurnSpec {
             code_elided,
             files: self.files.iter().map(|f| f.relative_path.clone()).collect(),
             env: self.env.iter().map(|(name, _)| name.clone()).collect(),
+            from: self.from.as_ref().map(TurnId::to_string),
+            seed_sql_bytes: self.seed_sql.as_ref().map(|seed| seed.len() as u64),
+            checkpoint_keep_s: self.checkpoint_keep_s,
+        }
+    }
+}
+
+impl Limits {
+    /// A checkpoint's `keep_s`, checked, or the default when none is named.
+    pub fn checkpoint_keep_s(&self, keep_s: Option<u32>) -> Result<u32, SpecError> {
+        match keep_s {
+            None => Ok(self.default_checkpoint_keep_s),
+            Some(got) if (1..=self.max_checkpoint_keep_s).contains(&got) => Ok(got),
+            Some(got) => Err(SpecError::KeepOutOfRange { got, max: self.max_checkpoint_keep_s }),
         }
     }
 }
@@ -255,130 +331,4 @@ fn check_env_name(name: &str) -> Result<(), SpecError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use expect_test::{expect, Expect};
-
-    use super::*;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    fn check(json: &str, expect: Expect) {
-        let request: CreateTurnRequest = serde_json::from_str(json).unwrap();
-        let limits =
-            Limits { max_code_bytes: 16, max_files: 2, max_file_bytes: 8, max_total_bytes: 20, ..Limits::default() };
-        let templates =
-            TemplateMap::from_lookup(|v| (v == "E2B_TEMPLATE_PYTHON").then(|| "mayfly".to_owned())).unwrap();
-        let got = match TurnSpec::from_request(request, &limits, &templates) {
-            Ok(spec) => format!("ok {:?} {} {} {:?}", spec.language, spec.template, spec.timeout_s, spec.files),
-            Err(err) => {
-                let api = err.to_api_error();
-                format!("{} {}", api.status(), api.message)
-            }
-        };
-        expect.assert_eq(&got);
-    }
-
-    #[test]
-    fn defaults() {
-        check(r#"{"code":"print(1)"}"#, expect![[r#"ok Python mayfly 30 []"#]]);
-        check(r#"{"code":"echo","language":"bash"}"#, expect![[r#"ok Bash base 30 []"#]]);
-    }
-
-    #[test]
-    fn files() {
-        check(
-            r#"{"code":"x","files":{"a/b.txt":"12"}}"#,
-            expect![[r#"ok Python mayfly 30 [SandboxFile { relative_path: "a/b.txt", content: "12" }]"#]],
-        );
-        check(
-            r#"{"code":"x","files":{"../etc/passwd":""}}"#,
-            expect![[
-                r#"400 file path "../etc/passwd" is not allowed: every part must be a plain name (no `..`, `.` or empty parts)"#
-            ]],
-        );
-        check(
-            r#"{"code":"x","files":{"a/../../b":""}}"#,
-            expect![[
-                r#"400 file path "a/../../b" is not allowed: every part must be a plain name (no `..`, `.` or empty parts)"#
-            ]],
-        );
-        check(
-            r#"{"code":"x","files":{"/etc/shadow":""}}"#,
-            expect![[r#"400 file path "/etc/shadow" is not allowed: it must be relative to /home/user"#]],
-        );
-        check(r#"{"code":"x","files":{"":""}}"#, expect![[r#"400 file path "" is not allowed: it is empty"#]]);
-        check(
-            r#"{"code":"x","files":{"a\u0000b":""}}"#,
-            expect![[r#"400 file path "a\0b" is not allowed: it contains a control character or a backslash"#]],
-        );
-        check(
-            r#"{"code":"x","files":{"main.py":""}}"#,
-            expect![[r#"400 file path "main.py" is not allowed: it is where the turn's code goes"#]],
-        );
-        check(r#"{"code":"x","files":{"a":"123456789"}}"#, expect![[r#"413 file "a" is 9 bytes; the limit is 8"#]]);
-        check(r#"{"code":"x","files":{"a":"1","b":"2","c":"3"}}"#, expect![[r#"400 3 files; the limit is 2"#]]);
-        check(
-            r#"{"code":"0123456789abcd","files":{"a":"12345678"}}"#,
-            expect![[r#"413 code and files are 22 bytes in all; the limit is 20"#]],
-        );
-    }
-
-    #[test]
-    fn code() {
-        check(r#"{"code":"   "}"#, expect![[r#"400 code is empty"#]]);
-        check(r#"{"code":"0123456789abcdefX"}"#, expect![[r#"413 code is 17 bytes; the limit is 16"#]]);
-    }
-
-    #[test]
-    fn env() {
-        check(r#"{"code":"x","env":{"OK_1":"v"}}"#, expect!["ok Python mayfly 30 []"]);
-        // No environment can hold a NUL; passed on, it would end the value early.
-        check(
-            r#"{"code":"x","env":{"ZZ":"x\u0000--ro-bind"}}"#,
-            expect![[r#"400 environment variable "ZZ" contains a NUL character, which no environment can hold"#]],
-        );
-        check(r#"{"code":"x","env":{"TABS":"a\tb\nc"}}"#, expect!["ok Python mayfly 30 []"]);
-        check(
-            r#"{"code":"x","env":{"PG_URL":"v"}}"#,
-            expect![[r#"400 environment variable name "PG_URL" is not allowed: mayfly sets it"#]],
-        );
-        check(
-            r#"{"code":"x","env":{"1A":"v"}}"#,
-            expect![[
-                r#"400 environment variable name "1A" is not allowed: use a letter or _ then letters, digits or _ (at most 128)"#
-            ]],
-        );
-        check(
-            r#"{"code":"x","env":{"A=B":"v"}}"#,
-            expect![[
-                r#"400 environment variable name "A=B" is not allowed: use a letter or _ then letters, digits or _ (at most 128)"#
-            ]],
-        );
-    }
-
-    #[test]
-    fn timeout_and_template() {
-        check(r#"{"code":"x","timeout_s":0}"#, expect![[r#"400 timeout_s must be between 1 and 540, got 0"#]]);
-        // The longest turn the alarm holds (`wall_time.rs`), and one second more.
-        assert_eq!(Limits::default().max_timeout_s, longest_timeout_s(&RetryPolicy::default(), &ReapPolicy::default()));
-        check(r#"{"code":"x","timeout_s":540,"template":"base"}"#, expect![[r#"ok Python base 540 []"#]]);
-        check(r#"{"code":"x","timeout_s":541}"#, expect![[r#"400 timeout_s must be between 1 and 540, got 541"#]]);
-        check(r#"{"code":"x","timeout_s":900}"#, expect![[r#"400 timeout_s must be between 1 and 540, got 900"#]]);
-        check(
-            r#"{"code":"x","template":"../x y"}"#,
-            expect![[r#"400 template "../x y" is not allowed: use 1-64 of A-Z a-z 0-9 _ . -"#]],
-        );
-    }
-
-    #[test]
-    fn view_cuts_long_code_on_a_char_boundary_and_hides_env_values() {
-        let mut request = CreateTurnRequest::new("é".repeat(3000), Language::Python);
-        request.env.insert("SECRET".into(), "hunter2".into());
-        let view = TurnSpec::from_request(request, &Limits::default(), &TemplateMap::default()).unwrap().view();
-        assert!(view.code_elided);
-        assert_eq!(view.code.len(), 4096);
-        assert_eq!(view.code_bytes, 6000);
-        assert_eq!(view.env, vec!["SECRET".to_owned()]);
-        assert!(!serde_json::to_string(&view).unwrap().contains("hunter2"));
-    }
-}
+mod tests;

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::database::{DatabaseSummary, SummaryDiff};
+
 /// One event of a turn.
 ///
 /// `seq` starts at 1 and has no gaps, so a viewer that saw up to `seq = N` resumes with `after=N`.
@@ -45,9 +47,18 @@ pub enum EventBody {
     #[serde(rename = "sandbox.ready")]
     SandboxReady { sandbox_id: String, ms: u64 },
     #[serde(rename = "database.creating")]
-    DatabaseCreating {},
+    DatabaseCreating {
+        /// The turn whose checkpoint the database is a copy of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
     #[serde(rename = "database.ready")]
     DatabaseReady { ms: u64, host: String, database: String },
+    /// The seed SQL is running against the database, before the code.
+    #[serde(rename = "database.seeding")]
+    DatabaseSeeding { bytes: u64 },
+    #[serde(rename = "database.seeded")]
+    DatabaseSeeded { ms: u64 },
     #[serde(rename = "code.uploaded")]
     CodeUploaded { path: String, bytes: u64 },
     #[serde(rename = "process.started")]
@@ -71,6 +82,21 @@ pub enum EventBody {
     DatabaseReaped { ms: u64 },
     #[serde(rename = "database.kept")]
     DatabaseKept { claim: ClaimInfo },
+    /// What the database held after the process exited, and for a fork what changed.
+    #[serde(rename = "database.summary")]
+    DatabaseSummarized {
+        /// Absent when it could not be computed; `error` says why. Boxed, as `diff`, so that
+        /// every other event stays small.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<Box<DatabaseSummary>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        diff: Option<Box<SummaryDiff>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The database is frozen and kept for forks until then (Unix ms), unless extended.
+    #[serde(rename = "database.checkpointed")]
+    DatabaseCheckpointed { keep_until_unix_ms: u64 },
     #[serde(rename = "reap.failed")]
     ReapFailed {
         resource: Resource,
@@ -95,7 +121,9 @@ impl EventBody {
             EventBody::TurnAccepted { .. } => "turn.accepted",
             EventBody::SandboxCreating { .. } => "sandbox.creating",
             EventBody::SandboxReady { .. } => "sandbox.ready",
-            EventBody::DatabaseCreating {} => "database.creating",
+            EventBody::DatabaseCreating { .. } => "database.creating",
+            EventBody::DatabaseSeeding { .. } => "database.seeding",
+            EventBody::DatabaseSeeded { .. } => "database.seeded",
             EventBody::DatabaseReady { .. } => "database.ready",
             EventBody::CodeUploaded { .. } => "code.uploaded",
             EventBody::ProcessStarted { .. } => "process.started",
@@ -106,6 +134,8 @@ impl EventBody {
             EventBody::SandboxReaped { .. } => "sandbox.reaped",
             EventBody::DatabaseReaped { .. } => "database.reaped",
             EventBody::DatabaseKept { .. } => "database.kept",
+            EventBody::DatabaseSummarized { .. } => "database.summary",
+            EventBody::DatabaseCheckpointed { .. } => "database.checkpointed",
             EventBody::ReapFailed { .. } => "reap.failed",
             EventBody::TurnFinished { .. } => "turn.finished",
         }
@@ -162,6 +192,8 @@ pub enum ReapState {
     Reaped,
     /// The user asked to keep it (databases only).
     Kept,
+    /// Frozen and kept by mayfly for forks until its lease runs out (databases only).
+    Checkpointed,
     /// Teardown failed; it is retried until it succeeds or the provider's expiry takes it.
     Failed,
 }
@@ -184,7 +216,7 @@ wire_names! {
     TurnState { Accepted => "accepted", Provisioning => "provisioning", Running => "running", Reaping => "reaping", Finished => "finished" }
     Outcome { Succeeded => "succeeded", Failed => "failed", Cancelled => "cancelled", TimedOut => "timed_out" }
     Resource { Sandbox => "sandbox", Database => "database" }
-    ReapState { Live => "live", Reaping => "reaping", Reaped => "reaped", Kept => "kept", Failed => "failed" }
+    ReapState { Live => "live", Reaping => "reaping", Reaped => "reaped", Kept => "kept", Checkpointed => "checkpointed", Failed => "failed" }
 }
 
 /// Milliseconds spent in each phase; a phase that did not happen is absent.
@@ -202,6 +234,9 @@ pub struct Timings {
     /// database may still be being made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_ms: Option<u64>,
+    /// The seed SQL's run, before the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,7 +272,14 @@ mod tests {
         same(&[Accepted, Provisioning, Running, Reaping, Finished], TurnState::as_str);
         same(&[Outcome::Succeeded, Outcome::Failed, Outcome::Cancelled, Outcome::TimedOut], Outcome::as_str);
         same(&[Resource::Sandbox, Resource::Database], Resource::as_str);
-        let reaps = [ReapState::Live, ReapState::Reaping, ReapState::Reaped, ReapState::Kept, ReapState::Failed];
+        let reaps = [
+            ReapState::Live,
+            ReapState::Reaping,
+            ReapState::Reaped,
+            ReapState::Kept,
+            ReapState::Checkpointed,
+            ReapState::Failed,
+        ];
         same(&reaps, ReapState::as_str);
     }
 
@@ -261,7 +303,10 @@ mod tests {
             EventBody::SandboxReady { sandbox_id: "sbx1".into(), ms: 80 },
             expect![[r#"{"seq":7,"at_ms":1234,"type":"sandbox.ready","sandbox_id":"sbx1","ms":80}"#]],
         );
-        check(EventBody::DatabaseCreating {}, expect![[r#"{"seq":7,"at_ms":1234,"type":"database.creating"}"#]]);
+        check(
+            EventBody::DatabaseCreating { from: None },
+            expect![[r#"{"seq":7,"at_ms":1234,"type":"database.creating"}"#]],
+        );
         check(
             EventBody::DatabaseReady { ms: 12, host: "127.0.0.1:5432".into(), database: "db_x".into() },
             expect![[
@@ -343,6 +388,7 @@ mod tests {
                     database_ms: Some(12),
                     provision_ms: Some(81),
                     upload_ms: Some(2),
+                    seed_ms: None,
                     run_ms: Some(1000),
                     reap_ms: Some(7),
                     total_ms: 1100,

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod connect;
+pub mod database;
 pub mod e2b;
 pub mod error;
 pub mod event;

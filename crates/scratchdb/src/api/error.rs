@@ -72,6 +72,18 @@ pub(super) fn from_service(e: ServiceError, unavailable_code: &'static str) -> A
         ),
         ServiceError::InvalidClaim => ApiError::bad("invalid_token", "the claim token is unknown or expired"),
         ServiceError::AlreadyClaimed => ApiError::new(StatusCode::CONFLICT, "already_claimed", "already claimed"),
+        ServiceError::SourceInUse => ApiError::new(
+            StatusCode::CONFLICT,
+            "source_in_use",
+            "the source database has open sessions, and Postgres copies a database only while nobody is \
+             connected to it; close them and retry",
+        ),
+        ServiceError::SourceSuspended => ApiError::new(
+            StatusCode::CONFLICT,
+            "source_suspended",
+            "the source database is stopped for being over its storage limit; a copy would be over it too",
+        ),
+        ServiceError::Unfinished => ApiError::unavailable(unavailable_code),
         ServiceError::Admin(err) => {
             tracing::error!(error = %err, "postgres operation failed");
             ApiError::unavailable(unavailable_code)

@@ -1,4 +1,5 @@
-//! The HTTP surface: instanode's routes, shapes, status codes and error envelope.
+//! The HTTP surface: instanode's routes, shapes, status codes and error envelope, and one route of
+//! scratchdb's own (`routes_fork`).
 //!
 //! Every client mistake is a 4xx with instanode's stable `error` code; a 503 (with
 //! `retry_after_seconds`) means Postgres itself failed. Nothing here answers 500.
@@ -12,6 +13,7 @@ mod error;
 mod request;
 mod routes_claim;
 mod routes_db;
+mod routes_fork;
 mod routes_resources;
 mod routes_server;
 
@@ -27,6 +29,7 @@ use axum::Router;
 use error::ApiError;
 use routes_claim::{claim, claim_preview};
 use routes_db::db_new;
+use routes_fork::fork;
 use routes_resources::{credentials, delete_resource, get_resource, list, rotate};
 use routes_server::{healthz, whoami};
 
@@ -46,6 +49,7 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/resources/{token}", delete(delete_resource).get(get_resource))
         .route("/api/v1/resources/{token}/credentials", get(credentials))
         .route("/api/v1/resources/{token}/rotate-credentials", post(rotate))
+        .route("/api/v1/resources/{token}/fork", post(fork))
         .route("/claim/preview", get(claim_preview))
         .route("/claim", post(claim))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

@@ -99,15 +99,23 @@ pub(super) fn new_database_body(query_env: Option<&str>, body: &Bytes) -> Result
 }
 
 /// The `Idempotency-Key` and the hash of what it promises: the body and the `env` it resolved to,
-/// so the same body under another `?env=` is a different request.
-pub(super) fn idempotency(headers: &HeaderMap, value: &Value, env: &str) -> Result<Option<(String, String)>, ApiError> {
+/// so the same body under another `?env=` is a different request, and for a fork its source, so a
+/// key is never answered with a create's database or another source's copy.
+pub(super) fn idempotency(
+    headers: &HeaderMap,
+    value: &Value,
+    env: &str,
+    fork_of: Option<&str>,
+) -> Result<Option<(String, String)>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let key = v
         .to_str()
         .ok()
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| (0x20..0x7f).contains(&b)))
         .ok_or_else(|| ApiError::bad("invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII"))?;
-    let hash = sha256_hex(&format!("{}|env={env}", canonical(value)));
+    // A create's hash is what it always was, so keys stored by earlier versions still replay.
+    let fork = fork_of.map(|source| format!("|fork={source}")).unwrap_or_default();
+    let hash = sha256_hex(&format!("{}|env={env}{fork}", canonical(value)));
     Ok(Some((key.to_string(), hash)))
 }
 

@@ -47,16 +47,10 @@ pub(super) async fn db_new(
                 "dedicated and parent_resource_id need a bearer token",
             ))
         }
-        Caller::Owner(_) if wants_dedicated => {
-            return Err(ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                "upgrade_required",
-                "dedicated databases are not offered by this server",
-            ))
-        }
+        Caller::Owner(_) if wants_dedicated => return Err(no_dedicated()),
         _ => {}
     }
-    let idempotency = request::idempotency(&headers, &value, &env)?;
+    let idempotency = request::idempotency(&headers, &value, &env, None)?;
     let gate = match &who {
         Caller::Anonymous(address) => {
             svc.hosted_gate(*address).await.map_err(|e| from_service(e, "provision_failed"))?
@@ -65,10 +59,13 @@ pub(super) async fn db_new(
     };
     let earlier = matches!(gate, Gate::Earlier(_));
     let created = match gate {
-        Gate::Proceed => svc.create(&who, NewResource { name, env, idempotency }).await.map_err(|e| match e {
-            ServiceError::NotFound => ApiError::unavailable("provision_failed"),
-            other => from_service(other, "provision_failed"),
-        })?,
+        Gate::Proceed => {
+            let req = NewResource { name, env, idempotency, fork_of: None };
+            svc.create(&who, req).await.map_err(|e| match e {
+                ServiceError::NotFound => ApiError::unavailable("provision_failed"),
+                other => from_service(other, "provision_failed"),
+            })?
+        }
         // Hosted's answer past the daily share: `200` and an earlier database, with its data.
         Gate::Earlier(row) => Created { row: *row, idempotent: false, replay: false },
         Gate::CapReached => {
@@ -91,6 +88,28 @@ pub(super) async fn db_new(
             });
         }
     };
+    Ok(answer(&svc, &headers, created, earlier, env_override_reason, ignored))
+}
+
+/// An owner's refused `dedicated: true`: this server has no dedicated databases to offer.
+pub(super) fn no_dedicated() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYMENT_REQUIRED,
+        "upgrade_required",
+        "dedicated databases are not offered by this server",
+    )
+}
+
+/// The answer to a create that made (or replayed, or past the daily share found) `created`. A fork
+/// answers with it too, so that a client reads a fork's answer with the code it reads a create's.
+pub(super) fn answer(
+    svc: &Service,
+    headers: &HeaderMap,
+    created: Created,
+    earlier: bool,
+    env_override_reason: bool,
+    ignored: Vec<String>,
+) -> Response {
     let (row, explicit) = (created.row, created.idempotent);
     let mut body = NewDatabaseAnswer {
         id: Some(row.id.clone()),
@@ -111,7 +130,7 @@ pub(super) async fn db_new(
     };
     let mut upgrade_header = None;
     if row.owner.is_none() {
-        let base = public_base(&svc, &headers);
+        let base = public_base(svc, headers);
         let claim_token = row.claim_token.clone().unwrap_or_default();
         let claim_url = format!("{base}/claim/preview?t={claim_token}");
         let expires_in = short_duration(svc.config().anonymous_ttl);
@@ -146,7 +165,7 @@ pub(super) async fn db_new(
     if let Some(u) = upgrade_header.and_then(|u| HeaderValue::from_str(&u).ok()) {
         h.insert("x-instant-upgrade", u);
     }
-    Ok(resp)
+    resp
 }
 
 /// Where this server is reached, for the links it hands out.

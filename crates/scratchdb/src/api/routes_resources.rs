@@ -16,7 +16,7 @@ use crate::limits::SUSPENDED;
 use crate::registry::Row;
 use crate::service::Service;
 
-fn check_token(token: &str) -> Result<(), ApiError> {
+pub(super) fn check_token(token: &str) -> Result<(), ApiError> {
     uuid::Uuid::parse_str(token).map(|_| ()).map_err(|_| ApiError::bad("invalid_id", "the id is not a uuid"))
 }
 

@@ -69,7 +69,7 @@ fn every_field_core_writes_is_listed_and_required_exactly_when_always_written() 
     }
     // Every object schema of an answer was met by a sample, or the two checks above prove nothing
     // of it.
-    let requests = ["CreateTurnRequest", "CreateTokenRequest"];
+    let requests = ["CreateTurnRequest", "CreateTokenRequest", "DatabaseOptions", "CheckpointRequest"];
     for (name, schema) in document["components"]["schemas"].as_object().unwrap() {
         if schema.get("properties").is_some() && !requests.contains(&name.as_str()) {
             let pointer = format!("/components/schemas/{name}");

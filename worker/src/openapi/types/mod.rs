@@ -9,11 +9,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mayfly_core::turn::spec::RESERVED_ENV;
+use mayfly_core::wire::database::{DatabaseSummary, RowDelta, SummaryDiff, TableSummary};
 use mayfly_core::{
-    ApiError, ClaimInfo, CreateTurnRequest, CreateTurnResponse, ErrorCode, Event, EventBody, Health, KeepResponse,
-    Language, LeaseView, Limits, Outcome, ProviderCheck, ProvidersView, ReapState, ReaperStatus, Resource,
-    ResourceView, SecretState, SpecView, SweepFinding, SweepView, TemplateMap, Timings, TokenResponse, TokenScope,
-    TurnDetail, TurnList, TurnSpec, TurnState, TurnSummary, Verdict,
+    ApiError, CheckpointView, ClaimInfo, CreateTurnRequest, CreateTurnResponse, ErrorCode, Event, EventBody, Health,
+    KeepResponse, Language, LeaseView, Limits, Outcome, ProviderCheck, ProvidersView, ReapState, ReaperStatus,
+    Resource, ResourceView, SecretState, SpecView, SweepFinding, SweepView, TemplateMap, Timings, TokenResponse,
+    TokenScope, TurnDetail, TurnList, TurnSpec, TurnState, TurnSummary, Verdict,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;

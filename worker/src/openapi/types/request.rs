@@ -1,6 +1,7 @@
 //! The request's schema against core's checks: the limits, what it refuses, the name patterns.
 
 use super::*;
+use mayfly_core::{CheckpointRequest, DatabaseField, DatabaseOptions};
 
 /// How core judges a request: serde first, then the spec's checks at the default limits.
 fn core_accepts(request: &Value) -> bool {
@@ -188,8 +189,18 @@ fn the_request_schema_lists_every_field_and_requires_what_serde_requires() {
     request.template = Some("base".into());
     request.timeout_s = Some(5);
     request.env.insert("MODE".into(), "test".into());
+    request.database =
+        DatabaseField::With(DatabaseOptions { from: Some("t_1".into()), seed_sql: Some("select".into()) });
+    request.checkpoint = Some(CheckpointRequest { keep_s: Some(60) });
     let full = to_json(&request);
     assert_valid(&schema, &full, "core's fullest request");
+    // The database's options as an object, and as the flag it may also be.
+    for database in [json!(false), json!({}), json!({"seed_sql": "select 1"})] {
+        assert_valid(&schema, &json!({"code": "x", "database": database}), "a database setting");
+    }
+    let options = validator(&closed, "/components/schemas/DatabaseOptions");
+    assert!(!options.is_valid(&json!({"from": "t_1", "seed": "x"})), "DatabaseOptions is closed");
+    assert!(serde_json::from_value::<CreateTurnRequest>(json!({"code": "x", "database": {"seed": "x"}})).is_err());
     let written: BTreeSet<&String> = full.as_object().unwrap().keys().collect();
     let listed: BTreeSet<&String> =
         at(&document, "/components/schemas/CreateTurnRequest/properties").as_object().unwrap().keys().collect();

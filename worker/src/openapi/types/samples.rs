@@ -13,11 +13,17 @@ pub(super) fn without_optionals(body: &EventBody) -> EventBody {
         EventBody::DatabaseKept { claim } => {
             EventBody::DatabaseKept { claim: ClaimInfo { upgrade_jwt: None, expires_at: None, ..claim } }
         }
+        EventBody::DatabaseCreating { .. } => EventBody::DatabaseCreating { from: None },
+        EventBody::DatabaseSummarized { .. } => {
+            EventBody::DatabaseSummarized { summary: None, diff: None, error: None }
+        }
         body @ (EventBody::TurnAccepted { .. }
         | EventBody::SandboxCreating { .. }
         | EventBody::SandboxReady { .. }
-        | EventBody::DatabaseCreating {}
         | EventBody::DatabaseReady { .. }
+        | EventBody::DatabaseSeeding { .. }
+        | EventBody::DatabaseSeeded { .. }
+        | EventBody::DatabaseCheckpointed { .. }
         | EventBody::CodeUploaded { .. }
         | EventBody::ProcessStarted { .. }
         | EventBody::Stdout { .. }
@@ -36,9 +42,34 @@ pub(super) fn full_timings() -> Timings {
         database_ms: Some(12),
         provision_ms: Some(81),
         upload_ms: Some(2),
+        seed_ms: Some(30),
         run_ms: Some(1000),
         reap_ms: Some(7),
         total_ms: 1100,
+    }
+}
+
+pub(super) fn full_summary() -> DatabaseSummary {
+    DatabaseSummary {
+        tables: vec![TableSummary {
+            name: "public.items".into(),
+            rows: u64::MAX,
+            columns: vec!["id integer".into(), "name text".into()],
+        }],
+        bytes: 7_700_000,
+        truncated: true,
+    }
+}
+
+pub(super) fn full_diff() -> SummaryDiff {
+    SummaryDiff {
+        parent_turn_id: "t_0".into(),
+        added: vec!["public.new".into()],
+        dropped: vec!["public.old".into()],
+        altered: vec!["public.items".into()],
+        rows: vec![RowDelta { table: "public.items".into(), before: 3, after: 4 }],
+        bytes_before: 7_600_000,
+        bytes_after: 7_700_000,
     }
 }
 
@@ -57,8 +88,22 @@ pub(super) fn sample_events() -> Vec<Event> {
         EventBody::TurnAccepted { turn_id: "t_1".into(), deadline_ms: 30_000 },
         EventBody::SandboxCreating { template: "mayfly".into() },
         EventBody::SandboxReady { sandbox_id: "sbx1".into(), ms: 80 },
-        EventBody::DatabaseCreating {},
+        EventBody::DatabaseCreating { from: Some("t_0".into()) },
         EventBody::DatabaseReady { ms: 12, host: "db.example:5432".into(), database: "db_t_1".into() },
+        EventBody::DatabaseSeeding { bytes: 120 },
+        EventBody::DatabaseSeeded { ms: 30 },
+        EventBody::DatabaseSummarized {
+            summary: Some(Box::new(full_summary())),
+            diff: Some(Box::new(full_diff())),
+            error: Some("the database summary failed: it took longer than 10 s".into()),
+        },
+        EventBody::DatabaseCheckpointed { keep_until_unix_ms: 1_700_000_900_000 },
+        // A summary that is a plain one: not truncated, no diff.
+        EventBody::DatabaseSummarized {
+            summary: Some(Box::new(DatabaseSummary { truncated: false, ..full_summary() })),
+            diff: None,
+            error: None,
+        },
         EventBody::CodeUploaded { path: "/home/user/main.py".into(), bytes: 42 },
         EventBody::ProcessStarted { pid: u32::MAX },
         EventBody::Stdout { data: "row 0\n".into() },
@@ -109,6 +154,9 @@ pub(super) fn turn_details() -> Vec<TurnDetail> {
         code_elided: false,
         files: vec!["data.csv".into()],
         env: vec!["MODE".into()],
+        from: Some("t_0".into()),
+        seed_sql_bytes: Some(120),
+        checkpoint_keep_s: Some(900),
     };
     let finished = TurnDetail {
         turn_id: "t_1".into(),
@@ -121,6 +169,7 @@ pub(super) fn turn_details() -> Vec<TurnDetail> {
         timings: full_timings(),
         resources: resource_views(),
         events: 12,
+        checkpoint: checkpoint_views().into_iter().next(),
     };
     let accepted = TurnDetail {
         turn_id: "t_2".into(),
@@ -129,10 +178,18 @@ pub(super) fn turn_details() -> Vec<TurnDetail> {
         outcome: None,
         error: None,
         exit_code: None,
-        spec: SpecView { files: vec![], env: vec![], ..spec },
+        spec: SpecView {
+            files: vec![],
+            env: vec![],
+            from: None,
+            seed_sql_bytes: None,
+            checkpoint_keep_s: None,
+            ..spec
+        },
         timings: Timings::default(),
         resources: vec![],
         events: 1,
+        checkpoint: None,
     };
     vec![finished, accepted]
 }
@@ -178,6 +235,11 @@ pub(super) fn reaper_statuses() -> Vec<ReaperStatus> {
             alive: 1,
             overdue: vec![lease(Some("sbx2")), lease(None)],
             failed: vec![LeaseView { reap: ReapState::Failed, ..lease(Some("sbx3")) }],
+            checkpoints: vec![LeaseView {
+                resource: Resource::Database,
+                reap: ReapState::Checkpointed,
+                ..lease(Some("mayfly-9-t_2"))
+            }],
             last_sweep: Some(SweepView {
                 at_unix_ms: 10,
                 reaped: vec![finding(None)],
@@ -185,7 +247,13 @@ pub(super) fn reaper_statuses() -> Vec<ReaperStatus> {
                 errors: vec!["listing sandboxes: e2b answered 502".into()],
             }),
         },
-        ReaperStatus { alive: 0, overdue: vec![], failed: vec![], last_sweep: Some(SweepView::default()) },
+        ReaperStatus {
+            alive: 0,
+            overdue: vec![],
+            failed: vec![],
+            checkpoints: vec![],
+            last_sweep: Some(SweepView::default()),
+        },
         ReaperStatus::default(),
     ]
 }
@@ -240,6 +308,25 @@ pub(super) fn keep_responses() -> Vec<KeepResponse> {
     ]
 }
 
+pub(super) fn checkpoint_views() -> Vec<CheckpointView> {
+    vec![
+        CheckpointView {
+            turn_id: "t_1".into(),
+            live: true,
+            keep_until_unix_ms: 1_700_000_900_000,
+            limit_unix_ms: 1_700_086_400_000,
+            summary: Some(full_summary()),
+        },
+        CheckpointView {
+            turn_id: "t_1".into(),
+            live: false,
+            keep_until_unix_ms: 1_700_000_900_000,
+            limit_unix_ms: 1_700_086_400_000,
+            summary: None,
+        },
+    ]
+}
+
 pub(super) fn token_responses() -> Vec<TokenResponse> {
     vec![TokenResponse {
         token: "v1.dGVuYW50.c2ln".into(),
@@ -258,6 +345,8 @@ pub(super) fn sample_answers() -> Vec<(&'static str, &'static str, &'static str,
         ("/v1/reaper", "get", "200", reaper_statuses().iter().map(to_json).collect()),
         ("/v1/turns/{id}", "get", "200", turn_details().iter().map(to_json).collect()),
         ("/v1/turns/{id}/keep", "post", "200", keep_responses().iter().map(to_json).collect()),
+        ("/v1/turns/{id}/checkpoint", "get", "200", checkpoint_views().iter().map(to_json).collect()),
+        ("/v1/turns/{id}/checkpoint", "post", "200", checkpoint_views().iter().map(to_json).collect()),
         ("/v1/tokens", "post", "200", token_responses().iter().map(to_json).collect()),
     ]
 }

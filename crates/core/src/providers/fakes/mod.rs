@@ -79,6 +79,9 @@ pub(crate) struct FakeSandboxes {
     /// How long a kill takes, failed or not.
     pub(crate) kill_ms: Cell<u64>,
     pub(crate) process: RefCell<Vec<Step>>,
+    /// What `db_helper.py <subcommand>` does, by subcommand (`seed`, `summary`); a process whose
+    /// command names none of them runs `process`.
+    pub(crate) helper: RefCell<BTreeMap<&'static str, Vec<Step>>>,
     pub(crate) live: RefCell<BTreeMap<String, FakeSandbox>>,
     /// Every sandbox ever created, alive or not.
     pub(crate) created: RefCell<BTreeMap<String, FakeSandbox>>,
@@ -101,6 +104,19 @@ impl FakeSandboxes {
                 Step::Wait(10),
                 Step::Emit(ProcessEvent::Exited { exit_code: 0 }),
             ]),
+            helper: RefCell::new(BTreeMap::from([
+                ("seed", vec![Step::Wait(30), Step::Emit(ProcessEvent::Exited { exit_code: 0 })]),
+                (
+                    "summary",
+                    vec![
+                        Step::Wait(20),
+                        Step::Emit(ProcessEvent::Stdout(Bytes::from_static(
+                            br#"{"tables":[{"name":"public.items","rows":2,"columns":["id integer"]}],"bytes":8000}"#,
+                        ))),
+                        Step::Emit(ProcessEvent::Exited { exit_code: 0 }),
+                    ],
+                ),
+            ])),
             live: RefCell::default(),
             created: RefCell::default(),
         }
@@ -180,7 +196,9 @@ impl SandboxProvider for FakeSandboxes {
                     record.files = files.clone();
                 }
             }
-            let steps = self.process.borrow().clone().into_iter();
+            let helper = self.helper.borrow();
+            let helper = helper.iter().find(|(name, _)| process.command.contains(&format!("db_helper.py {name}")));
+            let steps = helper.map_or_else(|| self.process.borrow().clone(), |(_, steps)| steps.clone()).into_iter();
             let clock = self.clock.clone();
             let events = futures::stream::unfold((steps, clock), |(mut steps, clock)| async move {
                 loop {
@@ -278,34 +296,63 @@ impl FakeDatabases {
     }
 }
 
+impl FakeDatabases {
+    /// A create, or with `source` a fork of that database.
+    async fn make(&self, request: DatabaseRequest, source: Option<&str>) -> Result<Database, ProviderError> {
+        self.clock.sleep(self.create_ms.get()).await;
+        let operation = if source.is_some() { "fork" } else { "create" };
+        if self.fail.borrow().contains(operation) {
+            return Err(answered("instanode", 503, "no capacity"));
+        }
+        if let Some(source) = source.filter(|source| !self.live.borrow().contains_key(*source)) {
+            return Err(answered("instanode", 404, format!("no database {source}")));
+        }
+        self.created.set(self.created.get() + 1);
+        let token = format!("tok{}", self.created.get());
+        let from = source.map(|source| format!(" from={source}")).unwrap_or_default();
+        self.trace.note(
+            &self.clock,
+            format!("database {operation} {token} name={} key={}{from}", request.name, request.idempotency_key),
+        );
+        self.live.borrow_mut().insert(token.clone(), request.name.clone());
+        Ok(Database {
+            connection_url: FakeDatabases::url(&token),
+            host: "db.test:5432".into(),
+            database: format!("db_{token}"),
+            name: request.name,
+            mode: self.mode.get(),
+            claim: ClaimInfo {
+                claim_url: format!("https://claim.test/?t=jwt-{token}"),
+                upgrade_jwt: None,
+                expires_at: Some("2023-11-15T22:13:20Z".into()),
+                instructions: "open the claim URL".into(),
+            },
+            token,
+        })
+    }
+}
+
 impl DatabaseProvider for FakeDatabases {
     fn create(&self, request: DatabaseRequest) -> LocalBoxFuture<'_, Result<Database, ProviderError>> {
+        Box::pin(self.make(request, None))
+    }
+
+    fn fork<'a>(
+        &'a self,
+        source_token: &'a str,
+        request: DatabaseRequest,
+    ) -> LocalBoxFuture<'a, Result<Database, ProviderError>> {
+        Box::pin(self.make(request, Some(source_token)))
+    }
+
+    fn freeze<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
-            self.clock.sleep(self.create_ms.get()).await;
-            if self.fail.borrow().contains("create") {
-                return Err(answered("instanode", 503, "no capacity"));
+            self.clock.sleep(10).await;
+            if self.fail.borrow().contains("freeze") {
+                return Err(answered("instanode", 503, format!("could not rotate {}", FakeDatabases::url(token))));
             }
-            self.created.set(self.created.get() + 1);
-            let token = format!("tok{}", self.created.get());
-            self.trace.note(
-                &self.clock,
-                format!("database create {token} name={} key={}", request.name, request.idempotency_key),
-            );
-            self.live.borrow_mut().insert(token.clone(), request.name.clone());
-            Ok(Database {
-                connection_url: FakeDatabases::url(&token),
-                host: "db.test:5432".into(),
-                database: format!("db_{token}"),
-                name: request.name,
-                mode: self.mode.get(),
-                claim: ClaimInfo {
-                    claim_url: format!("https://claim.test/?t=jwt-{token}"),
-                    upgrade_jwt: None,
-                    expires_at: Some("2023-11-15T22:13:20Z".into()),
-                    instructions: "open the claim URL".into(),
-                },
-                token,
-            })
+            self.trace.note(&self.clock, format!("database freeze {token}"));
+            Ok(())
         })
     }
 

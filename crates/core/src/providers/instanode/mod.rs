@@ -148,10 +148,23 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
     }
 
     async fn create_database(&self, request: DatabaseRequest) -> Result<Database, ProviderError> {
+        self.new_database("db/new", request).await
+    }
+
+    /// A fork of the database behind `source_token`: scratchdb's extension, which hosted instanode
+    /// does not have (`docs/protocols/instanode.md` §12).
+    async fn fork_database(&self, source_token: &str, request: DatabaseRequest) -> Result<Database, ProviderError> {
+        self.require_token("fork a database")?;
+        let path = format!("api/v1/resources/{}/fork", percent_encode(source_token));
+        self.new_database(&path, request).await
+    }
+
+    /// `POST /db/new`, or the fork route, which takes the same body and gives the same answer.
+    async fn new_database(&self, path: &str, request: DatabaseRequest) -> Result<Database, ProviderError> {
         let body = NewDatabase { name: request.name.clone(), ..NewDatabase::default() };
         let http_request = self
             .http
-            .request(Method::POST, "db/new")?
+            .request(Method::POST, path)?
             .with_header(header_name("content-type"), HeaderValue::from_static("application/json"))
             .with_header(header_name("idempotency-key"), self.http.header("Idempotency-Key", &request.idempotency_key)?)
             .with_body(serde_json::to_vec(&body).unwrap_or_default());
@@ -307,5 +320,20 @@ impl<H: HttpClient, C: Clock> DatabaseProvider for InstanodeClient<H, C> {
 
     fn status<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<Option<DatabaseStatus>, ProviderError>> {
         Box::pin(self.database_status(token))
+    }
+
+    fn fork<'a>(
+        &'a self,
+        source_token: &'a str,
+        request: DatabaseRequest,
+    ) -> LocalBoxFuture<'a, Result<Database, ProviderError>> {
+        Box::pin(self.fork_database(source_token, request))
+    }
+
+    fn freeze<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<(), ProviderError>> {
+        // Rotating is the one way instanode offers to lock out what a turn was handed: the old
+        // password stops working and its sessions end. The new URL is dropped unseen, so nobody
+        // holds a credential of the checkpoint; mayfly reaches it only through the fork route.
+        Box::pin(async move { self.rotate_credentials(token).await.map(drop) })
     }
 }

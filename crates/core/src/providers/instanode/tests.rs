@@ -460,3 +460,31 @@ fn failures_say_what_kind_they_are() {
     let unsupported = run_virtual(&clock, anonymous.delete("3f2a-tok")).unwrap_err();
     assert_eq!(unsupported.kind(), ProviderErrorKind::Unsupported);
 }
+
+#[test]
+fn a_fork_goes_to_the_extension_with_the_create_body_and_a_freeze_rotates() {
+    let http = MemoryHttpClient::new(|request| match request.url.ends_with("/fork") {
+        true => Ok(json(201, AUTHENTICATED)),
+        false => Ok(json(200, r#"{"ok":true,"connection_url":"postgres://usr_3f2a:n3wPw@h:5432/db_3f2a"}"#)),
+    });
+    let (client, clock) = instanode(&http, Some("ink_pat"));
+    let database = run_virtual(&clock, client.fork("src-tok", request())).unwrap();
+    assert_eq!(database.token, "3f2a-tok");
+    check(
+        &http.requests()[0],
+        expect![[r#"
+            POST https://api.instanode.test/api/v1/resources/src-tok/fork
+            accept: application/json
+            authorization: Bearer ink_pat
+            content-type: application/json
+            idempotency-key: turn-t_1-db
+
+            {"name":"mayfly-1700000030-t_1"}"#]],
+    );
+    run_virtual(&clock, client.freeze("3f2a-tok")).unwrap();
+    assert!(http.requests()[1].url.ends_with("/api/v1/resources/3f2a-tok/rotate-credentials"));
+    // Without an account there is nothing to fork or freeze with.
+    let (anonymous, clock) = instanode(&http, None);
+    let error = run_virtual(&clock, anonymous.fork("src-tok", request())).unwrap_err();
+    assert_eq!(error, ProviderError::Unsupported { provider: "instanode", operation: "fork a database" });
+}

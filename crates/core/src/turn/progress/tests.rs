@@ -20,7 +20,7 @@ fn running() -> Vec<Event> {
     vec![
         event(1, 0, EventBody::TurnAccepted { turn_id: "t".into(), deadline_ms: 60_000 }),
         event(2, 1, EventBody::SandboxCreating { template: "mayfly".into() }),
-        event(3, 1, EventBody::DatabaseCreating {}),
+        event(3, 1, EventBody::DatabaseCreating { from: None }),
         event(4, 20, EventBody::DatabaseReady { ms: 19, host: "h".into(), database: "db_t".into() }),
         event(5, 40, EventBody::SandboxReady { sandbox_id: "s".into(), ms: 39 }),
         event(6, 45, EventBody::CodeUploaded { path: "/home/user/main.py".into(), bytes: 10 }),
@@ -52,7 +52,7 @@ fn a_turn_that_ran_and_was_reaped() {
     check(
         &seed(),
         expect![[
-            r#"{"last_seq":12,"now_ms":171,"deadline_ms":60000,"state":"finished","sandbox_phase":{"start":1,"end":40},"database_phase":{"start":1,"end":20},"upload_phase":{"start":40,"end":45},"run_phase":{"start":50,"end":150},"reap_phase":{"start":150,"end":170},"sandbox":{"reap":"reaped"},"database":{"reap":"reaped"},"exit_code":3,"outcome":"failed","error":"the code exited with 3","timings":{"total_ms":171},"duplicates_dropped":0}"#
+            r#"{"last_seq":12,"now_ms":171,"deadline_ms":60000,"state":"finished","sandbox_phase":{"start":1,"end":40},"database_phase":{"start":1,"end":20},"upload_phase":{"start":40,"end":45},"seed_phase":{},"run_phase":{"start":50,"end":150},"reap_phase":{"start":150,"end":170},"sandbox":{"reap":"reaped"},"database":{"reap":"reaped"},"exit_code":3,"outcome":"failed","error":"the code exited with 3","timings":{"total_ms":171},"duplicates_dropped":0}"#
         ]],
     );
 }
@@ -62,7 +62,7 @@ fn a_running_turn_holds_both_resources() {
     check(
         &running(),
         expect![[
-            r#"{"last_seq":8,"now_ms":60,"deadline_ms":60000,"state":"running","sandbox_phase":{"start":1,"end":40},"database_phase":{"start":1,"end":20},"upload_phase":{"start":40,"end":45},"run_phase":{"start":50},"reap_phase":{},"sandbox":{"reap":"live"},"database":{"reap":"live"},"timings":{"total_ms":0},"duplicates_dropped":0}"#
+            r#"{"last_seq":8,"now_ms":60,"deadline_ms":60000,"state":"running","sandbox_phase":{"start":1,"end":40},"database_phase":{"start":1,"end":20},"upload_phase":{"start":40,"end":45},"seed_phase":{},"run_phase":{"start":50},"reap_phase":{},"sandbox":{"reap":"live"},"database":{"reap":"live"},"timings":{"total_ms":0},"duplicates_dropped":0}"#
         ]],
     );
 }
@@ -72,7 +72,7 @@ fn a_database_that_failed_to_come_never_runs_the_code() {
     let events = [
         event(1, 0, EventBody::TurnAccepted { turn_id: "t".into(), deadline_ms: 5_000 }),
         event(2, 1, EventBody::SandboxCreating { template: "mayfly".into() }),
-        event(3, 1, EventBody::DatabaseCreating {}),
+        event(3, 1, EventBody::DatabaseCreating { from: None }),
         event(4, 30, EventBody::SandboxReady { sandbox_id: "s".into(), ms: 29 }),
         event(5, 90, EventBody::SandboxReaped { ms: 4 }),
         finished(6, 91, Outcome::Failed, Some("instanode answered 503")),
@@ -80,7 +80,7 @@ fn a_database_that_failed_to_come_never_runs_the_code() {
     check(
         &events,
         expect![[
-            r#"{"last_seq":6,"now_ms":91,"deadline_ms":5000,"state":"finished","sandbox_phase":{"start":1,"end":30},"database_phase":{"start":1},"upload_phase":{"start":30},"run_phase":{},"reap_phase":{"start":90,"end":90},"sandbox":{"reap":"reaped"},"outcome":"failed","error":"instanode answered 503","timings":{"total_ms":91},"duplicates_dropped":0}"#
+            r#"{"last_seq":6,"now_ms":91,"deadline_ms":5000,"state":"finished","sandbox_phase":{"start":1,"end":30},"database_phase":{"start":1},"upload_phase":{"start":30},"seed_phase":{},"run_phase":{},"reap_phase":{"start":90,"end":90},"sandbox":{"reap":"reaped"},"outcome":"failed","error":"instanode answered 503","timings":{"total_ms":91},"duplicates_dropped":0}"#
         ]],
     );
 }
@@ -167,6 +167,6 @@ fn a_gap_is_refused_so_the_view_resumes_from_the_last_seq() {
 fn a_late_event_never_takes_the_state_back() {
     let mut events = running();
     // A provider's answer may be logged after the process started.
-    events.push(event(9, 61, EventBody::DatabaseCreating {}));
+    events.push(event(9, 61, EventBody::DatabaseCreating { from: None }));
     assert_eq!(TurnProgress::of(&events).state, TurnState::Running);
 }

@@ -11,6 +11,7 @@ use crate::turn::fakes::RecordingSink;
 use crate::turn::spec::{Limits, TurnSpec};
 use crate::turn::{run_turn, TurnControl, TurnId, TurnOptions};
 use crate::wire::api::{CreateTurnRequest, Language};
+use crate::wire::event::{ReapState, Resource};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -76,6 +77,7 @@ fn a_lost_turn_is_reaped_and_its_log_closed_once() {
                         database_ms: None,
                         provision_ms: None,
                         upload_ms: None,
+                        seed_ms: None,
                         run_ms: None,
                         reap_ms: None,
                         total_ms: 380,
@@ -90,7 +92,7 @@ fn a_lost_turn_is_reaped_and_its_log_closed_once() {
     "#]]
     .assert_debug_eq(&done);
     assert!(lost.providers.sandboxes.live_ids().is_empty() && lost.providers.databases.live_names().is_empty());
-    assert!(lost.records.iter().all(|r| r.reap == ReapState::Reaped && !r.needs_reap()));
+    assert!(lost.records.iter().all(|r| r.reap == ReapState::Reaped && !r.needs_reap(u64::MAX)));
     assert_eq!(lost.recover(true).events.len(), 1, "a second wake-up reaps nothing again");
 }
 
@@ -125,4 +127,30 @@ fn a_view_never_shows_the_token() {
     let lost = lose_a_turn_at(350);
     let json = serde_json::to_string(&lost.records.iter().map(LeaseRecord::view).collect::<Vec<_>>()).unwrap();
     assert!(json.contains("\"database\"") && !json.contains("tok1\"") && !json.contains(PASSWORD), "{json}");
+}
+
+#[test]
+fn a_checkpoint_is_left_alone_until_its_lease_runs_out_then_reaped() {
+    let mut lost = lose_a_turn_at(350);
+    // The sandbox reaped; the database a checkpoint kept until 10 s from now.
+    let until = lost.clock.now_ms() + 10_000;
+    for record in &mut lost.records {
+        match record.resource() {
+            Resource::Sandbox => record.reap = ReapState::Reaped,
+            Resource::Database => {
+                record.reap = ReapState::Checkpointed;
+                record.lease.reap_by_unix_ms = until;
+            }
+        }
+    }
+    lost.providers.sandboxes.live.borrow_mut().clear();
+    assert_eq!(lost.records[0].checkpoint_due_unix_ms(), Some(until));
+    assert_eq!(lost.recover(false), Leftovers::default());
+    assert_eq!(lost.providers.databases.live_names().len(), 1, "reaped before its lease ran out");
+
+    run_virtual(&lost.clock, lost.clock.sleep(10_000));
+    assert!(!lost.recover(false).failing);
+    assert!(lost.providers.databases.live_names().is_empty(), "kept past its lease");
+    assert_eq!(lost.records[0].reap, ReapState::Reaped);
+    assert_eq!(lost.records[0].checkpoint_due_unix_ms(), None);
 }

@@ -4,11 +4,13 @@
 
 mod health;
 mod reaper;
+mod session;
 mod tokens;
 mod turns;
 
 pub use health::{Health, ProviderCheck, ProvidersView, SecretState, Verdict};
 pub use reaper::{LeaseView, ReaperStatus, SweepFinding, SweepReport, SweepView};
+pub use session::{CheckpointRequest, CheckpointView, DatabaseField, DatabaseOptions};
 pub use tokens::{CreateTokenRequest, TokenResponse, TokenScope};
 pub use turns::{
     CreateTurnRequest, CreateTurnResponse, KeepResponse, Language, ResourceView, SpecView, TurnDetail, TurnList,

@@ -83,6 +83,9 @@ pub struct ReaperStatus {
     pub alive: u64,
     pub overdue: Vec<LeaseView>,
     pub failed: Vec<LeaseView>,
+    /// Databases kept as checkpoints, each until its `deadline_unix_ms`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<LeaseView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sweep: Option<SweepView>,
 }
@@ -109,6 +112,7 @@ mod tests {
                     deadline_unix_ms: 9,
                 }],
                 failed: vec![],
+                checkpoints: vec![],
                 last_sweep: Some(SweepView {
                     at_unix_ms: 10,
                     reaped: vec![SweepFinding {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::api::session::{CheckpointRequest, CheckpointView, DatabaseField};
 use crate::wire::event::{ClaimInfo, Outcome, ReapState, Resource, Timings, TurnState};
 
 /// The language of a turn's code; it decides the file name and the command that runs it.
@@ -66,15 +67,14 @@ pub struct CreateTurnRequest {
     pub template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<u32>,
-    /// Whether the turn gets a scratch database (default: yes).
-    #[serde(default = "default_true")]
-    pub database: bool,
+    /// Whether the turn gets a scratch database (default: yes), or what it starts from.
+    #[serde(default)]
+    pub database: DatabaseField,
+    /// Keep the database, frozen, after the process exits, for later turns to fork.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointRequest>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl CreateTurnRequest {
@@ -86,7 +86,8 @@ impl CreateTurnRequest {
             files: BTreeMap::new(),
             template: None,
             timeout_s: None,
-            database: true,
+            database: DatabaseField::default(),
+            checkpoint: None,
             env: BTreeMap::new(),
         }
     }
@@ -152,6 +153,15 @@ pub struct SpecView {
     pub code_elided: bool,
     pub files: Vec<String>,
     pub env: Vec<String>,
+    /// The turn whose checkpoint the database was forked from: the turn's parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The size of the seed SQL, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_sql_bytes: Option<u64>,
+    /// How long the database is kept as a checkpoint after the process exits, when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_keep_s: Option<u32>,
 }
 
 /// `GET /v1/turns/{id}`.
@@ -171,6 +181,9 @@ pub struct TurnDetail {
     pub resources: Vec<ResourceView>,
     /// How many events the turn has emitted so far.
     pub events: u64,
+    /// The turn's checkpoint, once its process exited with one asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointView>,
 }
 
 impl TurnDetail {
@@ -266,6 +279,9 @@ mod tests {
                 code_elided: false,
                 files: vec!["data.csv".into()],
                 env: vec!["MODE".into()],
+                from: None,
+                seed_sql_bytes: None,
+                checkpoint_keep_s: None,
             },
             timings: Timings { total_ms: 400, run_ms: Some(100), ..Timings::default() },
             resources: vec![
@@ -285,6 +301,7 @@ mod tests {
                 },
             ],
             events: 12,
+            checkpoint: None,
         };
         check(
             &detail,

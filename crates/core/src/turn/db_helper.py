@@ -1,0 +1,87 @@
+"""mayfly's database helper, run by the turn inside its own sandbox (docs/checkpoints.md).
+
+    python3 db_helper.py seed FILE   runs the SQL in FILE against $PG_URL, in one transaction
+    python3 db_helper.py summary     prints the database's tables, row counts, columns and size
+
+It runs with the turn's own credentials and sees only the turn's own database, so what it does
+and what it prints are no more trusted than the turn's code: mayfly bounds what it reads back.
+"""
+
+import json
+import os
+import sys
+
+# Kept in step with SUMMARY_MAX_TABLES and SUMMARY_MAX_COLUMNS in core's wire/database.rs; core
+# bounds what it reads back in any case.
+MAX_TABLES = 200
+MAX_COLUMNS = 100
+
+TABLES = """
+    SELECT n.nspname, c.relname, c.oid
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+     ORDER BY n.nspname, c.relname
+     LIMIT %s
+"""
+
+COLUMNS = """
+    SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+      FROM pg_attribute a
+     WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+     ORDER BY a.attnum
+"""
+
+
+def connect():
+    try:
+        import psycopg
+    except ImportError:
+        sys.exit(
+            "this sandbox's template has no psycopg, which seeds and summaries need: "
+            "use mayfly's template (docs/templates.md)"
+        )
+    return psycopg, psycopg.connect(os.environ["PG_URL"], connect_timeout=10)
+
+
+def seed(path):
+    with open(path, encoding="utf-8") as file:
+        sql = file.read()
+    psycopg, conn = connect()
+    try:
+        with conn:
+            # No parameters: psycopg sends the text as one simple query, so it may hold many
+            # statements, and the connection's transaction holds them all.
+            conn.execute(sql)
+    except psycopg.Error as error:
+        sys.exit(f"the seed SQL failed: {str(error).strip()}")
+
+
+def summary():
+    psycopg, conn = connect()
+    from psycopg import sql
+
+    with conn:
+        conn.read_only = True
+        conn.execute("SET statement_timeout = '5s'")
+        tables = []
+        truncated = False
+        found = conn.execute(TABLES, (MAX_TABLES + 1,)).fetchall()
+        for schema, name, oid in found[:MAX_TABLES]:
+            count = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+            rows = conn.execute(count).fetchone()[0]
+            columns = [row[0] for row in conn.execute(COLUMNS, (oid,)).fetchall()]
+            truncated = truncated or len(columns) > MAX_COLUMNS
+            tables.append({"name": f"{schema}.{name}", "rows": rows, "columns": columns[:MAX_COLUMNS]})
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    truncated = truncated or len(found) > MAX_TABLES
+    print(json.dumps({"tables": tables, "bytes": size, "truncated": truncated}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["seed"] and len(sys.argv) == 3:
+        seed(sys.argv[2])
+    elif sys.argv[1:] == ["summary"]:
+        summary()
+    else:
+        sys.exit("usage: db_helper.py seed FILE | summary")

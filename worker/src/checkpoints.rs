@@ -1,0 +1,83 @@
+//! The edge API's part in sessions of turns (`docs/checkpoints.md`): a fork's checkpoint looked up
+//! in its parent's object before the fork is admitted, and `/v1/turns/{id}/checkpoint` shown,
+//! extended and released through the turn's object.
+
+use mayfly_core::turn::{ForkSource, TurnId};
+use mayfly_core::{ApiError, ErrorBody, ErrorCode};
+use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
+
+use crate::auth::{self, Tenant};
+use crate::reply;
+use crate::turn_object::{stub, TENANT_HEADER};
+
+/// The largest body `POST /v1/turns/{id}/checkpoint` takes.
+const MAX_BODY_BYTES: usize = 1024;
+
+/// The checkpoint `parent` keeps for `tenant`, for a fork to start from: an `ApiError` to answer
+/// when there is none — `404` for a turn that does not exist or is another tenant's (they look
+/// the same), `409` for one whose checkpoint is not live.
+pub(crate) async fn fork_source(
+    env: &Env,
+    tenant: &Tenant,
+    parent: &TurnId,
+) -> Result<std::result::Result<ForkSource, ApiError>> {
+    let mut answer = call(env, tenant, parent, Method::Post, "/fork-source", None).await?;
+    if answer.status_code() == 200 {
+        return Ok(Ok(answer.json().await?));
+    }
+    let status = answer.status_code();
+    let said = answer.json::<ErrorBody>().await.ok();
+    Ok(Err(match (status, said) {
+        (404, _) => ApiError::new(
+            ErrorCode::NotFound,
+            format!("database.from: no turn {parent} with a checkpoint (turns of other tenants cannot be forked)"),
+        ),
+        (409, Some(body)) => ApiError::new(ErrorCode::Conflict, format!("database.from: {}", body.error.message)),
+        (status, _) => {
+            worker::console_error!("checkpoints: fork source of {parent}: {status}");
+            ApiError::new(ErrorCode::Internal, "the checkpoint could not be read")
+        }
+    }))
+}
+
+/// `GET`, `POST` (extend) and `DELETE` (release) `/v1/turns/{id}/checkpoint`.
+pub(crate) async fn route(mut req: Request, env: &Env, id: Option<&String>) -> Result<Response> {
+    let tenant = match auth::turn_tenant(&req, env) {
+        Ok(tenant) => tenant,
+        Err(err) => return reply::error(&err),
+    };
+    let Some(turn_id) = id.and_then(|id| TurnId::new(id.clone()).ok()) else {
+        return reply::error(&ApiError::new(ErrorCode::NotFound, "no such turn"));
+    };
+    let method = req.method();
+    let body = match method {
+        Method::Post => match crate::body::read_limited(&mut req, MAX_BODY_BYTES).await {
+            Ok(body) => Some(body),
+            Err(err) => return reply::error(&err),
+        },
+        _ => None,
+    };
+    call(env, &tenant, &turn_id, method, "/checkpoint", body).await
+}
+
+async fn call(
+    env: &Env,
+    tenant: &Tenant,
+    turn_id: &TurnId,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set(TENANT_HEADER, &tenant.0)?;
+    headers.set("Content-Type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers).with_body(body.map(|body| js_body(&body)));
+    stub(env, turn_id.as_str())?
+        .fetch_with_request(Request::new_with_init(&format!("https://turn{path}"), &init)?)
+        .await
+}
+
+fn js_body(body: &[u8]) -> worker::wasm_bindgen::JsValue {
+    worker::js_sys::Uint8Array::from(body).into()
+}
