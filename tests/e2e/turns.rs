@@ -10,7 +10,7 @@ use mayfly_core::{
 };
 use mayfly_e2e::leftovers::scratchdb;
 use mayfly_e2e::turns::{outcome_of, stdout_of};
-use mayfly_e2e::{InProcessStack, Tools, ALICE_KEY, BOB_KEY};
+use mayfly_e2e::{InProcessStack, TestStackOptions, Tools, ALICE_KEY, BOB_KEY};
 
 #[test]
 fn turns_run_stream_replay_and_leave_nothing_behind() {
@@ -283,4 +283,33 @@ fn a_turn_is_reaped_after_the_worker_is_killed_mid_run() {
     let list: mayfly_core::TurnList = serde_json::from_str(&list).unwrap();
     let entry = list.turns.iter().find(|t| t.turn_id == turn.turn_id).expect("the ledger lists the turn");
     assert!(entry.resources.iter().all(|r| r.reap == ReapState::Reaped), "{entry:?}");
+}
+
+/// Through the worker, as from the terminal: a turn that fills its database past its storage
+/// limit has it stopped by the provider, fails, and is told why (the provider is asked before the
+/// reap, through every layer the worker wraps it in).
+#[test]
+fn a_turn_whose_database_went_past_its_storage_limit_is_told_why_through_the_worker() {
+    let stack = InProcessStack::start_with(TestStackOptions::default().database_storage_mb(16));
+    let alice = stack.client(ALICE_KEY);
+    let code = "import os, psycopg, sys\n\
+                try:\n    \
+                with psycopg.connect(os.environ['PG_URL'], autocommit=True) as conn:\n        \
+                conn.execute('CREATE TABLE filler (x text)')\n        \
+                for _ in range(200):\n            \
+                conn.execute(\"INSERT INTO filler SELECT repeat('x', 1024) FROM generate_series(1, 1024)\")\n    \
+                print('never stopped')\n\
+                except psycopg.Error:\n    \
+                sys.exit(1)\n";
+    let turn = alice.create_turn(&serde_json::json!({ "code": code, "timeout_s": 60 }).to_string());
+    let events = alice.follow(&turn.turn_id, 0);
+    assert_eq!(stdout_of(&events), "", "the database was never stopped: {events:?}");
+    let detail = alice.wait_reaped(&turn.turn_id);
+    assert_eq!(
+        detail.error.as_deref(),
+        Some(
+            "the code exited with status 1; the provider stopped its database: it went past its storage limit of 16 MB"
+        )
+    );
+    stack.assert_nothing_left(&turn.turn_id);
 }

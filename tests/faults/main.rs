@@ -7,6 +7,7 @@
 //! The plan comes from a seed, printed first: `MAYFLY_FAULT_SEED=<seed>` runs the same plan again.
 //! `MAYFLY_FAULT_TURNS` changes the number of turns (50 by default).
 
+mod checkpoints;
 mod create;
 
 use std::collections::BTreeMap;

@@ -77,7 +77,11 @@ fn a_turn_token_runs_and_watches_its_tenants_turns_and_nothing_else() {
     assert_eq!(outcome_of(&token.follow(&long.turn_id, 0)), Some(Outcome::Cancelled));
 
     // Every route that is not a turn's own refuses it, with a 403 that says why.
+    // Keeping a checkpoint longer, reaping it, or copying it into a fork reaches what the
+    // tenant's other turns left (`docs/checkpoints.md`): the key's too.
     let keep = format!("/v1/turns/{}/keep", turn.turn_id);
+    let checkpoint = format!("/v1/turns/{}/checkpoint", turn.turn_id);
+    let fork = format!(r#"{{"code":"print(1)","database":{{"from":"{}"}}}}"#, turn.turn_id);
     let key_only = [
         ("GET", "/v1/turns", ""),
         ("GET", "/v1/reaper", ""),
@@ -85,6 +89,9 @@ fn a_turn_token_runs_and_watches_its_tenants_turns_and_nothing_else() {
         ("POST", "/v1/tokens", ""),
         ("POST", keep.as_str(), ""),
         ("GET", "/v1/health?check=providers", ""),
+        ("POST", checkpoint.as_str(), r#"{"keep_s": 60}"#),
+        ("DELETE", checkpoint.as_str(), ""),
+        ("POST", "/v1/turns", fork.as_str()),
     ];
     for (method, path, body) in key_only {
         let answer = request(&token, method, path, body);
@@ -95,7 +102,10 @@ fn a_turn_token_runs_and_watches_its_tenants_turns_and_nothing_else() {
         answers += &answer.body;
     }
     // The key still may.
-    for (method, path, body) in key_only.iter().filter(|(_, path, _)| !path.contains("/keep")) {
+    // (Not those of a turn that has no database and no checkpoint: the key is taken there, and the
+    // turn's state refuses.)
+    let of_this_turn = |path: &str, body: &str| path.contains(&turn.turn_id) || body.contains(&turn.turn_id);
+    for (method, path, body) in key_only.iter().filter(|(_, path, body)| !of_this_turn(path, body)) {
         let answer = request(&alice, method, path, body);
         // A provider check that fails is the deployment's 503, not a refusal of the key.
         let taken = answer.status == 200 || (path.contains("check=") && answer.status == 503);

@@ -48,22 +48,34 @@ impl Fault {
 }
 
 /// A fault waiting for its request: the first request with this method whose path starts with
-/// `path_prefix` (and does not start with any of `except`) gets it.
+/// `path_prefix` (and does not start with any of `except`, and ends with `suffix` when one is
+/// given) gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub method: String,
     pub path_prefix: String,
     pub except: Vec<String>,
+    /// For a call told by its path's end (`…/{token}/fork`), not its start.
+    pub suffix: Option<String>,
     pub fault: Fault,
 }
 
 impl Rule {
     pub fn new(method: &str, path_prefix: &str, fault: Fault) -> Rule {
-        Rule { method: method.to_owned(), path_prefix: path_prefix.to_owned(), except: Vec::new(), fault }
+        Rule { method: method.to_owned(), path_prefix: path_prefix.to_owned(), except: Vec::new(), suffix: None, fault }
+    }
+
+    /// The rule, for paths that also end with `suffix` only.
+    pub fn ending(mut self, suffix: &str) -> Rule {
+        self.suffix = Some(suffix.to_owned());
+        self
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
-        method == self.method && path.starts_with(&self.path_prefix) && !self.except.iter().any(|e| path.starts_with(e))
+        method == self.method
+            && path.starts_with(&self.path_prefix)
+            && !self.except.iter().any(|e| path.starts_with(e))
+            && self.suffix.as_deref().is_none_or(|suffix| path.ends_with(suffix))
     }
 }
 

@@ -56,6 +56,8 @@ impl InProcessStack {
         let local_options = LocalStackOptions {
             data_dir: Some(data.path().to_path_buf()),
             pool: options.pool,
+            database_storage_mb: options.database_storage_mb,
+            storage_check_interval: options.database_storage_mb.map(|_| std::time::Duration::from_millis(200)),
             ..LocalStackOptions::default()
         };
         let local = runtime.block_on(LocalStack::start(local_options)).expect("the local stack starts");

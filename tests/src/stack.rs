@@ -17,6 +17,9 @@ pub struct TestStackOptions {
     pub profile: Profile,
     /// What the worker serves besides the API, instead of the built web app.
     pub assets: Option<std::path::PathBuf>,
+    /// Each owned database's storage limit, in MB, checked every 200 ms (an in-process stack's
+    /// scratchdb only); scratchdb's own by default.
+    pub database_storage_mb: Option<i32>,
 }
 
 impl TestStackOptions {
@@ -29,6 +32,12 @@ impl TestStackOptions {
     /// These options with the worker variable `name` set to `value`.
     pub fn var(mut self, name: &str, value: &str) -> TestStackOptions {
         self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// These options with every owned database limited to `mb` of storage, checked often.
+    pub fn database_storage_mb(mut self, mb: i32) -> TestStackOptions {
+        self.database_storage_mb = Some(mb);
         self
     }
 

@@ -13,6 +13,18 @@ use crate::turn_object::{stub, TENANT_HEADER};
 /// The largest body `POST /v1/turns/{id}/checkpoint` takes.
 const MAX_BODY_BYTES: usize = 1024;
 
+/// A fork copies a checkpoint, which may hold what any of the tenant's turns left: a turn token,
+/// which a browser holds, may not read that, so a fork takes the key. `Err` is the `403` to answer.
+pub(crate) fn fork_allowed(req: &Request, env: &Env) -> std::result::Result<(), ApiError> {
+    auth::tenant(req, env).map(drop).map_err(|err| match err.code {
+        ErrorCode::Forbidden => ApiError::new(
+            ErrorCode::Forbidden,
+            "database.from takes the tenant's API key: a turn token may not copy the tenant's checkpoints",
+        ),
+        _ => err,
+    })
+}
+
 /// The checkpoint `parent` keeps for `tenant`, for a fork to start from: an `ApiError` to answer
 /// when there is none — `404` for a turn that does not exist or is another tenant's (they look
 /// the same), `409` for one whose checkpoint is not live.
@@ -40,9 +52,13 @@ pub(crate) async fn fork_source(
     }))
 }
 
-/// `GET`, `POST` (extend) and `DELETE` (release) `/v1/turns/{id}/checkpoint`.
+/// `GET`, `POST` (extend) and `DELETE` (release) `/v1/turns/{id}/checkpoint`. Reading takes a
+/// turn token too, as a turn's detail does; keeping a database longer or reaping it takes the key
+/// (`docs/security.md`).
 pub(crate) async fn route(mut req: Request, env: &Env, id: Option<&String>) -> Result<Response> {
-    let tenant = match auth::turn_tenant(&req, env) {
+    let authenticated =
+        if req.method() == Method::Get { auth::turn_tenant(&req, env) } else { auth::tenant(&req, env) };
+    let tenant = match authenticated {
         Ok(tenant) => tenant,
         Err(err) => return reply::error(&err),
     };

@@ -62,6 +62,11 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
     };
     // A fork's checkpoint is looked up before the fork is admitted: one that is not there, or not
     // the tenant's, is the caller's mistake and takes no place under the tenant's cap.
+    if spec.from.is_some() {
+        if let Err(err) = crate::checkpoints::fork_allowed(&req, env) {
+            return reply::error(&err);
+        }
+    }
     let fork = match &spec.from {
         Some(parent) => match crate::checkpoints::fork_source(env, &tenant, parent).await? {
             Ok(source) => Some(source),

@@ -74,6 +74,17 @@ enum Command {
         /// Keep the database after the turn and print how to claim it.
         #[arg(long, conflicts_with = "no_db")]
         keep_db: bool,
+        /// Keep the database, frozen, for later runs to fork with `--from`: for this long (`15m`,
+        /// `2h`, at most `24h`) past the run's timeout, when `mayfly reap` reaps it.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with_all = ["no_db", "keep_db"])]
+        checkpoint: Option<Duration>,
+        /// Start the database as a copy of this earlier turn's checkpoint (the turn id `mayfly
+        /// run` printed; needs the same running `mayfly stack` or providers).
+        #[arg(long, value_name = "TURN", conflicts_with = "no_db")]
+        from: Option<String>,
+        /// Run the SQL in this file against the database before the code, in one transaction.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_db")]
+        seed_sql: Option<PathBuf>,
         /// Seconds the code may run (1-540, default 30).
         #[arg(long)]
         timeout: Option<u32>,
@@ -116,13 +127,16 @@ fn main() -> anyhow::Result<()> {
         Command::Stack { data_dir, pool } => {
             runtime.block_on(stack_command(StackOptions { data_dir, pool, ..StackOptions::default() }))
         }
-        Command::Run { file, language, no_db, keep_db, timeout } => {
+        Command::Run { file, language, no_db, keep_db, checkpoint, from, seed_sql, timeout } => {
             let args = RunArgs {
                 file,
                 language: language.map(Into::into),
                 database: !no_db,
                 keep_database: keep_db,
                 timeout_s: timeout,
+                checkpoint,
+                from,
+                seed_sql,
             };
             let status = runtime.block_on(run_command(args, &cli.templates))?;
             // Dropping the runtime first lets every server task and child process finish cleanly.
@@ -178,9 +192,13 @@ async fn run_command(args: RunArgs, templates: &TemplateArgs) -> anyhow::Result<
     };
     let local = running.as_ref().or(own_stack.as_ref().map(|s| &s.endpoints));
     let providers = providers::build(&env, local)?;
-    let report = run::run(spec, args.keep_database, &providers).await;
+    let fork = match &spec.from {
+        Some(parent) => Some(run::fork_source(&providers, parent).await?),
+        None => None,
+    };
+    let report = run::run(spec, args.keep_database, fork, &providers).await;
     if let Some(stack) = own_stack {
-        if args.keep_database {
+        if args.keep_database || args.checkpoint.is_some() {
             eprintln!("mayfly: note: the local stack started for this turn stops now, and its database with it");
         }
         stack.shutdown().await;

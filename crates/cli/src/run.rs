@@ -4,14 +4,17 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
+use mayfly_core::providers::{database_turn, parse_database_name, Clock, DatabaseProvider};
 use mayfly_core::turn::{
-    run_turn, Lease, LeasedResource, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink,
+    run_turn, ForkSource, Lease, LeasedResource, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink,
 };
 use mayfly_core::{
-    CreateTurnRequest, DatabaseField, Event, EventBody, Language, Limits, Outcome, ReapState, TemplateMap, TurnSpec,
+    CheckpointRequest, CreateTurnRequest, DatabaseField, DatabaseOptions, Event, EventBody, Language, Limits, Outcome,
+    ReapState, TemplateMap, TurnSpec,
 };
 
 use crate::clock::SystemClock;
@@ -25,6 +28,12 @@ pub struct RunArgs {
     pub database: bool,
     pub keep_database: bool,
     pub timeout_s: Option<u32>,
+    /// Keep the database as a checkpoint for this long after the code exits.
+    pub checkpoint: Option<Duration>,
+    /// The turn whose checkpoint the database starts from.
+    pub from: Option<String>,
+    /// SQL to run against the database before the code.
+    pub seed_sql: Option<PathBuf>,
 }
 
 /// The language of `file`, from its extension.
@@ -47,12 +56,49 @@ pub fn spec_for(args: &RunArgs, templates: &TemplateMap) -> anyhow::Result<TurnS
     };
     let mut request = CreateTurnRequest::new(code, language);
     request.database = DatabaseField::Enabled(args.database);
+    let seed_sql = match &args.seed_sql {
+        Some(path) => Some(
+            std::fs::read_to_string(path).map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?,
+        ),
+        None => None,
+    };
+    if args.from.is_some() || seed_sql.is_some() {
+        request.database = DatabaseField::With(DatabaseOptions { from: args.from.clone(), seed_sql });
+    }
+    if let Some(keep) = args.checkpoint {
+        let keep_s = u32::try_from(keep.as_secs()).unwrap_or(u32::MAX);
+        request.checkpoint = Some(CheckpointRequest { keep_s: Some(keep_s) });
+    }
     request.timeout_s = args.timeout_s;
     Ok(TurnSpec::from_request(request, &Limits::default(), templates)?)
 }
 
+/// The checkpoint `parent` left at the database provider, found by its name, which carries the
+/// turn's id and the latest it is kept to (`docs/checkpoints.md`). The CLI keeps no summary of it,
+/// so a fork made here shows its own summary without a diff.
+pub async fn fork_source(providers: &NativeProviders, parent: &TurnId) -> anyhow::Result<ForkSource> {
+    let now_s = SystemClock.now_ms() / 1000;
+    let databases = providers.databases.list().await?;
+    let checkpoint = databases.into_iter().find(|database| {
+        database_turn(&database.name) == Some(parent.as_str())
+            && parse_database_name(&database.name).is_some_and(|until_s| until_s > now_s)
+    });
+    match checkpoint {
+        Some(database) => Ok(ForkSource { token: database.token, summary: None }),
+        None => anyhow::bail!(
+            "turn {parent} has no live checkpoint at the database provider (it ran out, was reaped, or the \
+             `mayfly stack` it was made on has stopped)"
+        ),
+    }
+}
+
 /// Runs one turn, printing as it goes; Ctrl-C cancels it (and it still reaps).
-pub async fn run(spec: TurnSpec, keep_database: bool, providers: &NativeProviders) -> TurnReport {
+pub async fn run(
+    spec: TurnSpec,
+    keep_database: bool,
+    fork: Option<ForkSource>,
+    providers: &NativeProviders,
+) -> TurnReport {
     let turn_id = TurnId::new(format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]))
         .expect("a generated id is valid");
     eprintln!(
@@ -61,7 +107,11 @@ pub async fn run(spec: TurnSpec, keep_database: bool, providers: &NativeProvider
         spec.timeout_s,
         if spec.database { "with a scratch database" } else { "no database" }
     );
-    let options = TurnOptions { keep_database, ..TurnOptions::default() };
+    // The CLI holds no lease to reap a checkpoint by: its database's name carries the time it is
+    // kept to, the run's deadline plus the checkpoint's time, and the providers' sweep
+    // (`mayfly reap`) reaps it then.
+    let max_checkpoint_keep_s = spec.checkpoint_keep_s.unwrap_or(TurnOptions::default().max_checkpoint_keep_s);
+    let options = TurnOptions { keep_database, fork, max_checkpoint_keep_s, ..TurnOptions::default() };
     let control = TurnControl::default();
     let sink = TerminalSink::default();
     let turn = run_turn(turn_id, spec, options, providers, &SystemClock, &sink, &control);
@@ -140,8 +190,10 @@ impl TurnSink for TerminalSink {
                     step(error);
                 }
             }
-            EventBody::DatabaseCheckpointed { keep_until_unix_ms } => {
-                step(format!("database checkpointed: kept, frozen, until {keep_until_unix_ms} (Unix ms)"));
+            EventBody::DatabaseCheckpointed { .. } => {
+                // Its time is the run's deadline plus the checkpoint's (the name the sweep reads),
+                // which the event does not tell.
+                step("database checkpointed: frozen and kept; fork it with --from and this turn's id".into());
             }
             EventBody::DatabaseReady { ms, host, database } => {
                 step(format!("database ready: {database} on {host} in {ms} ms (PG_URL and DATABASE_URL set)"));

@@ -2,7 +2,9 @@
 //! scratchdb (bubblewrap jails and a real Postgres), and `mayfly stack` + `mayfly run` as a user
 //! runs them.
 
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mayfly_cli::providers::{self, local_templates, EnvProviders, NativeProviders};
@@ -212,26 +214,10 @@ except psycopg.Error as error:
 #[test]
 fn mayfly_stack_then_mayfly_run_as_a_user_would() {
     let state = tempfile::tempdir().unwrap();
-    let mayfly = env!("CARGO_BIN_EXE_mayfly");
-    let mut stack = Command::new(mayfly)
-        .arg("stack")
-        .env("MAYFLY_STATE_DIR", state.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoints = state.path().join("stack.json");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !endpoints.exists() {
-        assert!(stack.try_wait().unwrap().is_none(), "mayfly stack exited early");
-        assert!(Instant::now() < deadline, "mayfly stack did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let stack = common::start_stack(state.path());
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/seed_turn.py");
-    let run = Command::new(mayfly).arg("run").arg(seed).env("MAYFLY_STATE_DIR", state.path()).output().unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "mayfly run failed\n{stdout}\n{stderr}");
+    let (success, stdout, stderr) = common::mayfly(state.path(), &["run", seed]);
+    assert!(success, "mayfly run failed\n{stdout}\n{stderr}");
     assert_eq!(stdout, "(1000000,)\n");
     assert!(!stderr.contains("starting the local stack"), "run did not use the running stack:\n{stderr}");
     for step in ["sandbox ready", "database ready", "process exited with 0", "sandbox reaped", "database reaped"] {
@@ -240,11 +226,7 @@ fn mayfly_stack_then_mayfly_run_as_a_user_would() {
     assert!(stderr.contains("sandbox reaped, database reaped"), "{stderr}");
 
     // SIGTERM stops everything: the endpoints file goes, and so does every postgres of this stack.
-    let status = Command::new("kill").args(["-TERM", &stack.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let exit = stack.wait().unwrap();
-    assert!(exit.success(), "mayfly stack did not stop cleanly: {exit}");
-    assert!(!endpoints.exists(), "the endpoints file outlived the stack");
+    common::stop_stack(stack, state.path());
 }
 
 /// A run that dies between "created" and "reaped" leaves tagged resources; one sweep finds them.

@@ -11,8 +11,10 @@ use crate::clock::WorkerClock;
 use mayfly_core::providers::Clock;
 
 /// A checkpoint read for a fork is kept at least this long after, so that it is still there when
-/// the fork's database is made from it.
-pub(crate) const FORK_HOLD_MS: u64 = 120_000;
+/// the fork's turn asks for its copy, a second or so later. A reap that comes while the copy is
+/// being made waits for it (scratchdb holds a lock per source), and one that comes before it makes
+/// the fork fail with the provider's 404: either way nothing is left half made.
+pub(crate) const FORK_HOLD_MS: u64 = 30_000;
 
 impl Turn {
     /// `GET /checkpoint`.

@@ -18,8 +18,13 @@ pub fn provider_requests_at_most(limits: &Limits, retry: &RetryPolicy, reap: &Re
     let process = 2;
     // Asked only of a database whose turn failed: why the provider stopped it.
     let status = sent;
-    let alarm_reap = 2 * sent;
-    creates + uploads + process + status + 2 * reaped + alarm_reap
+    // A turn in a session of turns (`docs/checkpoints.md`): the seed's two uploads and its start,
+    // the summary's upload and start, and the freeze of its checkpoint.
+    let session = 3 * sent + 2 + sent;
+    // The alarm's reap: the sandbox, and the database, which a lease recorded before its create
+    // answered names only, so the provider's list is asked first.
+    let alarm_reap = 3 * sent;
+    creates + uploads + process + status + session + 2 * reaped + alarm_reap
 }
 
 #[cfg(test)]
@@ -32,8 +37,9 @@ mod tests {
     fn the_largest_turn_with_the_default_policies() {
         let requests = provider_requests_at_most(&Limits::default(), &RetryPolicy::default(), &ReapPolicy::default());
         // 8 creates, 132 uploads (33 files, 4 tries each), 2 for the process, 4 for the status,
-        // 16 for each reap (4 tries of 4 sends), 8 for the alarm's reap.
-        assert_eq!(requests, 8 + 132 + 2 + 4 + 2 * 16 + 8);
+        // 18 for a seed, a summary and a freeze, 16 for each reap (4 tries of 4 sends), 12 for
+        // the alarm's reap.
+        assert_eq!(requests, 8 + 132 + 2 + 4 + 18 + 2 * 16 + 12);
     }
 
     #[test]

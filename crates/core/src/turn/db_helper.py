@@ -11,10 +11,13 @@ import json
 import os
 import sys
 
-# Kept in step with SUMMARY_MAX_TABLES and SUMMARY_MAX_COLUMNS in core's wire/database.rs; core
-# bounds what it reads back in any case.
+# Kept in step with SUMMARY_MAX_TABLES, SUMMARY_MAX_COLUMNS, SUMMARY_MAX_NAME_BYTES and
+# SUMMARY_MAX_BYTES in core's wire/database.rs (the JSON here may be longer, being cut by
+# characters); core bounds what it reads back in any case.
 MAX_TABLES = 200
 MAX_COLUMNS = 100
+MAX_NAME = 200
+MAX_BYTES = 64 * 1024
 
 TABLES = """
     SELECT n.nspname, c.relname, c.oid
@@ -67,12 +70,18 @@ def summary():
         tables = []
         truncated = False
         found = conn.execute(TABLES, (MAX_TABLES + 1,)).fetchall()
+        room = MAX_BYTES
         for schema, name, oid in found[:MAX_TABLES]:
             count = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
             rows = conn.execute(count).fetchone()[0]
-            columns = [row[0] for row in conn.execute(COLUMNS, (oid,)).fetchall()]
+            columns = [row[0][:MAX_NAME] for row in conn.execute(COLUMNS, (oid,)).fetchall()]
             truncated = truncated or len(columns) > MAX_COLUMNS
-            tables.append({"name": f"{schema}.{name}", "rows": rows, "columns": columns[:MAX_COLUMNS]})
+            table = {"name": f"{schema}.{name}"[:MAX_NAME], "rows": rows, "columns": columns[:MAX_COLUMNS]}
+            room -= len(json.dumps(table))
+            if room < 0:
+                truncated = True
+                break
+            tables.append(table)
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     truncated = truncated or len(found) > MAX_TABLES
     print(json.dumps({"tables": tables, "bytes": size, "truncated": truncated}))

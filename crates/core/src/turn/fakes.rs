@@ -47,7 +47,7 @@ impl TurnSink for RecordingSink {
         Box::pin(async move {
             let resource = match &lease.resource {
                 LeasedResource::Sandbox { .. } => Resource::Sandbox,
-                LeasedResource::Database { .. } => Resource::Database,
+                LeasedResource::Database { .. } | LeasedResource::DatabaseIntent { .. } => Resource::Database,
             };
             if self.fail_lease.get() == Some(resource) {
                 self.trace.note(&self.clock, format!("lease {resource:?} refused"));

@@ -80,6 +80,10 @@ where
                 None => deadline_unix_s,
             };
             let name = database_name(self.turn_id.as_str(), name_deadline_unix_s);
+            let intent = LeasedResource::DatabaseIntent { name: name.clone() };
+            if let Err(error) = self.emitter.sink.record_lease(lease(intent)).await {
+                return (None, Some(format!("the database's lease could not be recorded: {error}")));
+            }
             let request = DatabaseRequest { name: name.clone(), idempotency_key: format!("mayfly-{}", self.turn_id) };
             let made = match (&self.spec.from, &self.options.fork) {
                 (None, _) => self.databases.create(request).await.map_err(|e| format!("could not be created: {e}")),

@@ -72,14 +72,40 @@ where
         exited: bool,
     ) -> (Option<ResourceReap>, Option<String>) {
         let Some(database) = database else { return (None, None) };
-        let mut checkpoint_failure = None;
-        if let (Some(keep_s), true) = (self.spec.checkpoint_keep_s, exited) {
-            match self.checkpoint(database, keep_s).await {
-                Ok(reap) => return (Some(reap), None),
-                Err(error) => checkpoint_failure = Some(format!("the checkpoint could not be made: {error}")),
+        let (Some(keep_s), true) = (self.spec.checkpoint_keep_s, exited) else {
+            return (self.reap_or_keep_database(database).await, None);
+        };
+        if database.mode == DatabaseMode::Anonymous {
+            // Nothing to freeze it with: it is kept until the provider's expiry, as always.
+            let why = "an anonymous database cannot be frozen: checkpoints need INSTANODE_TOKEN";
+            return (
+                self.reap_or_keep_database(database).await,
+                Some(format!("the checkpoint could not be made: {why}")),
+            );
+        }
+        match self.checkpoint(database, keep_s).await {
+            Ok(reap) => (Some(reap), None),
+            Err(error) => {
+                // A freeze that failed may still have happened. The reap is left to whoever holds
+                // the lease (the worker's alarm, the CLI's sweep) rather than tried here: the
+                // freeze's own time already came out of what is left after the deadline
+                // (`wall_time.rs`), and a delete with all its tries would not fit.
+                let retry_at = self.emitter.at_ms();
+                self.emitter.emit(EventBody::ReapFailed {
+                    resource: Resource::Database,
+                    error: error.clone(),
+                    retry_at,
+                });
+                let reap = ResourceReap {
+                    id: database.name.clone(),
+                    state: ReapState::Failed,
+                    error: Some(error.clone()),
+                    retry_at_ms: Some(retry_at),
+                    keep_until_unix_ms: None,
+                };
+                (Some(reap), Some(format!("the checkpoint could not be made: {error}")))
             }
         }
-        (self.reap_or_keep_database(database).await, checkpoint_failure)
     }
 
     async fn reap_or_keep_database(&self, database: &Database) -> Option<ResourceReap> {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Lease, LeasedResource};
-use crate::providers::{Clock, DatabaseProvider, Providers, SandboxProvider};
+use crate::providers::{Clock, DatabaseProvider, ProviderError, Providers, SandboxProvider};
 use crate::url::redact_credentials_in_text;
 use crate::wire::api::ResourceView;
 use crate::wire::event::{EventBody, Outcome, ReapState, Resource, Timings};
@@ -33,7 +33,7 @@ impl LeaseRecord {
     pub fn resource(&self) -> Resource {
         match self.lease.resource {
             LeasedResource::Sandbox { .. } => Resource::Sandbox,
-            LeasedResource::Database { .. } => Resource::Database,
+            LeasedResource::Database { .. } | LeasedResource::DatabaseIntent { .. } => Resource::Database,
         }
     }
 
@@ -41,7 +41,7 @@ impl LeaseRecord {
     pub fn id(&self) -> &str {
         match &self.lease.resource {
             LeasedResource::Sandbox { sandbox_id } => sandbox_id,
-            LeasedResource::Database { name, .. } => name,
+            LeasedResource::Database { name, .. } | LeasedResource::DatabaseIntent { name } => name,
         }
     }
 
@@ -103,6 +103,7 @@ where
         let result = match &record.lease.resource {
             LeasedResource::Sandbox { sandbox_id } => providers.sandboxes.kill(sandbox_id).await,
             LeasedResource::Database { token, .. } => providers.databases.delete(token).await,
+            LeasedResource::DatabaseIntent { name } => delete_by_name(&providers.databases, name).await,
         };
         match result {
             // `false` is "already gone": as good as reaped.
@@ -133,6 +134,15 @@ where
         });
     }
     done
+}
+
+/// Deletes the database called `name`, if the provider lists one: `Ok(false)` when it made none.
+async fn delete_by_name<D: DatabaseProvider>(databases: &D, name: &str) -> Result<bool, ProviderError> {
+    let listed = databases.list().await?;
+    match listed.into_iter().find(|database| database.name == name) {
+        Some(database) => databases.delete(&database.token).await,
+        None => Ok(false),
+    }
 }
 
 #[cfg(test)]

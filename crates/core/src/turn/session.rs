@@ -4,7 +4,9 @@
 //!
 //! Seed and summary run inside the turn's own sandbox, with the turn's own credentials, through
 //! a small helper (`db_helper.py`), so they work the same against scratchdb and hosted instanode
-//! and reach nothing the turn's code could not. What the helper prints is read back within bounds.
+//! and reach nothing the turn's code could not. The sandbox is the tenant's: what runs there may
+//! be the tenant's rather than the helper, so what it prints is read back as untrusted, within
+//! bounds.
 
 use std::pin::pin;
 
@@ -15,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Ending, ResourceReap, Turn, TurnSink};
 use crate::providers::{
-    Clock, Database, DatabaseMode, DatabaseProvider, ProcessEvent, ProcessRequest, SandboxHandle, SandboxProvider,
+    Clock, Database, DatabaseProvider, ProcessEvent, ProcessRequest, SandboxHandle, SandboxProvider,
 };
 use crate::wire::database::DatabaseSummary;
 use crate::wire::event::{EventBody, ReapState};
@@ -23,8 +25,10 @@ use crate::wire::event::{EventBody, ReapState};
 const HELPER: &str = include_str!("db_helper.py");
 const HELPER_PATH: &str = "/tmp/.mayfly/db_helper.py";
 const SEED_PATH: &str = "/tmp/.mayfly/seed.sql";
-/// The most a helper may print on stdout; a summary within core's bounds is far smaller.
-const HELPER_STDOUT_BYTES: usize = 4 << 20;
+/// The most a helper may print on stdout: a few times the largest summary core keeps
+/// (`SUMMARY_MAX_BYTES`), which the helper's own bounds stay within, so that what is parsed
+/// before core bounds it is small too.
+const HELPER_STDOUT_BYTES: usize = 256 * 1024;
 /// How much of a helper's stderr is kept for its error message.
 const HELPER_STDERR_BYTES: usize = 2048;
 /// The longest a summary may take; it also ends at the turn's deadline.
@@ -115,11 +119,8 @@ where
 
     /// Freezes the database and keeps it as the turn's checkpoint: its credentials stop working
     /// and their sessions end, and it is kept until `keep_s` from now. `Err` says why it could not
-    /// be, and the database is then reaped as usual.
+    /// be.
     pub(super) async fn checkpoint(&self, database: &Database, keep_s: u32) -> Result<ResourceReap, String> {
-        if database.mode == DatabaseMode::Anonymous {
-            return Err("an anonymous database cannot be frozen: checkpoints need INSTANODE_TOKEN".to_owned());
-        }
         self.databases.freeze(&database.token).await.map_err(|error| self.emitter.scrub(&error.to_string()))?;
         let keep_until_unix_ms = (self.clock.now_ms() + u64::from(keep_s) * 1000).min(self.checkpoint_limit_unix_ms());
         self.emitter.emit(EventBody::DatabaseCheckpointed { keep_until_unix_ms });
@@ -156,7 +157,10 @@ where
             });
             future::try_join_all(uploads).await?;
             let process = ProcessRequest {
-                command: format!("python3 {HELPER_PATH} {args}"),
+                // Isolated (`-I`): no PYTHON* variable of the turn's and not the helper's own
+                // directory steer what it imports. The tenant can still change what runs here
+                // (its shell profile is its own), which is why its output is not trusted.
+                command: format!("python3 -I {HELPER_PATH} {args}"),
                 env: vec![("PG_URL".to_owned(), database.connection_url.clone())],
                 cwd: "/tmp".to_owned(),
                 timeout_ms,

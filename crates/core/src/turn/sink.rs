@@ -49,8 +49,21 @@ pub struct Lease {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "resource", rename_all = "snake_case")]
 pub enum LeasedResource {
-    Sandbox { sandbox_id: String },
-    Database { token: String, name: String, mode: DatabaseMode },
+    Sandbox {
+        sandbox_id: String,
+    },
+    Database {
+        token: String,
+        name: String,
+        mode: DatabaseMode,
+    },
+    /// A database asked for and not known to exist yet: recorded before the request, so that a
+    /// turn lost while its answer was on the way (or whose answer was lost) still finds the
+    /// database by its name and reaps it, instead of leaving it to the providers' sweep (which
+    /// leaves a checkpoint's database alone for a day).
+    DatabaseIntent {
+        name: String,
+    },
 }
 
 /// Numbers events and hands them to the sink; once the sink is closed it drops them.

@@ -16,6 +16,9 @@
 //! - after the deadline: the question whether the provider stopped the database (asked only when
 //!   the code failed, which can happen just before the deadline), then both reaps concurrently,
 //!   each tried as often as the [`ReapPolicy`] allows, each try a provider call with its retries.
+//!   A checkpoint's freeze takes the place of its database's reap: one call, whose failure leaves
+//!   the reap to the alarm's next invocation (`reap.rs`). The seed and the summary run before the
+//!   deadline (`session.rs`).
 //! - [`ALARM_MARGIN_S`] for what no policy bounds: the object's own storage reads and writes
 //!   around the turn, and the moment between the alarm firing and the turn's acceptance.
 //!

@@ -13,6 +13,10 @@ pub const SUMMARY_MAX_TABLES: usize = 200;
 pub const SUMMARY_MAX_COLUMNS: usize = 100;
 /// The longest table name or column description a summary keeps, in bytes.
 pub const SUMMARY_MAX_NAME_BYTES: usize = 200;
+/// The most a summary may take as JSON: past it, the tables at the end are left out. It is kept
+/// in the turn's log, its durable summary and every fork's record, and shown in details that are
+/// listed fifty at a time, so it must stay small whatever the tenant's tables are called.
+pub const SUMMARY_MAX_BYTES: usize = 64 * 1024;
 
 /// A database's tables and size at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +93,21 @@ impl DatabaseSummary {
         self.tables.dedup_by(|a, b| a.name == b.name);
         if self.tables.len() > SUMMARY_MAX_TABLES {
             self.tables.truncate(SUMMARY_MAX_TABLES);
+            truncated = true;
+        }
+        // What is left of the budget once the summary's own fields are counted, table by table.
+        let mut room = SUMMARY_MAX_BYTES.saturating_sub(64);
+        let fits = self
+            .tables
+            .iter()
+            .take_while(|table| {
+                let bytes = serde_json::to_vec(table).map_or(usize::MAX, |json| json.len() + 1);
+                room = room.saturating_sub(bytes);
+                room > 0
+            })
+            .count();
+        if fits < self.tables.len() {
+            self.tables.truncate(fits);
             truncated = true;
         }
         self.truncated = truncated;
@@ -185,6 +204,20 @@ mod tests {
         let bounded = DatabaseSummary { tables, bytes: 1, truncated: false }.bounded();
         assert!(bounded.truncated);
         assert_eq!(bounded.tables.len(), SUMMARY_MAX_TABLES);
+        assert!(serde_json::to_vec(&bounded).unwrap().len() <= SUMMARY_MAX_BYTES);
+        // Names as long as they may be, as many columns as may be: the whole stays within its
+        // bytes, the first tables kept.
+        let wide: Vec<TableSummary> = (0..SUMMARY_MAX_TABLES)
+            .map(|i| TableSummary {
+                name: format!("public.{i:04}{}", "n".repeat(SUMMARY_MAX_NAME_BYTES)),
+                rows: u64::MAX,
+                columns: vec!["\"".repeat(SUMMARY_MAX_NAME_BYTES); SUMMARY_MAX_COLUMNS],
+            })
+            .collect();
+        let bounded = DatabaseSummary { tables: wide, bytes: u64::MAX, truncated: false }.bounded();
+        let json = serde_json::to_vec(&bounded).unwrap();
+        assert!(json.len() <= SUMMARY_MAX_BYTES, "{} bytes", json.len());
+        assert!(bounded.truncated && !bounded.tables.is_empty() && bounded.tables[0].name.starts_with("public.0000"));
         assert!(bounded.tables.iter().all(|t| t.name.len() <= SUMMARY_MAX_NAME_BYTES));
         assert!(bounded.tables.iter().all(|t| t.columns.len() <= SUMMARY_MAX_COLUMNS));
         let names: Vec<&str> = bounded.tables.iter().map(|t| t.name.as_str()).collect();

@@ -9,7 +9,7 @@ use crate::providers::fakes::{run_virtual, FakeDatabases, FakeSandboxes, Trace, 
 use crate::providers::Clock;
 use crate::turn::fakes::RecordingSink;
 use crate::turn::spec::{Limits, TurnSpec};
-use crate::turn::{run_turn, TurnControl, TurnId, TurnOptions};
+use crate::turn::{run_turn, LeasedResource, TurnControl, TurnId, TurnOptions};
 use crate::wire::api::{CreateTurnRequest, Language};
 use crate::wire::event::{ReapState, Resource};
 #[cfg(target_arch = "wasm32")]
@@ -41,7 +41,13 @@ fn lose_a_turn_at(at_ms: u64) -> Lost {
     run_virtual(&clock, async {
         futures::future::select(std::pin::pin!(turn), clock.sleep(at_ms)).await;
     });
-    let records = sink.leases.borrow().iter().cloned().map(LeaseRecord::live).collect();
+    // Kept as a durable caller keeps them, one record per resource, a later lease replacing an
+    // earlier one (the database's is recorded by name before it is asked for, then with its token).
+    let mut records: Vec<LeaseRecord> = Vec::new();
+    for lease in sink.leases.borrow().iter().cloned().map(LeaseRecord::live) {
+        records.retain(|record| record.resource() != lease.resource());
+        records.push(lease);
+    }
     Lost { clock, providers, records, accepted_at_ms }
 }
 
@@ -153,4 +159,19 @@ fn a_checkpoint_is_left_alone_until_its_lease_runs_out_then_reaped() {
     assert!(lost.providers.databases.live_names().is_empty(), "kept past its lease");
     assert_eq!(lost.records[0].reap, ReapState::Reaped);
     assert_eq!(lost.records[0].checkpoint_due_unix_ms(), None);
+}
+
+#[test]
+fn a_database_whose_answer_never_came_is_found_by_its_name_and_reaped() {
+    // Lost while its database was asked for: only the lease recorded before the request is left.
+    let mut lost = lose_a_turn_at(100);
+    let intent = lost.records.iter().find(|r| matches!(r.lease.resource, LeasedResource::DatabaseIntent { .. }));
+    let name = intent.expect("the database's lease was recorded before it was asked for").id().to_owned();
+    // The provider made it all the same; its answer was what got lost.
+    lost.providers.databases.live.borrow_mut().insert("tok-late".into(), name);
+    lost.providers.databases.live.borrow_mut().insert("tok-other".into(), "mayfly-1-another".into());
+    let done = lost.recover(true);
+    assert!(!done.failing, "{done:?}");
+    assert_eq!(lost.providers.databases.live_names(), ["mayfly-1-another"], "only the turn's own is reaped");
+    assert!(lost.records.iter().all(|r| r.reap == ReapState::Reaped));
 }

@@ -222,6 +222,7 @@ fn happy_path_calls_leases_before_use_and_puts_the_url_only_in_the_process_env()
     });
     world.run(spec, TurnOptions::default());
     expect![[r#"
+        @0     lease {"turn_id":"t1","deadline_unix_ms":1700000030000,"reap_by_unix_ms":1700000090000,"resource":{"resource":"database_intent","name":"mayfly-1700000030-t1"}}
         @200   database create tok1 name=mayfly-1700000030-t1 key=mayfly-t1
         @200   lease {"turn_id":"t1","deadline_unix_ms":1700000030000,"reap_by_unix_ms":1700000090000,"resource":{"resource":"database","token":"tok1","name":"mayfly-1700000030-t1","mode":"token"}}
         @300   sandbox create sbx-1 timeout_s=90 {"deadline": "1700000030", "mayfly": "1", "turn": "t1"}
@@ -241,8 +242,9 @@ fn happy_path_calls_leases_before_use_and_puts_the_url_only_in_the_process_env()
     assert_eq!(sandbox.env, [("MODE".to_owned(), "fast".to_owned())]);
     assert_eq!(sandbox.timeout_s, 90);
     assert_eq!(sandbox.files.get("/home/user/main.py").unwrap(), "print(1)");
+    // The database's lease twice: named before it is asked for, then with its token.
     let leases = world.sink.leases.borrow();
-    assert_eq!(leases.len(), 2);
+    assert_eq!(leases.len(), 3);
     assert!(leases.iter().all(|l| l.deadline_unix_ms == 1_700_000_030_000 && l.reap_by_unix_ms == 1_700_000_090_000));
 }
 
