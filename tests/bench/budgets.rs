@@ -1,11 +1,12 @@
 //! The report's budgets, each a ratio or a bound measured in the same run, and the notes that say
 //! how to read the figures.
 
+use crate::forks::{FORK, FORK_FLOOR};
 use crate::measure;
 use crate::report::{self, percentile, Budget, Report};
 use crate::{
-    DB_WARM, DIRECT_COLD, DIRECT_WARM, FLOOR_HTTP, FLOOR_TURN, NAIVE_TURN, OUTSIDE, POOL, REAP, TURN_NATIVE_COLD,
-    TURN_NATIVE_WARM, TURN_WORKER_COLD, TURN_WORKER_WARM,
+    DB_COLD, DB_WARM, DIRECT_COLD, DIRECT_WARM, FLOOR_HTTP, FLOOR_TURN, NAIVE_TURN, OUTSIDE, POOL, REAP,
+    TURN_NATIVE_COLD, TURN_NATIVE_WARM, TURN_WORKER_COLD, TURN_WORKER_WARM,
 };
 
 pub(crate) fn budgets(report: &mut Report) {
@@ -153,6 +154,15 @@ pub(crate) fn notes(report: &mut Report) {
     };
     let mut notes: Vec<String> =
         [TURN_NATIVE_COLD, TURN_NATIVE_WARM, TURN_WORKER_WARM].iter().filter_map(|m| saved(m)).collect();
+    // A fork against what it replaces (a cold create) and against the copy itself.
+    let (fork, cold, floor) = (report.p50(FORK), report.p50(DB_COLD), report.p50(FORK_FLOOR));
+    if let (Some(fork), Some(cold), Some(floor)) = (fork, cold, floor) {
+        notes.push(format!(
+            "A fork of a checkpoint takes p50 {fork:.1} ms: {:.2} × a cold create ({cold:.1} ms) and {:.2} × a bare              CREATE DATABASE … TEMPLATE of the same database ({floor:.1} ms).",
+            fork / cold,
+            fork / floor
+        ));
+    }
     notes.extend([
         "sandboxd keeps no warm pool: a create makes a directory and a registry entry, and the jail starts with the \
          process, so its create is the same cold or warm."

@@ -9,6 +9,7 @@
 mod budgets;
 mod charts;
 mod direct;
+mod forks;
 mod measure;
 mod report;
 
@@ -36,6 +37,7 @@ const FLOOR_HTTP: &str = "floor: HTTP round trip to wrangler dev";
 const FLOOR_TURN: &str = "floor: a turn (HTTP + max(bwrap python, CREATE DATABASE))";
 const FLOOR_NATIVE: &str = "floor: a native turn (max(bwrap python, CREATE DATABASE))";
 const DB_WARM: &str = "database create, warm pool of 8 (scratchdb)";
+const DB_COLD: &str = "database create, cold: no pool (scratchdb)";
 const TURN_WORKER_COLD: &str = "turn via the worker, cold (no pool)";
 const TURN_WORKER_WARM: &str = "turn via the worker, warm pool";
 const TURN_NATIVE_COLD: &str = "turn via `mayfly run`'s path, cold (no pool)";
@@ -126,7 +128,10 @@ fn step(what: &str) {
 }
 
 fn section_order(section: &str) -> usize {
-    [FLOORS, PROVISIONING, TURNS, PHASES, REAP, NAIVE].iter().position(|s| *s == section).unwrap_or(usize::MAX)
+    [FLOORS, PROVISIONING, forks::FORKS, TURNS, PHASES, REAP, NAIVE]
+        .iter()
+        .position(|s| *s == section)
+        .unwrap_or(usize::MAX)
 }
 
 /// The stack whose scratchdb keeps no pool: floors that need the stack, cold provisioning, cold
@@ -163,14 +168,7 @@ fn cold(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
         N,
         || measure::sandbox_create(stack, p),
     ));
-    report.figures.push(sample(
-        PROVISIONING,
-        "database create, cold: no pool (scratchdb)",
-        Some(FLOOR_CREATE),
-        2,
-        N,
-        || measure::database_create(stack, p),
-    ));
+    report.figures.push(sample(PROVISIONING, DB_COLD, Some(FLOOR_CREATE), 2, N, || measure::database_create(stack, p)));
     pairs(stack, p, &admin, 0, report);
 
     step("turns without a pool");
@@ -181,6 +179,11 @@ fn cold(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
     reaps("worker, cold", stack, &worker, report);
     let native = turns(TURN_NATIVE_COLD, FLOOR_NATIVE, report, || measure::native_turn(stack, p, PRINT_1));
     phases("native, cold", &native, report);
+
+    step("forks of a checkpoint");
+    forks::forks(stack, p, &admin, report);
+    let forked = forks::fork_turns(&alice, report);
+    phases("worker, forked", &forked, report);
 
     step("naive baseline");
     report.figures.push(sample(NAIVE, NAIVE_TURN, Some(FLOOR_NATIVE), 1, N, || measure::naive_turn(stack, p)));

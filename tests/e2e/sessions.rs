@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mayfly_core::wire::database::{DatabaseSummary, SummaryDiff};
 use mayfly_core::{CheckpointView, Event, EventBody, Outcome, ReapState, Resource, TurnDetail};
 use mayfly_e2e::turns::{outcome_of, stdout_of};
-use mayfly_e2e::{ApiClient, InProcessStack, ALICE_KEY, BOB_KEY};
+use mayfly_e2e::{ApiClient, InProcessStack, TestStackOptions, ALICE_KEY, BOB_KEY};
 
 const SCHEMA_AND_FIXTURES: &str = "
     CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
@@ -207,4 +207,29 @@ fn an_agent_session_checkpoints_forks_and_shows_what_each_turn_changed() {
     }
     alice.wait_reaped(&forked[1].0);
     stack.assert_nothing_left(&forked[1].0);
+}
+
+/// A tenant keeps at most `MAX_CHECKPOINTS_PER_TENANT` checkpoints: past it a create that asks
+/// for one is a `429` with `Retry-After`, while turns without one and other tenants go on; a
+/// released checkpoint frees its place.
+#[test]
+fn a_tenant_keeps_at_most_its_share_of_checkpoints() {
+    let stack = InProcessStack::start_with(TestStackOptions::default().var("MAX_CHECKPOINTS_PER_TENANT", "1"));
+    let (alice, bob) = (stack.client(ALICE_KEY), stack.client(BOB_KEY));
+    let (kept, _) = run(&alice, &body("print(1)", None, None, Some(600)));
+    let bearer = format!("Bearer {ALICE_KEY}");
+    let headers = [("Authorization", bearer.as_str()), ("Content-Type", "application/json")];
+    let answer = alice.raw("POST", "/v1/turns", &headers, body("print(2)", None, None, Some(600)).as_bytes());
+    assert_eq!(answer.status, 429, "{answer:?}");
+    assert!(answer.retry_after().is_some_and(|s| s > 0), "{answer:?}");
+    assert!(answer.body.contains("checkpoints"), "{}", answer.body);
+    // Without a checkpoint, or another tenant's: not counted.
+    run(&alice, &body("print(3)", None, None, None));
+    run(&bob, &body("print(4)", None, None, Some(600)));
+    let (status, answer) = alice.call("DELETE", &format!("/v1/turns/{kept}/checkpoint"), None);
+    assert_eq!(status, 202, "{answer}");
+    wait_database_reaped(&alice, &kept, Duration::from_secs(30));
+    let (again, _) = run(&alice, &body("print(5)", None, None, Some(600)));
+    let (status, answer) = alice.call("DELETE", &format!("/v1/turns/{again}/checkpoint"), None);
+    assert_eq!(status, 202, "{answer}");
 }

@@ -98,10 +98,10 @@ fn checkpoints_are_reaped_on_time_through_worker_kills_and_failed_forks_and_free
     assert_eq!(stack.scratchdb_proxy.fired().len(), 1, "the fork's fault fired");
     assert_eq!((detail.outcome, database(&detail)), (Some(Outcome::Succeeded), ReapState::Checkpointed));
 
-    // A checkpoint whose freeze lost its answer mid-way: a rotation whose answer broke off is not
-    // sent again (it may have happened), so the turn fails, says why, and its database is reaped,
-    // not kept as a checkpoint nobody knows to be frozen.
-    stack.scratchdb_proxy.arm(Rule::new("POST", "/api/v1/resources/", Fault::Cut).ending("/rotate-credentials"));
+    // A checkpoint whose freeze's answer was cut mid-way: the freeze may have happened, so the
+    // turn fails, says why, and its database is reaped by the alarm, not kept as a checkpoint
+    // nobody knows to be frozen.
+    stack.scratchdb_proxy.arm(Rule::new("POST", "/api/v1/resources/", Fault::Cut).ending("/freeze"));
     let unfrozen = api.try_create_turn(&body("select 1", Some(&base), None)).unwrap().turn_id;
     let detail = wait_for(&api, &unfrozen, patience, |d| finished(d) && database(d) == ReapState::Reaped);
     assert_eq!(detail.outcome, Some(Outcome::Failed));

@@ -1,8 +1,13 @@
 //! The superuser side: a small pool of admin connections and the SQL that makes and unmakes a
-//! (role, database) pair; `copy` makes one as a copy of another's database.
+//! (role, database) pair; `copy` makes one as a copy of another's database, and `sessions` ends a
+//! role's sessions for the operations that must (rotate, stop, and so freeze).
 //!
 //! Passwords never travel as plain text: the SCRAM verifier is computed here, so the server's statement
 //! log (if someone turns it on) cannot leak a credential.
+//!
+//! Every admin statement has a lock timeout and a statement timeout: there are only a few admin
+//! connections, and one waiting on a lock for as long as its holder likes is one fewer for every
+//! tenant's create. A timeout is an ordinary `AdminError`, which the API answers with a `503`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,8 +16,22 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, NoTls};
 
 mod copy;
+mod sessions;
 
 pub(crate) use copy::copy_pair;
+pub(crate) use sessions::{rotate, stop};
+
+/// How long an admin statement waits for a lock. The locks a tenant can take on what scratchdb
+/// alters (its role's row, its database's row) are its role's, and the role's sessions are ended
+/// first; anyone else holding one (an operator, another scratchdb) costs a `503` to retry.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long an ordinary admin statement may run: registry reads and writes, roles, grants.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `CREATE DATABASE` and `DROP DATABASE` may run: a copy takes as long as its source is
+/// big (up to the fork size limit, 1 GiB by default), and both wait for a checkpoint.
+const DATABASE_STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Why an admin operation failed. Never carries a password.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +40,9 @@ pub enum AdminError {
     BadUrl(String),
     #[error("postgres: {}", detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    /// Sessions of a role kept showing up after it was locked out (see `sessions`).
+    #[error("sessions of the role were still there after {0:?} of ending them")]
+    SessionsRemain(Duration),
 }
 
 /// tokio-postgres shows only "db error"; the server's message is what an operator needs.
@@ -35,8 +57,16 @@ impl AdminError {
     pub(crate) fn sql_state(&self) -> Option<&tokio_postgres::error::SqlState> {
         match self {
             AdminError::Postgres(e) => e.code(),
-            AdminError::BadUrl(_) => None,
+            AdminError::BadUrl(_) | AdminError::SessionsRemain(_) => None,
         }
+    }
+
+    /// Whether it gave up waiting (on a lock, a long statement, sessions that would not end)
+    /// rather than failed: the same request is likely to go through shortly.
+    pub(crate) fn is_busy(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        matches!(self, AdminError::SessionsRemain(_))
+            || self.sql_state().is_some_and(|s| *s == SqlState::LOCK_NOT_AVAILABLE || *s == SqlState::QUERY_CANCELED)
     }
 }
 
@@ -52,6 +82,8 @@ pub(crate) struct AdminPool {
 pub(crate) struct AdminConn {
     client: Option<Client>,
     idle: Arc<Mutex<Vec<Client>>>,
+    /// False once it may carry a setting other than the pool's (see `execute_long`).
+    reusable: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -72,16 +104,43 @@ impl std::ops::DerefMut for AdminConn {
 impl Drop for AdminConn {
     fn drop(&mut self) {
         if let Some(c) = self.client.take() {
-            if !c.is_closed() {
+            if self.reusable && !c.is_closed() {
                 self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
             }
         }
     }
 }
 
+impl AdminConn {
+    /// Runs `sql` with the longer timeout a whole database's work needs: `CREATE DATABASE` and
+    /// `DROP DATABASE`, or a fork's hand-over. The first two cannot run in a transaction, so the
+    /// timeout is set for the session and reset after; a connection whose reset failed is closed
+    /// rather than pooled with it.
+    pub(crate) async fn execute_long(&mut self, sql: &str) -> Result<(), AdminError> {
+        self.batch_execute(&format!("SET statement_timeout = {}", DATABASE_STATEMENT_TIMEOUT.as_millis())).await?;
+        let result = self.batch_execute(sql).await;
+        if self.batch_execute("RESET statement_timeout").await.is_err() {
+            self.reusable = false;
+        }
+        Ok(result?)
+    }
+}
+
 impl AdminPool {
     pub(crate) fn new(url: &str, max: usize) -> Result<Self, AdminError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|_| AdminError::BadUrl("cannot parse".into()))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| AdminError::BadUrl("cannot parse".into()))?;
+        // Sent at connect, so every admin connection has them from its first statement, and `RESET`
+        // comes back to them.
+        let timeouts = format!(
+            "-c lock_timeout={} -c statement_timeout={}",
+            LOCK_TIMEOUT.as_millis(),
+            STATEMENT_TIMEOUT.as_millis()
+        );
+        let options = match config.get_options().map(str::trim) {
+            Some(given) if !given.is_empty() => format!("{given} {timeouts}"),
+            _ => timeouts,
+        };
+        config.options(&options);
         Ok(Self { config, idle: Arc::default(), permits: Arc::new(Semaphore::new(max.max(1))) })
     }
 
@@ -119,7 +178,7 @@ impl AdminPool {
                 client
             }
         };
-        Ok(AdminConn { client: Some(client), idle: self.idle.clone(), _permit: permit })
+        Ok(AdminConn { client: Some(client), idle: self.idle.clone(), reusable: true, _permit: permit })
     }
 
     /// A superuser connection to database `db` rather than the admin database. It counts against
@@ -133,7 +192,7 @@ impl AdminPool {
                 tracing::debug!(error = %e, "admin connection closed");
             }
         });
-        Ok(AdminConn { client: Some(client), idle: Arc::default(), _permit: permit })
+        Ok(AdminConn { client: Some(client), idle: Arc::default(), reusable: false, _permit: permit })
     }
 }
 
@@ -206,12 +265,12 @@ pub(crate) async fn create_pair(
     strategy: Option<&str>,
 ) -> Result<(), AdminError> {
     let (db, role) = names(token);
-    let c = pool.get().await?;
+    let mut c = pool.get().await?;
     c.batch_execute(&format!("CREATE ROLE {} NOLOGIN", ident(&role))).await?;
     let strategy = strategy.map(|s| format!(" STRATEGY = {s}")).unwrap_or_default();
     let template = template.map(|t| format!(" TEMPLATE {}", ident(&names(t).0))).unwrap_or_default();
     let made = c
-        .batch_execute(&format!(
+        .execute_long(&format!(
             "CREATE DATABASE {} OWNER {}{template} ALLOW_CONNECTIONS false{strategy}",
             ident(&db),
             ident(&role)
@@ -219,7 +278,7 @@ pub(crate) async fn create_pair(
         .await;
     if let Err(e) = made {
         let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&role))).await;
-        return Err(e.into());
+        return Err(e);
     }
     let mut sql = format!(
         "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT ALL PRIVILEGES ON DATABASE {db} TO {role}; \
@@ -239,34 +298,6 @@ pub(crate) async fn set_login(pool: &AdminPool, token: &str, login: Login<'_>) -
     let (_, role) = names(token);
     let c = pool.get().await?;
     c.batch_execute(&login_sql(&role, &login)).await?;
-    Ok(())
-}
-
-/// Stops a database for good: no new connections (CONNECT taken, the role NOLOGIN), then the
-/// current ones ended. Only teardown undoes it.
-pub(crate) async fn stop(pool: &AdminPool, token: &str) -> Result<(), AdminError> {
-    let (db, role) = names(token);
-    let c = pool.get().await?;
-    c.batch_execute(&format!(
-        "REVOKE CONNECT ON DATABASE {db} FROM PUBLIC, {role}; ALTER ROLE {role} NOLOGIN",
-        db = ident(&db),
-        role = ident(&role)
-    ))
-    .await?;
-    c.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 OR usename = $2",
-        &[&db, &role],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Rotates the password and ends every session that used the old one.
-pub(crate) async fn rotate(pool: &AdminPool, token: &str, password: &str) -> Result<(), AdminError> {
-    let (_, role) = names(token);
-    let c = pool.get().await?;
-    c.batch_execute(&format!("ALTER ROLE {} PASSWORD {}", ident(&role), literal(&verifier(password)))).await?;
-    c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", &[&role]).await?;
     Ok(())
 }
 
@@ -293,19 +324,20 @@ pub(crate) async fn teardown(pool: &AdminPool, token: &str) -> Result<(), AdminE
 
 async fn teardown_once(pool: &AdminPool, token: &str) -> Result<(), AdminError> {
     let (db, role) = names(token);
-    let c = pool.get().await?;
+    let mut c = pool.get().await?;
+    // Ended before anything is altered: only the role's own sessions can hold its role's row or
+    // its database's row (an `ALTER ROLE CURRENT_USER` or a `GRANT … ON DATABASE` left
+    // uncommitted), and the statements below would wait on them.
+    sessions::end_sessions(&c, &db, &role).await?;
     let exists = c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db]).await?.is_some();
     let mut drop_result = Ok(());
     if exists {
         // Stop new logins before killing the current ones, or a client could slip back in between.
         let _ = c.batch_execute(&format!("REVOKE CONNECT ON DATABASE {} FROM PUBLIC", ident(&db))).await;
         let _ = c.batch_execute(&format!("ALTER ROLE {} NOLOGIN", ident(&role))).await;
-        let _ = c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&db]).await;
+        let _ = sessions::end_sessions(&c, &db, &role).await;
         for attempt in 0..3 {
-            drop_result = c
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&db)))
-                .await
-                .map_err(AdminError::from);
+            drop_result = c.execute_long(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&db))).await;
             match &drop_result {
                 Err(e) if attempt < 2 && e.sql_state() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
                     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -25,6 +25,9 @@ pub struct Config {
     pub authenticated_storage_mb: i32,
     /// How many admin connections may be open at once.
     pub admin_connections: usize,
+    /// The largest database a fork may copy, in bytes: each fork copies its whole source while
+    /// holding an admin connection, and the copy lands on the same disk as every tenant's database.
+    pub fork_source_max_bytes: u64,
     /// Answer as hosted instanode does where a caller that wants a database per request would
     /// notice (`--like-hosted`); see `crate::hosted`. Off by default.
     pub like_hosted: Option<LikeHosted>,
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Config {
             .field("anonymous_ttl", &self.anonymous_ttl)
             .field("sweep_interval", &self.sweep_interval)
             .field("storage_check_interval", &self.storage_check_interval)
+            .field("fork_source_max_bytes", &self.fork_source_max_bytes)
             .field("like_hosted", &self.like_hosted)
             .field("tokens", &self.tokens.len())
             .field("public_url", &self.public_url)
@@ -74,6 +78,7 @@ impl Config {
             authenticated_connections: 20,
             authenticated_storage_mb: OWNED_STORAGE_MB,
             admin_connections: 8,
+            fork_source_max_bytes: 1 << 30,
             like_hosted: None,
         }
     }

@@ -10,12 +10,28 @@
 //! A source's delete waits for them too, so that no fork starts from a source being dropped. The
 //! lock is this process's: two scratchdb instances on one registry can still collide, and the loser
 //! answers `503`, which a client retries.
+//!
+//! Forks are what cost the shared Postgres most: a copy reads and writes its whole source, holding
+//! an admin connection meanwhile. So at most [`FORK_SLOTS`] copy at once, of any sources, whatever
+//! else waits for an admin connection, and a source bigger than `Config::fork_source_max_bytes` is
+//! refused outright.
 
 use std::sync::Arc;
 
 use tokio::sync::OwnedMutexGuard;
 
+use crate::admin;
+use crate::limits::SUSPENDED;
 use crate::service::{Caller, Created, NewResource, Service, ServiceError};
+
+/// How many forks may copy at once, unless the admin connections are too few to spare them.
+const FORK_SLOTS: usize = 2;
+
+/// The fork slots for a pool of `admin_connections`: always one admin connection left for
+/// everything else, when there are two or more.
+pub(crate) fn slots(admin_connections: usize) -> usize {
+    FORK_SLOTS.min(admin_connections.saturating_sub(1)).max(1)
+}
 
 impl Service {
     /// Copies the owner's database `source` into a new resource of theirs.
@@ -30,6 +46,9 @@ impl Service {
         let req = NewResource { name, env, idempotency, fork_of: Some(source.to_string()) };
         // Held from before the source is checked until its copy is handed over.
         let _source = self.source_lock(source).await;
+        // Taken after the source's lock, so that a fork waiting for another of the same source
+        // holds no slot meanwhile.
+        let _slot = self.fork_slots().acquire().await.unwrap_or_else(|_| unreachable!("never closed"));
         self.create(&Caller::Owner(owner.to_string()), req).await
     }
 
@@ -45,4 +64,39 @@ impl Service {
         };
         lock.lock_owned().await
     }
+}
+
+/// Whether `owner` may fork `source` now, read in the create's registry transaction. Another
+/// owner's database, an anonymous one and one that is gone are all `NotFound`, as on every route.
+/// A frozen one may be forked: its copy is a database of its own, with a role that logs in.
+pub(crate) async fn check_source(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &str,
+    owner: Option<&str>,
+    source: &str,
+    max_bytes: u64,
+) -> Result<(), ServiceError> {
+    let Some(owner) = owner else { return Err(ServiceError::NotFound) };
+    let status: Option<String> = tx
+        .query_opt(&format!("SELECT status FROM {s}.resources WHERE token = $1 AND owner = $2"), &[&source, &owner])
+        .await?
+        .map(|r| r.get(0));
+    match status.as_deref() {
+        Some("active") => {}
+        // A copy of a database stopped for its size would start over the same limit.
+        Some(SUSPENDED) => return Err(ServiceError::SourceSuspended),
+        // Its own create still holds it open, as a session would.
+        Some("provisioning") => return Err(ServiceError::SourceInUse),
+        _ => return Err(ServiceError::NotFound),
+    }
+    let (db, _) = admin::names(source);
+    let bytes: Option<i64> = tx
+        .query_opt("SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1", &[&db])
+        .await?
+        .map(|r| r.get(0));
+    let bytes = u64::try_from(bytes.ok_or(ServiceError::NotFound)?).unwrap_or(0);
+    if bytes > max_bytes {
+        return Err(ServiceError::SourceTooLarge { bytes, limit: max_bytes });
+    }
+    Ok(())
 }

@@ -36,14 +36,16 @@
 //!   limit, at least 32 MB). No pgvector, no dedicated databases (`402`).
 //! - Owned resources get the `pro` tier's limits and never expire.
 //! - `connection_url`'s user is `db_<token>`, the database's own name (hosted: `usr_<token>`).
-//! - An extension hosted instanode does not have: `POST /api/v1/resources/{token}/fork` copies an
-//!   owner's database into a new resource of theirs (docs/protocols/instanode.md §12).
+//! - Extensions hosted instanode does not have: `POST /api/v1/resources/{token}/fork` copies an
+//!   owner's database into a new resource of theirs, and `POST /api/v1/resources/{token}/freeze`
+//!   closes one for good but keeps it to fork from (docs/protocols/instanode.md §12).
 
 mod admin;
 mod api;
 mod config;
 mod embedded;
 mod fork;
+mod freeze;
 mod hosted;
 mod limits;
 mod provision;

@@ -39,6 +39,9 @@ struct Args {
     /// Base URL for claim links; defaults to the request's Host.
     #[arg(long)]
     public_url: Option<String>,
+    /// The largest database a fork may copy, in MiB; a bigger source is refused (`409`).
+    #[arg(long, default_value_t = 1024)]
+    fork_source_max_mb: u64,
     /// Answer anonymous creates as hosted instanode does: past a caller's daily share an earlier
     /// database (200), a 402 once all of its databases are gone, an unknown token taken as none.
     #[arg(long)]
@@ -87,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         storage_check_interval: args.storage_check_interval,
         tokens: args.tokens.into_iter().filter(|t| !t.is_empty()).collect(),
         public_url: args.public_url,
+        fork_source_max_bytes: args.fork_source_max_mb.saturating_mul(1024 * 1024),
         like_hosted: args.like_hosted.then_some(LikeHosted { anonymous_daily_cap: args.anonymous_daily_cap }),
         ..Config::new(admin_url)
     };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::admin;
 use crate::config::{ANON_CONNECTIONS, ANON_STORAGE_MB, OWNED_TIER};
-use crate::limits::{self, SUSPENDED};
+use crate::limits;
 use crate::registry::{self, Row};
 use crate::service::{Caller, Created, NewResource, Service, ServiceError};
 
@@ -74,7 +74,8 @@ impl Service {
         // Checked after the key is taken, so that a retry is answered with its fork even once the
         // source is gone.
         if let Some(source) = &req.fork_of {
-            if let Err(e) = check_source(&tx, &s, owner.as_deref(), source).await {
+            let max_bytes = self.config().fork_source_max_bytes;
+            if let Err(e) = crate::fork::check_source(&tx, &s, owner.as_deref(), source, max_bytes).await {
                 tx.rollback().await?;
                 return Err(e);
             }
@@ -225,28 +226,5 @@ impl Service {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-    }
-}
-
-/// Whether `owner` may fork `source` now, read in the create's registry transaction. Another
-/// owner's database, an anonymous one and one that is gone are all `NotFound`, as on every route.
-async fn check_source(
-    tx: &tokio_postgres::Transaction<'_>,
-    s: &str,
-    owner: Option<&str>,
-    source: &str,
-) -> Result<(), ServiceError> {
-    let Some(owner) = owner else { return Err(ServiceError::NotFound) };
-    let status: Option<String> = tx
-        .query_opt(&format!("SELECT status FROM {s}.resources WHERE token = $1 AND owner = $2"), &[&source, &owner])
-        .await?
-        .map(|r| r.get(0));
-    match status.as_deref() {
-        Some("active") => Ok(()),
-        // A copy of a database stopped for its size would start over the same limit.
-        Some(SUSPENDED) => Err(ServiceError::SourceSuspended),
-        // Its own create still holds it open, as a session would.
-        Some("provisioning") => Err(ServiceError::SourceInUse),
-        _ => Err(ServiceError::NotFound),
     }
 }

@@ -22,20 +22,27 @@ pub(crate) struct Row {
     pub(crate) created_at: String,
     pub(crate) expires_at: Option<String>,
     pub(crate) claim_token: Option<String>,
+    /// Frozen by its owner (`crate::freeze`): nobody logs in, and no credential is handed out.
+    pub(crate) frozen: bool,
 }
 
 fn ts(col: &str) -> String {
     format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
 }
 
-/// The column list `Row::from_pg` reads, in order.
+/// The column list `Row::from_pg` reads, in order; a query may add its own after them, from
+/// [`COLUMNS`] on.
 pub(crate) fn columns() -> String {
     format!(
-        "id, token, name, env, owner, tier, status, password, connections, storage_mb, {}, {}, claim_token",
+        "id, token, name, env, owner, tier, status, password, connections, storage_mb, {}, {}, claim_token, \
+         frozen_at IS NOT NULL",
         ts("created_at"),
         ts("expires_at")
     )
 }
+
+/// How many columns [`columns`] lists.
+pub(crate) const COLUMNS: usize = 14;
 
 impl Row {
     pub(crate) fn from_pg(r: &tokio_postgres::Row) -> Self {
@@ -53,6 +60,7 @@ impl Row {
             created_at: r.get(10),
             expires_at: r.get(11),
             claim_token: r.get(12),
+            frozen: r.get(13),
         }
     }
 }
@@ -62,6 +70,9 @@ impl Row {
 pub(crate) async fn migrate(pool: &AdminPool, schema: &str) -> Result<(), AdminError> {
     let mut c = pool.get().await?;
     let tx = c.transaction().await?;
+    // Another instance may be migrating: waiting for it is what starting means, so this
+    // transaction waits longer than an admin statement may.
+    tx.batch_execute("SET LOCAL lock_timeout = '1min'; SET LOCAL statement_timeout = '1min'").await?;
     tx.execute("SELECT pg_advisory_xact_lock(7330331)", &[]).await?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {s};
@@ -83,6 +94,7 @@ pub(crate) async fn migrate(pool: &AdminPool, schema: &str) -> Result<(), AdminE
              claim_expires_at timestamptz,
              claimed_at timestamptz);
          ALTER TABLE {s}.resources ADD COLUMN IF NOT EXISTS caller text;
+         ALTER TABLE {s}.resources ADD COLUMN IF NOT EXISTS frozen_at timestamptz;
          CREATE INDEX IF NOT EXISTS resources_owner ON {s}.resources (owner, status);
          CREATE TABLE IF NOT EXISTS {s}.idempotency (
              owner text NOT NULL,

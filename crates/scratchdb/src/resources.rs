@@ -54,14 +54,32 @@ impl Service {
             .unwrap_or(0)
     }
 
-    /// New password for an owned resource; the old one stops working at once.
+    /// New password for an owned resource; the old one stops working at once. A frozen one gets
+    /// none: it hands out no credential.
     pub(crate) async fn rotate(&self, owner: &str, token: &str) -> Result<Row, ServiceError> {
         let mut row = self.get(owner, token).await?;
+        if row.frozen {
+            return Err(ServiceError::Frozen);
+        }
+        // Its create sets the password last, over this one, and a fork's create still has an admin
+        // session in the database that this would end.
+        if row.status == "provisioning" {
+            return Err(ServiceError::Provisioning);
+        }
         let password = admin::new_password();
         admin::rotate(self.admin(), token, &password).await?;
         let c = self.admin().get().await?;
-        c.execute(&format!("UPDATE {}.resources SET password = $2 WHERE token = $1", self.s()), &[&token, &password])
+        let stored = c
+            .execute(
+                &format!("UPDATE {}.resources SET password = $2 WHERE token = $1 AND frozen_at IS NULL", self.s()),
+                &[&token, &password],
+            )
             .await?;
+        // Frozen meanwhile: the freeze won, and the password just set opens nothing for a role
+        // that may not log in.
+        if stored == 0 {
+            return Err(ServiceError::Frozen);
+        }
         row.password = password;
         Ok(row)
     }
@@ -81,7 +99,7 @@ impl Service {
                 &[&claim],
             )
             .await?;
-        Ok(row.map(|r| (Row::from_pg(&r), r.get(13))))
+        Ok(row.map(|r| (Row::from_pg(&r), r.get(registry::COLUMNS))))
     }
 
     /// Moves an anonymous resource to a new owner (a freshly minted session token) and clears its expiry.

@@ -1,8 +1,9 @@
 //! The provisioner: the `Service` handle that every route and background task shares, its errors,
 //! and who a request comes from. Its work lives by concern in modules of its own, each an
 //! `impl Service` that imports this one and is imported by nothing, so no circle forms:
-//! `provision` (creates and the warm pool), `fork` (creates that copy an owner's database, and the
-//! lock that keeps one source's copies apart), `reaping` (deletes, expiry, and what a crashed run
+//! `provision` (creates and the warm pool), `fork` (creates that copy an owner's database, the
+//! lock that keeps one source's copies apart and the slots that bound all copies), `freeze` (a
+//! database closed for good but kept), `reaping` (deletes, expiry, and what a crashed run
 //! left half-done), `resources` (look-ups, rotation, claims) and `storage_check`. `Inner` stays
 //! private here, and they reach it through the accessors below. All of it goes through the registry
 //! so that any instance can pick up where a crashed one left off.
@@ -12,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{watch, Mutex, Notify};
+use tokio::sync::{watch, Mutex, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminError, AdminPool};
@@ -40,6 +41,15 @@ pub enum ServiceError {
     /// A stopped database's copy would start over the same storage limit.
     #[error("the source database is stopped")]
     SourceSuspended,
+    /// Bigger than `Config::fork_source_max_bytes`.
+    #[error("the source database is {bytes} bytes, over the limit of {limit}")]
+    SourceTooLarge { bytes: u64, limit: u64 },
+    /// Frozen (`crate::freeze`): it hands out no credential.
+    #[error("the database is frozen")]
+    Frozen,
+    /// Its create has not finished, and would undo what was asked of it.
+    #[error("the database is still being created")]
+    Provisioning,
     /// A request with this Idempotency-Key failed and gave the key back: nothing to replay yet.
     #[error("an earlier request with this idempotency key failed")]
     Unfinished,
@@ -133,6 +143,7 @@ struct Inner {
     token_hashes: HashSet<String>,
     refill: Notify,
     source_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    fork_slots: Semaphore,
     shutdown: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -185,6 +196,7 @@ impl Service {
                 strategy,
                 refill: Notify::new(),
                 source_locks: std::sync::Mutex::default(),
+                fork_slots: Semaphore::new(crate::fork::slots(config.admin_connections)),
                 shutdown,
                 tasks: std::sync::Mutex::new(Vec::new()),
                 config,
@@ -256,5 +268,10 @@ impl Service {
     /// One lock per database being forked (by token); see `crate::fork`.
     pub(crate) fn source_locks(&self) -> &std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>> {
         &self.inner.source_locks
+    }
+
+    /// One permit per fork allowed to copy at once; see `crate::fork`.
+    pub(crate) fn fork_slots(&self) -> &Semaphore {
+        &self.inner.fork_slots
     }
 }

@@ -157,10 +157,10 @@ where
             });
             future::try_join_all(uploads).await?;
             let process = ProcessRequest {
-                // Isolated (`-I`): no PYTHON* variable of the turn's and not the helper's own
-                // directory steer what it imports. The tenant can still change what runs here
-                // (its shell profile is its own), which is why its output is not trusted.
-                command: format!("python3 -I {HELPER_PATH} {args}"),
+                // Not isolated (`-I`): the local template finds psycopg through `PYTHONPATH`. The
+                // sandbox is the tenant's to arrange in any case (its shell profile, its files),
+                // which is why what this prints is not trusted.
+                command: format!("python3 {HELPER_PATH} {args}"),
                 env: vec![("PG_URL".to_owned(), database.connection_url.clone())],
                 cwd: "/tmp".to_owned(),
                 timeout_ms,

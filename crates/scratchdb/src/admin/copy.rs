@@ -28,9 +28,10 @@ pub(crate) async fn copy_pair(
 async fn hand_over(pool: &AdminPool, source: &str, token: &str) -> Result<(), AdminError> {
     let (source_db, source_role) = names(source);
     let (db, role) = names(token);
-    let c = pool.connect_to(&db).await?;
+    let mut c = pool.connect_to(&db).await?;
     // One batch is one transaction: nobody ever sees the source database owned by the fork's role.
-    c.batch_execute(&format!(
+    // It visits every object of the copy, which can take as long as the copy did.
+    c.execute_long(&format!(
         "REASSIGN OWNED BY {source_role} TO {role}; ALTER DATABASE {source_db} OWNER TO {source_role}; \
          DROP OWNED BY {source_role}",
         source_role = ident(&source_role),

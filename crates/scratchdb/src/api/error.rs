@@ -83,11 +83,46 @@ pub(super) fn from_service(e: ServiceError, unavailable_code: &'static str) -> A
             "source_suspended",
             "the source database is stopped for being over its storage limit; a copy would be over it too",
         ),
+        ServiceError::SourceTooLarge { bytes, limit } => ApiError::new(
+            StatusCode::CONFLICT,
+            "source_too_large",
+            format!(
+                "the source database is {} MiB, and this server forks databases of at most {} MiB: a copy \
+                 holds the shared Postgres for as long as it takes; make the source smaller, or copy it \
+                 another way",
+                mib(bytes),
+                mib(limit)
+            ),
+        ),
+        ServiceError::Frozen => ApiError::new(
+            StatusCode::CONFLICT,
+            "frozen",
+            "the database is frozen: nobody may log in to it, so it hands out no credentials; fork it for a \
+             database that does",
+        ),
+        ServiceError::Provisioning => ApiError::new(
+            StatusCode::CONFLICT,
+            "resource_provisioning",
+            "the database is still being created; retry once its create has answered",
+        ),
         ServiceError::Unfinished => ApiError::unavailable(unavailable_code),
+        ServiceError::Admin(err) if err.is_busy() => {
+            tracing::warn!(error = %err, "postgres operation gave up waiting");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                unavailable_code,
+                "the database is busy: a lock on it, or its sessions, did not let go in time; retry shortly",
+            )
+        }
         ServiceError::Admin(err) => {
             tracing::error!(error = %err, "postgres operation failed");
             ApiError::unavailable(unavailable_code)
         }
         ServiceError::BadSchema => ApiError::unavailable(unavailable_code),
     }
+}
+
+/// Bytes as MiB with one decimal, as a message shows a size.
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
 }

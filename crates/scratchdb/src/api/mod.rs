@@ -1,5 +1,5 @@
-//! The HTTP surface: instanode's routes, shapes, status codes and error envelope, and one route of
-//! scratchdb's own (`routes_fork`).
+//! The HTTP surface: instanode's routes, shapes, status codes and error envelope, and two routes of
+//! scratchdb's own (`routes_fork`, `routes_freeze`).
 //!
 //! Every client mistake is a 4xx with instanode's stable `error` code; a 503 (with
 //! `retry_after_seconds`) means Postgres itself failed. Nothing here answers 500.
@@ -14,6 +14,7 @@ mod request;
 mod routes_claim;
 mod routes_db;
 mod routes_fork;
+mod routes_freeze;
 mod routes_resources;
 mod routes_server;
 
@@ -30,6 +31,7 @@ use error::ApiError;
 use routes_claim::{claim, claim_preview};
 use routes_db::db_new;
 use routes_fork::fork;
+use routes_freeze::freeze;
 use routes_resources::{credentials, delete_resource, get_resource, list, rotate};
 use routes_server::{healthz, whoami};
 
@@ -50,6 +52,7 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/resources/{token}/credentials", get(credentials))
         .route("/api/v1/resources/{token}/rotate-credentials", post(rotate))
         .route("/api/v1/resources/{token}/fork", post(fork))
+        .route("/api/v1/resources/{token}/freeze", post(freeze))
         .route("/claim/preview", get(claim_preview))
         .route("/claim", post(claim))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

@@ -14,9 +14,10 @@ use super::routes_db::{answer, no_dedicated};
 use super::routes_resources::check_token;
 use crate::service::Service;
 
-/// Set on every answer of this route, errors included: a `404` with it is an unknown source, one
-/// without it a server with no fork route, which is how a client knows to fall back.
-const EXTENSION_HEADER: &str = "x-scratchdb-extension";
+/// Set on every answer of this route (and, naming itself, of `routes_freeze`'s), errors included:
+/// a `404` with it is an unknown source, one without it a server with no fork route, which is how
+/// a client knows to fall back.
+pub(super) const EXTENSION_HEADER: &str = "x-scratchdb-extension";
 
 pub(super) async fn fork(
     State(svc): State<Service>,

@@ -1,5 +1,7 @@
 //! `/api/v1/resources…`: an owner's resources, listed, read, rotated and deleted. Every route here
-//! needs a token, and a resource that is not the caller's is `404` like one that does not exist.
+//! needs a token, and a resource that is not the caller's is `404` like one that does not exist. A
+//! frozen one (`crate::freeze`) is listed and read as before, but its credentials and rotation
+//! answer `409 frozen`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -14,7 +16,7 @@ use super::error::{from_service, ApiError};
 use super::request::EnvQuery;
 use crate::limits::SUSPENDED;
 use crate::registry::Row;
-use crate::service::Service;
+use crate::service::{Service, ServiceError};
 
 pub(super) fn check_token(token: &str) -> Result<(), ApiError> {
     uuid::Uuid::parse_str(token).map(|_| ()).map_err(|_| ApiError::bad("invalid_id", "the id is not a uuid"))
@@ -78,6 +80,9 @@ pub(super) async fn credentials(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let row = owned_resource(&svc, &headers, &token).await?;
+    if row.frozen {
+        return Err(from_service(ServiceError::Frozen, "fetch_failed"));
+    }
     let credentials = Credentials {
         connection_url: svc.connection_url(&row),
         id: row.id,

@@ -213,3 +213,51 @@ where
 pub fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_else(|| panic!("{k} missing in {v}")).to_string()
 }
+
+/// Sessions of a resource's role, or in its database, that Postgres shows right now.
+pub async fn sessions_of(admin: &tokio_postgres::Client, token: &str) -> i64 {
+    let name = format!("db_{token}");
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE (usename = $1 OR datname = $1) AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The error envelope with `status` and `code`; a `503` must say when to retry.
+pub fn assert_envelope(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{:?}", r.json);
+    assert_eq!((r.json["ok"].clone(), r.json["error"].clone()), (Value::Bool(false), code.into()), "{:?}", r.json);
+    assert!(r.json["message"].is_string(), "{:?}", r.json);
+    if status == 503 {
+        assert!(r.json["retry_after_seconds"].as_u64().is_some_and(|s| s > 0), "{:?}", r.json);
+    }
+}
+
+/// Runs the futures together on this task (each is a round trip to the same server) and returns
+/// their outputs in order.
+pub async fn futures_join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = fs.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}

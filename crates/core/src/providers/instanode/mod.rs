@@ -33,6 +33,9 @@ mod tests;
 pub use error::{error_from_response, InstanodeError};
 
 const PROVIDER: &str = "instanode";
+/// Set on every answer of scratchdb's extensions, so that "no such database" is told apart from
+/// hosted instanode's "no such route".
+const EXTENSION_HEADER: &str = "x-scratchdb-extension";
 /// A listing that keeps handing out cursors is a broken server, not a big account.
 const MAX_LIST_PAGES: usize = 100;
 
@@ -135,6 +138,24 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         let answer: RotateAnswer =
             serde_json::from_slice(&body).map_err(|_| protocol("rotate answer without connection_url"))?;
         Ok(answer.connection_url)
+    }
+
+    /// Freezes a database for a checkpoint with scratchdb's freeze extension (`docs/protocols/
+    /// instanode.md` §12): its role may no longer log in, and no session of it is left. Hosted
+    /// instanode has no such route; there the credentials are rotated instead, the one lock-out it
+    /// offers — which a session that is already open, or that changes its own password first, can
+    /// outlive (`docs/checkpoints.md`). The rotated URL is dropped unseen.
+    async fn freeze_database(&self, token: &str) -> Result<(), ProviderError> {
+        self.require_token("freeze a database")?;
+        let path = format!("api/v1/resources/{}/freeze", percent_encode(token));
+        let request = self.http.request(Method::POST, &path)?;
+        // Freezing twice is freezing once: a freeze whose answer was lost may be sent again.
+        let response = self.http.send(&request, true).await?;
+        let extension = response.headers.contains_key(header_name(EXTENSION_HEADER));
+        if response.status == StatusCode::NOT_FOUND && !extension {
+            return self.rotate_credentials(token).await.map(drop);
+        }
+        self.http.expect_success(response).await.map(drop)
     }
 
     fn require_token(&self, operation: &'static str) -> Result<(), ProviderError> {
@@ -331,9 +352,6 @@ impl<H: HttpClient, C: Clock> DatabaseProvider for InstanodeClient<H, C> {
     }
 
     fn freeze<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<(), ProviderError>> {
-        // Rotating is the one way instanode offers to lock out what a turn was handed: the old
-        // password stops working and its sessions end. The new URL is dropped unseen, so nobody
-        // holds a credential of the checkpoint; mayfly reaches it only through the fork route.
-        Box::pin(async move { self.rotate_credentials(token).await.map(drop) })
+        Box::pin(self.freeze_database(token))
     }
 }
