@@ -5,8 +5,8 @@ use crate::forks::{FORK, FORK_FLOOR};
 use crate::measure;
 use crate::report::{self, percentile, Budget, Report};
 use crate::{
-    DB_COLD, DB_WARM, DIRECT_COLD, DIRECT_WARM, FLOOR_HTTP, FLOOR_TURN, NAIVE_TURN, OUTSIDE, POOL, REAP,
-    TURN_NATIVE_COLD, TURN_NATIVE_WARM, TURN_WORKER_COLD, TURN_WORKER_WARM,
+    CPU_FLOOR_CREATE_DROP, CPU_FLOOR_PYTHON, DB_COLD, DB_WARM, DIRECT_COLD, DIRECT_WARM, FLOOR_HTTP, FLOOR_TURN,
+    NAIVE_TURN, OUTSIDE, POOL, REAP, TURN_NATIVE_COLD, TURN_NATIVE_WARM, TURN_WORKER_COLD, TURN_WORKER_WARM,
 };
 
 pub(crate) fn budgets(report: &mut Report) {
@@ -99,6 +99,19 @@ pub(crate) fn budgets(report: &mut Report) {
         ),
         met: c32.map(|c| c.failures.is_empty() && c.leaks == Some(0) && slowdown.is_some_and(|s| s <= 4.0)),
     });
+    // What the budget asks of the machine before mayfly adds anything: 32 turns' floors alone, on
+    // its cores, against four single turns.
+    let floor_cpu = report.p50(CPU_FLOOR_PYTHON).zip(report.p50(CPU_FLOOR_CREATE_DROP)).map(|(a, b)| a + b);
+    if let (Some(floor_cpu), Some(single)) = (floor_cpu, single) {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        let floor_ms = floor_cpu * 32.0 / cores;
+        report.notes.push(format!(
+            "The work 32 turns cannot avoid — a bare jail's `python3 -c print(1)` and a bare CREATE + DROP \
+             DATABASE each — costs {floor_cpu:.1} ms of CPU a turn; on {cores} cores the 32 take {floor_ms:.0} ms \
+             of the cores at the least, {:.1} × a single warm turn ({single:.1} ms), before mayfly does anything.",
+            floor_ms / single
+        ));
+    }
     let through_worker: Vec<_> = report.streaming.iter().filter(|s| s.path.contains("worker")).collect();
     let slowest = through_worker.iter().map(|s| s.stream_mb_per_s).fold(f64::INFINITY, f64::min);
     budgets.push(Budget {

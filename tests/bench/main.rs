@@ -34,6 +34,9 @@ const FLOOR_PYTHON: &str = "floor: bare bwrap `python3 -c print(1)`";
 const FLOOR_CREATE: &str = "floor: bare CREATE DATABASE";
 const FLOOR_CREATE_DROP: &str = "floor: bare CREATE + DROP DATABASE";
 const FLOOR_HTTP: &str = "floor: HTTP round trip to wrangler dev";
+/// The machine's CPU time of one run of a floor, not its wall time.
+const CPU_FLOOR_PYTHON: &str = "CPU of the floor: bare bwrap `python3 -c print(1)`, machine CPU a run";
+const CPU_FLOOR_CREATE_DROP: &str = "CPU of the floor: bare CREATE + DROP DATABASE, machine CPU a run";
 const FLOOR_TURN: &str = "floor: a turn (HTTP + max(bwrap python, CREATE DATABASE))";
 const FLOOR_NATIVE: &str = "floor: a native turn (max(bwrap python, CREATE DATABASE))";
 const DB_WARM: &str = "database create, warm pool of 8 (scratchdb)";
@@ -79,7 +82,9 @@ fn main() {
 
     step("floors: bare bubblewrap");
     report.figures.push(sample(FLOORS, FLOOR_BWRAP, None, 3, N_FLOOR, measure::bwrap_true));
+    let busy = mayfly_e2e::procfs::machine_busy_ms();
     report.figures.push(sample(FLOORS, FLOOR_PYTHON, None, 3, N_FLOOR, measure::bwrap_python));
+    report.figures.push(cpu_floor(CPU_FLOOR_PYTHON, busy, N_FLOOR + 3));
 
     step("starting the stack without a database pool");
     match attempt(|| Ok(InProcessStack::start_with(TestStackOptions::default().pool(0)))) {
@@ -122,6 +127,17 @@ fn main() {
     }
 }
 
+/// The machine's CPU time per run since `busy_before` (all cores, whatever ran): what one run of a
+/// floor costs the machine, which bounds how many of them its cores can do at once.
+fn cpu_floor(name: &str, busy_before: Option<f64>, runs: usize) -> Figure {
+    let mut figure = Figure::new(FLOORS, name, None);
+    match busy_before.zip(mayfly_e2e::procfs::machine_busy_ms()) {
+        Some((before, after)) => figure.push((after - before) / runs as f64),
+        None => figure.failures.push("/proc/stat could not be read".to_owned()),
+    }
+    figure
+}
+
 fn step(what: &str) {
     eprintln!("bench: {what}");
     let _ = std::io::stderr().flush();
@@ -142,6 +158,7 @@ fn cold(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
     step("floors: CREATE DATABASE, HTTP");
     let (mut create, mut create_drop) =
         (Figure::new(FLOORS, FLOOR_CREATE, None), Figure::new(FLOORS, FLOOR_CREATE_DROP, None));
+    let busy = mayfly_e2e::procfs::machine_busy_ms();
     for i in 0..N_FLOOR + 3 {
         match attempt(|| measure::create_drop(stack, &admin, i)) {
             Ok((c, cd)) if i >= 3 => {
@@ -152,7 +169,7 @@ fn cold(stack: &InProcessStack, report: &mut Report) -> anyhow::Result<()> {
             Err(err) => create.failures.push(format!("{err:#}")),
         }
     }
-    report.figures.extend([create, create_drop]);
+    report.figures.extend([create, create_drop, cpu_floor(CPU_FLOOR_CREATE_DROP, busy, N_FLOOR + 3)]);
     let api = stack.anonymous().keeping_connections();
     report.figures.push(sample(FLOORS, FLOOR_HTTP, None, 3, N_FLOOR, || measure::http_round_trip(&api)));
     report.figures.push(composite(FLOOR_TURN, report, true));
