@@ -134,6 +134,162 @@ fn the_playground_runs_fails_cancels_and_keeps_turns_and_the_dashboard_lists_the
     assert_screenshots(&["playground-mid-turn.png", "turn-finished.png", "dashboard.png", "turn-390.png"]);
 }
 
+/// The rows of a turn's summary table as the script read them: (table, change, rows).
+fn summary_rows(report: &Value, turn: &str) -> Vec<(String, String, String)> {
+    let rows = report.pointer(&format!("/{turn}/summary")).and_then(Value::as_array).unwrap();
+    rows.iter()
+        .map(|r| {
+            let field = |name: &str| r[name].as_str().unwrap_or_default().to_owned();
+            (field("table"), field("change"), field("rows"))
+        })
+        .collect()
+}
+
+fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter().map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned())).collect()
+}
+
+#[test]
+fn an_agent_session_in_the_playground_seeds_checkpoints_forks_and_releases() {
+    let stack = InProcessStack::start();
+    let started = std::time::Instant::now();
+    let report = run_browser_script("session.mjs", &[&stack.worker.url, &artifacts(), ALICE_KEY]);
+    eprintln!("session.mjs took {:.1} s", started.elapsed().as_secs_f64());
+    let (base, fork, grandchild) =
+        (str_of(&report, "/base/turn_id"), str_of(&report, "/fork/turn_id"), str_of(&report, "/grandchild/turn_id"));
+    assert!(base != fork && fork != grandchild && base != grandchild, "{report:#}");
+
+    // What the API would refuse was said before anything was sent.
+    for (refused, why) in
+        [("/bad_keep", "from 1 to 86400"), ("/no_database", "A fork and a checkpoint need the database")]
+    {
+        assert!(str_of(&report, &format!("{refused}/problem")).contains(why), "{report:#}");
+        assert_eq!(report.pointer(&format!("{refused}/created")), Some(&Value::from(0)), "{report:#}");
+        assert_eq!(report.pointer(&format!("{refused}/same_view")), Some(&Value::Bool(true)), "{report:#}");
+    }
+
+    // The base: seeded, its row added, kept; no parent; its seed phase on the timeline, in order.
+    assert_eq!((str_of(&report, "/base/outcome"), str_of(&report, "/base/stdout")), ("succeeded", "4\n"));
+    assert_eq!(summary_rows(&report, "base"), owned(&[("public.items", "same", "4")]), "{report:#}");
+    assert_eq!(str_of(&report, "/base/summary/0/columns"), "id integer, name text", "{report:#}");
+    assert!(str_of(&report, "/base/size").ends_with("MiB") || str_of(&report, "/base/size").ends_with("KiB"));
+    assert_eq!(report.pointer("/base/lineage"), Some(&serde_json::json!([])), "{report:#}");
+    let phases: Vec<(&str, &str)> = report
+        .pointer("/base/phases")
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_str().unwrap(), p[1].as_str().unwrap()))
+        .collect();
+    let labels: Vec<&str> = phases.iter().map(|p| p.0).collect();
+    assert_eq!(labels, ["phase-sandbox", "phase-database", "phase-upload", "phase-seed", "phase-run", "phase-reap"]);
+    assert!(phases.iter().all(|p| p.1 == "true"), "{phases:?}");
+    assert_eq!(report.pointer("/base/bars"), Some(&Value::from(6)), "{report:#}");
+    assert_eq!(str_of(&report, "/base/checkpoint/state"), "live");
+    assert!(str_of(&report, "/base/checkpoint/countdown").starts_with("kept for "), "{report:#}");
+    // Forking fills the form: the base's id, the database on, the seed (which the checkpoint
+    // holds already) cleared.
+    let filled = serde_json::json!({ "from": base, "seed_sql": "", "database": true });
+    assert_eq!(report.pointer("/base/fork"), Some(&filled), "{report:#}");
+
+    // The fork: two rows more than the checkpoint it came from, and its parent linked.
+    assert_eq!((str_of(&report, "/fork/outcome"), str_of(&report, "/fork/stdout")), ("succeeded", "6\n"));
+    assert_eq!(summary_rows(&report, "fork"), owned(&[("public.items", "rows", "4 → 6")]), "{report:#}");
+    assert_eq!(str_of(&report, "/fork/lineage/0/parent"), base);
+    assert_eq!(str_of(&report, "/fork/lineage/0/href"), format!("/turns/{base}"));
+    assert_eq!(str_of(&report, "/fork/checkpoint/state"), "live");
+    let seeded = |turn: &str| {
+        report
+            .pointer(&format!("/{turn}/phases"))
+            .and_then(Value::as_array)
+            .unwrap()
+            .iter()
+            .any(|p| p[0] == "phase-seed")
+    };
+    assert!(!seeded("fork") && !seeded("grandchild"), "a turn without seed SQL shows a seed phase: {report:#}");
+    let filled = serde_json::json!({ "from": fork, "seed_sql": "", "database": true });
+    assert_eq!(report.pointer("/fork/fork"), Some(&filled), "{report:#}");
+
+    // The fork of the fork: its new table added, against its own parent (6 rows, unchanged).
+    assert_eq!((str_of(&report, "/grandchild/outcome"), str_of(&report, "/grandchild/stdout")), ("succeeded", "6\n"));
+    assert_eq!(
+        summary_rows(&report, "grandchild"),
+        owned(&[("public.items", "same", "6"), ("public.tags", "added", "1")]),
+        "{report:#}"
+    );
+    assert_eq!(str_of(&report, "/grandchild/lineage/0/parent"), fork);
+    assert!(str_of(&report, "/grandchild/size").contains(" (+"), "a new table takes room: {report:#}");
+    assert_eq!(report.pointer("/grandchild/panels"), Some(&Value::from(0)), "it asked for no checkpoint");
+    for turn in ["base", "fork", "grandchild"] {
+        assert_eq!(report.pointer(&format!("/{turn}/summary_errors")), Some(&Value::from(0)), "{report:#}");
+    }
+
+    // The base's page: kept 15 minutes more, a refusal shown, then released and reaped.
+    let page = &report["turn_page"];
+    assert_eq!(page["fork_link"], serde_json::json!({ "tag": "A", "href": format!("/?from={base}") }));
+    let forking = serde_json::json!({ "path": format!("/?from={base}"), "from": base });
+    assert_eq!(page["followed"], forking, "{report:#}");
+    assert_eq!(page["extend_status"], 200, "{report:#}");
+    let (before, after) = (page["until_before"].as_u64().unwrap(), page["until_after"].as_u64().unwrap());
+    assert!(after > before, "the extension moved nothing: {before} → {after}");
+    assert!(str_of(&report, "/turn_page/countdown_after").contains("kept for 1"), "{report:#}");
+    assert!(str_of(&report, "/turn_page/extend_error/text").contains("a stubbed refusal"), "{report:#}");
+    assert_eq!(str_of(&report, "/turn_page/extend_error/role"), "alert");
+    assert_eq!(page["release_status"], 202, "{report:#}");
+    assert_eq!(page["after_release"]["live"], "false", "{report:#}");
+    assert_eq!(str_of(&report, "/turn_page/after_release/countdown"), "its database is reaped now");
+    assert_eq!(
+        page["after_release"]["buttons_disabled"],
+        serde_json::json!([["fork", true], ["extend", true], ["release", true]]),
+        "{report:#}"
+    );
+    assert_eq!(page["after_release"]["errors_left"], 0, "{report:#}");
+
+    // Its page's fork link, followed after the release: the API refused, and the page said why.
+    assert_eq!(str_of(&report, "/refused_fork/from"), base);
+    assert_eq!(report.pointer("/refused_fork/database"), Some(&Value::Bool(true)));
+    assert_eq!(report.pointer("/refused_fork/status"), Some(&Value::from(409)), "{report:#}");
+    assert!(str_of(&report, "/refused_fork/problem").contains("no longer live"), "{report:#}");
+    assert_eq!(report.pointer("/refused_fork/views"), Some(&Value::from(0)), "{report:#}");
+    assert_eq!(report.pointer("/refused_fork/cleared"), Some(&Value::from(0)), "{report:#}");
+    // Chromium logged the two refusals the script brought about, and no other error.
+    assert_eq!(report.pointer("/refusals_logged"), Some(&Value::from(2)), "{report:#}");
+
+    // The dashboard: the fork's checkpoint is the only one live, with its time left.
+    let checkpoints = report.pointer("/dashboard/checkpoints").and_then(Value::as_array).unwrap();
+    assert_eq!(checkpoints.len(), 1, "{report:#}");
+    assert_eq!(checkpoints[0]["turn_id"], fork);
+    assert!(checkpoints[0]["countdown"].as_str().unwrap().starts_with("kept for "), "{report:#}");
+    assert_eq!(str_of(&report, "/dashboard/count"), "1");
+    let rows = report.pointer("/dashboard/rows").and_then(Value::as_array).unwrap();
+    let database_of = |id: &str| {
+        let row = rows.iter().find(|r| r["turn_id"] == id).unwrap_or_else(|| panic!("{id} not listed: {rows:#?}"));
+        assert_eq!(row["outcome"], "succeeded", "{row}");
+        row["database"].as_str().unwrap().to_owned()
+    };
+    assert_eq!([database_of(base), database_of(fork), database_of(grandchild)], ["reaped", "checkpointed", "reaped"]);
+
+    // No database URL on any page.
+    for page in ["/playground_db_url", "/turn_page/db_url", "/dashboard/db_url"] {
+        assert_eq!(report.pointer(page), Some(&Value::Bool(false)), "a database URL on the page ({page})");
+    }
+    assert_screenshots(&["session-base.png", "session-fork.png", "session-grandchild.png", "session-released.png"]);
+
+    // The API agrees, and nothing is left once the fork's checkpoint goes too.
+    let alice = stack.client(ALICE_KEY);
+    assert!(alice.detail(base).checkpoint.is_some_and(|c| !c.live));
+    assert!(alice.detail(fork).checkpoint.is_some_and(|c| c.live));
+    let (status, answer) = alice.call("DELETE", &format!("/v1/turns/{fork}/checkpoint"), None);
+    assert_eq!(status, 202, "{answer}");
+    // Every reap first: the providers' check counts all of Postgres's databases at once.
+    for turn in [base, fork, grandchild] {
+        alice.wait_reaped(turn);
+    }
+    for turn in [base, fork, grandchild] {
+        stack.assert_nothing_left(turn);
+    }
+}
+
 #[test]
 fn the_live_view_resumes_after_a_dropped_stream_and_another_sites_page_runs_turns_with_a_token() {
     // The parent page's origin is one the deployment lets frame the embed view and call the API.

@@ -5,9 +5,12 @@
 
 use futures::{Stream, StreamExt};
 use gloo_net::http::{Request, RequestBuilder};
-use mayfly_client::routes::Answer;
+use mayfly_client::routes::{Answer, Endpoint};
 use mayfly_client::{Client, ClientError, Update};
-use mayfly_core::{CreateTurnRequest, CreateTurnResponse, Health, KeepResponse, ReaperStatus, TurnDetail, TurnList};
+use mayfly_core::{
+    CheckpointRequest, CheckpointView, CreateTurnRequest, CreateTurnResponse, Health, KeepResponse, ReaperStatus,
+    TurnDetail, TurnList,
+};
 use serde::de::DeserializeOwned;
 
 /// Why a call to the API did not give the expected answer, in words for the page.
@@ -46,10 +49,18 @@ pub(crate) async fn health() -> Result<Health, ApiFailure> {
     send(Request::get("/v1/health")).await
 }
 
+fn origin() -> String {
+    leptos::prelude::window().location().origin().unwrap_or_default()
+}
+
 /// The client library on this page's own origin, with `key`.
 fn client(key: &str) -> Client<mayfly_client::PlatformBackend> {
-    let origin = leptos::prelude::window().location().origin().unwrap_or_default();
-    Client::new(&origin, key)
+    Client::new(&origin(), key)
+}
+
+/// `/v1/turns/{id}/checkpoint`, with the id encoded the way the client library encodes it.
+fn checkpoint_url(turn_id: &str) -> String {
+    format!("{}/checkpoint", Endpoint::new(&origin()).turn(turn_id))
 }
 
 /// `POST /v1/turns`.
@@ -83,6 +94,24 @@ pub(crate) async fn keep(key: &str, turn_id: &str) -> Result<KeepResponse, ApiFa
     Ok(client(key).keep(turn_id).await?)
 }
 
+/// `POST /v1/turns/{id}/checkpoint`: keep a live checkpoint until `keep_s` from now (`409` once
+/// it is not live).
+pub(crate) async fn extend_checkpoint(key: &str, turn_id: &str, keep_s: u32) -> Result<CheckpointView, ApiFailure> {
+    let body = CheckpointRequest { keep_s: Some(keep_s) };
+    let request =
+        authorized(Request::post(&checkpoint_url(turn_id)), key).json(&body).map_err(ApiFailure::unreachable)?;
+    Ok(answer(request).await?.json()?)
+}
+
+/// `DELETE /v1/turns/{id}/checkpoint`: reap it now. `202` with no body; the database's reap
+/// shows on the turn's detail.
+pub(crate) async fn release_checkpoint(key: &str, turn_id: &str) -> Result<(), ApiFailure> {
+    let answer =
+        answer(authorized(Request::delete(&checkpoint_url(turn_id)), key).build().map_err(ApiFailure::unreachable)?)
+            .await?;
+    Ok(answer.empty()?)
+}
+
 /// The turn's events from the first, each once and in order, with the connection's ups and
 /// downs between them: the WebSocket is reopened after the last event taken whenever it drops
 /// (the key rides as a subprotocol, never in the URL). The stream ends after the turn's last
@@ -99,10 +128,14 @@ fn authorized(builder: RequestBuilder, key: &str) -> RequestBuilder {
 /// becomes its message.
 async fn send<T: DeserializeOwned>(builder: RequestBuilder) -> Result<T, ApiFailure> {
     let request = builder.build().map_err(ApiFailure::unreachable)?;
+    Ok(answer(request).await?.json()?)
+}
+
+async fn answer(request: Request) -> Result<Answer, ApiFailure> {
     let response = request.send().await.map_err(ApiFailure::unreachable)?;
     let status = response.status();
     let body = response.text().await.map_err(ApiFailure::unreachable)?;
-    Ok(Answer { status, body }.json()?)
+    Ok(Answer { status, body })
 }
 
 /// Where the API key lives between visits: this browser's `localStorage`, and nowhere else.

@@ -82,6 +82,14 @@ impl Config {
             like_hosted: None,
         }
     }
+
+    /// How many forks may copy at once (`crate::fork`): two, and always one admin connection left
+    /// for everything else when there are two or more, since a copy holds its connection for as
+    /// long as it takes.
+    pub(crate) fn fork_slots(&self) -> usize {
+        const FORK_SLOTS: usize = 2;
+        FORK_SLOTS.min(self.admin_connections.saturating_sub(1)).max(1)
+    }
 }
 
 /// The anonymous tier's limits, as instanode's `plans.yaml` has them.

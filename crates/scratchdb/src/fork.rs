@@ -24,15 +24,6 @@ use crate::admin;
 use crate::limits::SUSPENDED;
 use crate::service::{Caller, Created, NewResource, Service, ServiceError};
 
-/// How many forks may copy at once, unless the admin connections are too few to spare them.
-const FORK_SLOTS: usize = 2;
-
-/// The fork slots for a pool of `admin_connections`: always one admin connection left for
-/// everything else, when there are two or more.
-pub(crate) fn slots(admin_connections: usize) -> usize {
-    FORK_SLOTS.min(admin_connections.saturating_sub(1)).max(1)
-}
-
 impl Service {
     /// Copies the owner's database `source` into a new resource of theirs.
     pub(crate) async fn fork(

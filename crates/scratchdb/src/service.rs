@@ -196,7 +196,7 @@ impl Service {
                 strategy,
                 refill: Notify::new(),
                 source_locks: std::sync::Mutex::default(),
-                fork_slots: Semaphore::new(crate::fork::slots(config.admin_connections)),
+                fork_slots: Semaphore::new(config.fork_slots()),
                 shutdown,
                 tasks: std::sync::Mutex::new(Vec::new()),
                 config,

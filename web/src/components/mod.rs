@@ -1,5 +1,7 @@
 //! Pieces more than one page uses.
 
+pub(crate) mod checkpoint;
+pub(crate) mod database_summary;
 pub(crate) mod editor;
 pub(crate) mod key_bar;
 pub(crate) mod resources;

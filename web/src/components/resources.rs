@@ -38,7 +38,9 @@ pub(crate) fn Resources(
     let can_keep = move || {
         detail.with(|d| {
             d.as_ref().is_some_and(|d| {
+                // Keeping hands out a connection URL, which a checkpoint never has (`409`).
                 d.state != TurnState::Finished
+                    && d.spec.checkpoint_keep_s.is_none()
                     && d.resources.iter().any(|r| r.resource == Resource::Database && r.reap == ReapState::Live)
             })
         })

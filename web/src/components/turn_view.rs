@@ -1,5 +1,6 @@
-//! One turn, live: its output as it streams, the timeline of its phases, its outcome, and each
-//! resource's reap state with a countdown to its deadline. The event stream is the client
+//! One turn, live: its output as it streams, the timeline of its phases, its outcome, each
+//! resource's reap state with a countdown to its deadline, and for a turn of a session its
+//! parent, its database's summary and its checkpoint. The event stream is the client
 //! library's, which reopens it after the last event taken whenever it drops, so the view resumes
 //! without gaps or duplicates.
 
@@ -10,11 +11,13 @@ use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mayfly_core::turn::progress::Phase;
-use mayfly_core::{Event, EventBody, TurnDetail, TurnProgress};
+use mayfly_core::{Event, EventBody, ReapState, TurnDetail, TurnProgress, TurnState};
 use wasm_bindgen::JsCast;
 
 use crate::ansi::AnsiDecoder;
 use crate::api;
+use crate::components::checkpoint::{CheckpointPanel, Lineage};
+use crate::components::database_summary::DatabaseSummaryView;
 use crate::components::resources::Resources;
 use crate::components::time::{format_ms, now_unix_ms, sleep};
 use crate::timeline::bar;
@@ -41,6 +44,9 @@ pub(crate) fn TurnView(
     /// Every event, once, in order, as it is taken (the embed view forwards them).
     #[prop(optional)]
     on_event: Option<Callback<Event>>,
+    /// What "Fork from this turn" does; without it, it links to the playground.
+    #[prop(optional)]
+    on_fork: Option<Callback<String>>,
 ) -> impl IntoView {
     let log = RwSignal::new(TurnProgress::default());
     let link = RwSignal::new(Link::Connecting);
@@ -103,6 +109,7 @@ pub(crate) fn TurnView(
                 <LinkBadge link=link/>
                 <OutcomeBadge log=log/>
             </div>
+            <Lineage log=log detail=detail/>
             <div class="output-wrap">
                 <pre class="output" data-testid="output" node_ref=output on:scroll=on_scroll on:wheel=on_wheel
                     on:keydown=on_key tabindex="0"
@@ -127,7 +134,9 @@ pub(crate) fn TurnView(
                     )}
                 </p>
             })}
-            <Timeline log=log/>
+            <Timeline log=log detail=detail/>
+            <DatabaseSummaryView log=log/>
+            <CheckpointPanel turn_id=turn_id.clone() key=key.clone() detail=detail log=log now=now on_fork=on_fork/>
             <Resources turn_id=turn_id key=key detail=detail log=log now=now/>
         </section>
     }
@@ -172,24 +181,35 @@ fn OutcomeBadge(log: RwSignal<TurnProgress>) -> impl IntoView {
     }
 }
 
-/// The phases as bars on one time axis, with their milliseconds.
+/// The phases as bars on one time axis, with their milliseconds. The seed's only for a turn that
+/// has one: for every other turn it would be a row that never starts.
 #[component]
-fn Timeline(log: RwSignal<TurnProgress>) -> impl IntoView {
+fn Timeline(log: RwSignal<TurnProgress>, detail: RwSignal<Option<TurnDetail>>) -> impl IntoView {
+    let seeded = move || {
+        log.with(|l| l.seed_phase.start.is_some())
+            || detail.with(|d| d.as_ref().is_some_and(|d| d.spec.seed_sql_bytes.is_some()))
+    };
     let rows = move || {
+        let seeded = seeded();
         log.with(|l| {
             Phase::ALL
                 .iter()
+                .filter(|&&phase| phase != Phase::Seed || seeded)
                 .map(|&phase| {
                     let span = l.span(phase);
+                    // A phase the turn ended in the middle of (a seed that failed, say) stopped
+                    // there: it is not running any more.
+                    let cut_short = span.start.is_some() && span.end.is_none() && l.is_finished();
                     let bar = bar(l, phase).map(|(left, width)| {
-                        let running = span.end.is_none();
+                        let running = span.end.is_none() && !cut_short;
                         view! {
-                            <div class="bar" class:running=running
+                            <div class="bar" class:running=running class:cut-short=cut_short
                                 style:left=format!("{left:.2}%") style:width=format!("{width:.2}%")></div>
                         }
                     });
                     let ms = match (span.start, span.ms()) {
                         (_, Some(ms)) => format_ms(ms),
+                        (Some(_), None) if cut_short => "stopped".to_owned(),
                         (Some(_), None) => "…".to_owned(),
                         (None, None) => "—".to_owned(),
                     };
@@ -296,17 +316,35 @@ impl Printer {
 }
 
 /// Polls the turn's detail (reap states, deadlines) until every resource is final, and ticks
-/// the clock the countdowns read.
+/// the clock the countdowns read. A checkpoint kept after the turn is asked about less often: it
+/// changes only when its time runs out or someone extends or releases it, for up to a day.
 async fn poll_detail(turn_id: String, key: String, detail: RwSignal<Option<TurnDetail>>, now: RwSignal<u64>) {
+    const TICK: Duration = Duration::from_millis(500);
+    const CHECKPOINT_TICKS: u32 = 6;
+    let mut ticks_since_asked = u32::MAX;
     loop {
         now.set(now_unix_ms());
-        if let Ok(turn) = api::turn(&key, &turn_id).await {
-            let settled = turn.is_settled();
-            detail.set(Some(turn));
-            if settled {
-                return;
+        let only_a_checkpoint = detail.with_untracked(|d| d.as_ref().is_some_and(only_a_checkpoint_left));
+        if !only_a_checkpoint || ticks_since_asked >= CHECKPOINT_TICKS {
+            ticks_since_asked = 0;
+            if let Ok(turn) = api::turn(&key, &turn_id).await {
+                let settled = turn.is_settled();
+                detail.set(Some(turn));
+                if settled {
+                    return;
+                }
             }
         }
-        sleep(Duration::from_millis(500)).await;
+        ticks_since_asked = ticks_since_asked.saturating_add(1);
+        sleep(TICK).await;
     }
+}
+
+/// Whether the turn is over and all that is left of it is its database, kept as a checkpoint.
+fn only_a_checkpoint_left(turn: &TurnDetail) -> bool {
+    turn.state == TurnState::Finished
+        && turn
+            .resources
+            .iter()
+            .all(|r| matches!(r.reap, ReapState::Reaped | ReapState::Kept | ReapState::Checkpointed))
 }

@@ -5,7 +5,9 @@
 //! shapes are documented in `docs/embed.md`:
 //!
 //! - to the frame: `{type: "mayfly.token", token}` (a turn token from `POST /v1/tokens`),
-//!   `{type: "mayfly.run", code, language?, database?, timeout_s?, api_key?}`,
+//!   `{type: "mayfly.run", code, language?, database?, checkpoint?, timeout_s?, api_key?}`, where
+//!   `database` and `checkpoint` are the API's own (`true`/`false` or `{from?, seed_sql?}`, and
+//!   `{keep_s?}`),
 //!   `{type: "mayfly.cancel"}`;
 //! - from the frame: `{type: "mayfly.ready"}`, `{type: "mayfly.turn", turn_id}`,
 //!   `{type: "mayfly.event", turn_id, event}` (every event, once, in order),
@@ -24,7 +26,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_query_map;
-use mayfly_core::{CreateTurnRequest, Event, Language};
+use mayfly_core::{CheckpointRequest, CreateTurnRequest, DatabaseField, Event, Language};
 use serde::{Deserialize, Serialize};
 
 use crate::api;
@@ -41,8 +43,11 @@ enum Inbound {
         code: String,
         #[serde(default)]
         language: Option<Language>,
+        /// As in `POST /v1/turns`: a flag, or what the database starts from.
         #[serde(default)]
-        database: Option<bool>,
+        database: Option<DatabaseField>,
+        #[serde(default)]
+        checkpoint: Option<CheckpointRequest>,
         #[serde(default)]
         timeout_s: Option<u32>,
         #[serde(default)]
@@ -104,6 +109,15 @@ fn parent_origin() -> Option<String> {
 /// Whether the parent is the one the embedder pinned: only then may the frame act on its own.
 fn trusts(pinned: Option<&str>, parent: Option<&str>) -> bool {
     matches!((pinned, parent), (Some(pinned), Some(parent)) if pinned == parent)
+}
+
+/// Whether a message, as JSON, is a `mayfly.run`.
+fn is_run(json: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Typed {
+        r#type: String,
+    }
+    serde_json::from_str::<Typed>(json).is_ok_and(|t| t.r#type == "mayfly.run")
 }
 
 /// Whether a token sent from `sender` (a message's origin, as the browser reports it) is taken:
@@ -174,7 +188,7 @@ pub(crate) fn Embed() -> impl IntoView {
         let start = start.clone();
         Callback::new(move |()| {
             let mut request = CreateTurnRequest::new(code.get_untracked(), language.get_untracked());
-            request.database = mayfly_core::DatabaseField::Enabled(database.get_untracked());
+            request.database = DatabaseField::Enabled(database.get_untracked());
             request.timeout_s = timeout_s;
             start(request, None);
         })
@@ -201,15 +215,28 @@ pub(crate) fn Embed() -> impl IntoView {
                 return;
             }
             let Ok(json) = js_sys::JSON::stringify(&ev.data()) else { return };
-            let Ok(message) = serde_json::from_str::<Inbound>(&String::from(json)) else { return };
+            let json = String::from(json);
+            let message = match serde_json::from_str::<Inbound>(&json) {
+                Ok(message) => message,
+                // A run the frame cannot read is said to be so (a misspelt `seed_sql` must not run
+                // the code without its seed); anything else is not meant for the frame.
+                Err(err) if is_run(&json) => {
+                    let message = format!("this `mayfly.run` cannot be read: {err}");
+                    problem.set(Some(message.clone()));
+                    post(&Outbound::Error { message: &message }, &origin);
+                    return;
+                }
+                Err(_) => return,
+            };
             match message {
-                Inbound::Run { code: text, language: lang, database: db, timeout_s, api_key } => {
+                Inbound::Run { code: text, language: lang, database: db, checkpoint, timeout_s, api_key } => {
                     code.set(text.clone());
                     let mut request = CreateTurnRequest::new(text, lang.unwrap_or_default());
                     if let Some(l) = lang {
                         language.set(l);
                     }
-                    request.database = mayfly_core::DatabaseField::Enabled(db.unwrap_or(true));
+                    request.database = db.unwrap_or_default();
+                    request.checkpoint = checkpoint;
                     request.timeout_s = timeout_s;
                     start(request, api_key);
                 }
@@ -270,7 +297,9 @@ pub(crate) fn Embed() -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
-    use super::{takes_token, trusts, Inbound};
+    use mayfly_core::{CheckpointRequest, DatabaseField, DatabaseOptions};
+
+    use super::{is_run, takes_token, trusts, Inbound};
 
     #[test]
     fn a_token_is_taken_from_the_pinned_origin_only() {
@@ -279,6 +308,26 @@ mod tests {
         assert!(!takes_token(None, "https://ide.example"), "an unpinned frame cannot tell whose token it is");
         let message: Inbound = serde_json::from_str(r#"{"type":"mayfly.token","token":"mft1.a.b"}"#).unwrap();
         assert!(matches!(message, Inbound::Token { token } if token == "mft1.a.b"));
+    }
+
+    #[test]
+    fn a_run_takes_the_apis_database_and_checkpoint_settings() {
+        let read = |json: &str| match serde_json::from_str::<Inbound>(json).unwrap() {
+            Inbound::Run { database, checkpoint, .. } => (database, checkpoint),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(read(r#"{"type":"mayfly.run","code":"x"}"#), (None, None));
+        assert_eq!(read(r#"{"type":"mayfly.run","code":"x","database":false}"#).0, Some(DatabaseField::Enabled(false)));
+        let (database, checkpoint) = read(
+            r#"{"type":"mayfly.run","code":"x","database":{"from":"t_1","seed_sql":"select 1"},"checkpoint":{"keep_s":60}}"#,
+        );
+        let options = DatabaseOptions { from: Some("t_1".into()), seed_sql: Some("select 1".into()) };
+        assert_eq!(database, Some(DatabaseField::With(options)));
+        assert_eq!(checkpoint, Some(CheckpointRequest { keep_s: Some(60) }));
+        // A misspelt option is refused as the API would refuse it, not run without it.
+        let misspelt = r#"{"type":"mayfly.run","code":"x","database":{"seed":"x"}}"#;
+        assert!(serde_json::from_str::<Inbound>(misspelt).is_err());
+        assert!(is_run(misspelt) && !is_run(r#"{"type":"other"}"#) && !is_run("3"));
     }
 
     #[test]

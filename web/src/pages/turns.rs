@@ -1,5 +1,6 @@
 //! `/turns`: the tenant's recent turns with what the reaper did with each resource, and the
-//! reaper's own state — leases alive, overdue or failing, and the last sweep — refreshed live.
+//! reaper's own state — leases alive, overdue or failing, checkpoints kept with the time each has
+//! left, and the last sweep — refreshed live.
 
 use std::time::Duration;
 
@@ -130,8 +131,11 @@ fn ReaperCard(reaper: RwSignal<Option<Result<ReaperStatus, String>>>) -> impl In
                         <dd data-testid="reaper-overdue">{status.overdue.len()}</dd></div>
                     <div class:warn=!status.failed.is_empty()><dt>"failing"</dt>
                         <dd data-testid="reaper-failed">{status.failed.len()}</dd></div>
+                    <div><dt>"checkpoints"</dt>
+                        <dd data-testid="reaper-checkpoint-count">{status.checkpoints.len()}</dd></div>
                 </dl>
                 <p data-testid="reaper-sweep">{sweep}</p>
+                {checkpoint_list(&status.checkpoints, now_unix_ms())}
                 {lease_list("Overdue", &status.overdue)}
                 {lease_list("Failing", &status.failed)}
             }
@@ -144,6 +148,29 @@ fn ReaperCard(reaper: RwSignal<Option<Result<ReaperStatus, String>>>) -> impl In
             {body}
         </div>
     }
+}
+
+/// The databases kept as checkpoints, each with the time it has left before it is reaped.
+fn checkpoint_list(checkpoints: &[LeaseView], now: u64) -> Option<impl IntoView> {
+    (!checkpoints.is_empty()).then(|| {
+        let items = checkpoints
+            .iter()
+            .map(|l| {
+                let left = if l.deadline_unix_ms > now {
+                    format!("kept for {} more", format_ms(l.deadline_unix_ms - now))
+                } else {
+                    "its time is up: being reaped".to_owned()
+                };
+                view! {
+                    <li data-testid="reaper-checkpoint" data-turn-id=l.turn_id.clone()>
+                        <a href=format!("/turns/{}", l.turn_id)><code>{l.turn_id.clone()}</code></a>
+                        " · " <span data-testid="reaper-checkpoint-countdown">{left}</span>
+                    </li>
+                }
+            })
+            .collect_view();
+        view! { <h3>"Checkpoints"</h3><ul class="checkpoints" data-testid="reaper-checkpoints">{items}</ul> }
+    })
 }
 
 fn lease_list(title: &'static str, leases: &[LeaseView]) -> Option<impl IntoView> {

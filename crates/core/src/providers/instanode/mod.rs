@@ -26,6 +26,8 @@ use crate::wire::instanode::{
 };
 
 mod error;
+#[cfg(test)]
+mod extension_tests;
 mod probe;
 #[cfg(test)]
 mod tests;

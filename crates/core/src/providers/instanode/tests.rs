@@ -16,9 +16,9 @@ use crate::providers::ProviderErrorKind;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const ANONYMOUS: &str = r#"{"ok":true,"id":"8b1c","token":"3f2a-tok","name":"mayfly-1700000030-t_1","connection_url":"postgres://usr_3f2a:s3cretPw@pg.instanode.test:5432/db_3f2a?sslmode=disable","tier":"anonymous","env":"development","limits":{"storage_mb":10,"connections":2,"expires_in":"24h"},"note":"Works for 24h free.","upgrade":"https://api.instanode.test/start?t=jwt1","upgrade_jwt":"jwt1","claim_url":"https://api.instanode.test/start?t=jwt1","expires_at":"2023-11-15T22:13:50Z","env_override_reason":"default_no_env_specified"}"#;
-const AUTHENTICATED: &str = r#"{"ok":true,"id":"8b1c","token":"3f2a-tok","name":"mayfly-1700000030-t_1","connection_url":"postgres://usr_3f2a:s3cretPw@10.0.0.7/db_3f2a?sslmode=disable","tier":"hobby","env":"development","dedicated":false,"limits":{"storage_mb":1024,"connections":8}}"#;
+pub(super) const AUTHENTICATED: &str = r#"{"ok":true,"id":"8b1c","token":"3f2a-tok","name":"mayfly-1700000030-t_1","connection_url":"postgres://usr_3f2a:s3cretPw@10.0.0.7/db_3f2a?sslmode=disable","tier":"hobby","env":"development","dedicated":false,"limits":{"storage_mb":1024,"connections":8}}"#;
 
-fn instanode<'a>(
+pub(super) fn instanode<'a>(
     http: &'a MemoryHttpClient,
     token: Option<&str>,
 ) -> (InstanodeClient<&'a MemoryHttpClient, VirtualClock>, VirtualClock) {
@@ -28,12 +28,12 @@ fn instanode<'a>(
     (InstanodeClient::new(http, clock.clone(), config).with_retry(policy), clock)
 }
 
-fn json(status: u16, body: &str) -> HttpResponse {
+pub(super) fn json(status: u16, body: &str) -> HttpResponse {
     HttpResponse::from_bytes(StatusCode::from_u16(status).unwrap(), body.to_owned())
         .with_header(header_name("content-type"), HeaderValue::from_static("application/json"))
 }
 
-fn check(request: &HttpRequest, expected: Expect) {
+pub(super) fn check(request: &HttpRequest, expected: Expect) {
     let mut headers: Vec<String> =
         request.headers.iter().map(|(name, value)| format!("{name}: {}", value.to_str().unwrap())).collect();
     headers.sort();
@@ -47,7 +47,7 @@ fn check(request: &HttpRequest, expected: Expect) {
     expected.assert_eq(&rendered);
 }
 
-fn request() -> DatabaseRequest {
+pub(super) fn request() -> DatabaseRequest {
     DatabaseRequest { name: "mayfly-1700000030-t_1".into(), idempotency_key: "turn-t_1-db".into() }
 }
 
@@ -459,55 +459,4 @@ fn failures_say_what_kind_they_are() {
     let (anonymous, clock) = instanode(&http, None);
     let unsupported = run_virtual(&clock, anonymous.delete("3f2a-tok")).unwrap_err();
     assert_eq!(unsupported.kind(), ProviderErrorKind::Unsupported);
-}
-
-#[test]
-fn a_fork_goes_to_the_extension_with_the_create_body_and_a_freeze_to_its_own() {
-    let http = MemoryHttpClient::new(|request| match request.url.ends_with("/fork") {
-        true => Ok(json(201, AUTHENTICATED)),
-        false => Ok(json(200, r#"{"ok":true}"#)
-            .with_header(header_name("x-scratchdb-extension"), HeaderValue::from_static("freeze"))),
-    });
-    let (client, clock) = instanode(&http, Some("ink_pat"));
-    let database = run_virtual(&clock, client.fork("src-tok", request())).unwrap();
-    assert_eq!(database.token, "3f2a-tok");
-    check(
-        &http.requests()[0],
-        expect![[r#"
-            POST https://api.instanode.test/api/v1/resources/src-tok/fork
-            accept: application/json
-            authorization: Bearer ink_pat
-            content-type: application/json
-            idempotency-key: turn-t_1-db
-
-            {"name":"mayfly-1700000030-t_1"}"#]],
-    );
-    run_virtual(&clock, client.freeze("3f2a-tok")).unwrap();
-    assert!(http.requests()[1].url.ends_with("/api/v1/resources/3f2a-tok/freeze"));
-    assert_eq!(http.requests().len(), 2);
-    // Without an account there is nothing to fork or freeze with.
-    let (anonymous, clock) = instanode(&http, None);
-    let error = run_virtual(&clock, anonymous.fork("src-tok", request())).unwrap_err();
-    assert_eq!(error, ProviderError::Unsupported { provider: "instanode", operation: "fork a database" });
-}
-
-#[test]
-fn hosted_instanode_has_no_freeze_so_its_credentials_are_rotated_instead() {
-    // Hosted instanode's answer to a route it does not have: a 404 without the extension header.
-    let http = MemoryHttpClient::new(|request| match request.url.ends_with("/freeze") {
-        true => Ok(json(404, r#"{"ok":false,"error":"not_found","message":"no such route"}"#)),
-        false => Ok(json(200, r#"{"ok":true,"connection_url":"postgres://usr_3f2a:n3wPw@h:5432/db_3f2a"}"#)),
-    });
-    let (client, clock) = instanode(&http, Some("ink_pat"));
-    run_virtual(&clock, client.freeze("3f2a-tok")).unwrap();
-    let urls: Vec<String> = http.requests().iter().map(|r| r.url.clone()).collect();
-    assert!(urls[1].ends_with("/rotate-credentials"), "{urls:?}");
-    // scratchdb's own 404 (the extension's header set) is a database it does not have: an error.
-    let http = MemoryHttpClient::new(|_| {
-        Ok(json(404, r#"{"ok":false,"error":"not_found","message":"resource not found"}"#)
-            .with_header(header_name("x-scratchdb-extension"), HeaderValue::from_static("freeze")))
-    });
-    let (client, clock) = instanode(&http, Some("ink_pat"));
-    assert!(run_virtual(&clock, client.freeze("gone")).is_err());
-    assert_eq!(http.requests().len(), 1, "no rotation of a database scratchdb does not have");
 }
