@@ -171,7 +171,8 @@ pub(crate) fn notes(report: &mut Report) {
     let (fork, cold, floor) = (report.p50(FORK), report.p50(DB_COLD), report.p50(FORK_FLOOR));
     if let (Some(fork), Some(cold), Some(floor)) = (fork, cold, floor) {
         notes.push(format!(
-            "A fork of a checkpoint takes p50 {fork:.1} ms: {:.2} × a cold create ({cold:.1} ms) and {:.2} × a bare              CREATE DATABASE … TEMPLATE of the same database ({floor:.1} ms).",
+            "A fork of a checkpoint takes p50 {fork:.1} ms: {:.2} × a cold create ({cold:.1} ms) and {:.2} × a \
+             bare CREATE DATABASE … TEMPLATE of the same database ({floor:.1} ms).",
             fork / cold,
             fork / floor
         ));
@@ -205,5 +206,7 @@ pub(crate) fn notes(report: &mut Report) {
             .to_owned(),
         "Leaks are the sandboxes and scratch databases the providers still list after the turns are over.".to_owned(),
     ]);
+    // Notes the sections wrote as they measured come after these.
+    notes.append(&mut report.notes);
     report.notes = notes;
 }

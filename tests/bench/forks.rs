@@ -19,10 +19,14 @@ pub(crate) const TURN_WORKER_FORK: &str = "turn via the worker, forked from a ch
 /// Rows of 100 bytes in the checkpoint: about 16 MB on disk with the new database's own 7.5 MB.
 const ROWS: u32 = 80_000;
 
+/// A request of its own: a name and an `Idempotency-Key` no other request of the run has (one that
+/// had would be answered with the earlier database, not timed making a new one).
 fn request(tag: &str) -> DatabaseRequest {
-    let deadline_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-    let id = format!("t_bench_{tag}_{:x}", Instant::now().elapsed().as_nanos() ^ u128::from(deadline_s));
-    DatabaseRequest { name: database_name(&id, deadline_s + 600), idempotency_key: id }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("t_bench_{tag}_{:x}_{n}", now.as_millis());
+    DatabaseRequest { name: database_name(&id, now.as_secs() + 600), idempotency_key: id }
 }
 
 /// A checkpoint as a turn leaves one: a database with rows in it, frozen.
