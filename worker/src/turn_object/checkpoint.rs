@@ -33,11 +33,12 @@ impl Turn {
             .await
             .map_err(|err| ApiError::new(ErrorCode::InvalidJson, format!("invalid checkpoint request: {err}")))?;
         let keep_s = Limits::default().checkpoint_keep_s(asked.keep_s).map_err(|err| err.to_api_error())?;
-        let (view, lease) = self.checkpoint_now(&record).await?;
+        let (mut view, lease) = self.checkpoint_now(&record).await?;
         let mut lease = live(&record, &view, lease)?;
         lease.lease.reap_by_unix_ms = (WorkerClock.now_ms() + u64::from(keep_s) * 1000).min(view.limit_unix_ms);
         self.save_checkpoint(&lease)?;
-        let (view, _) = self.checkpoint_now(&record).await?;
+        // The lease just written is all that changed: no second read of the object's storage.
+        view.keep_until_unix_ms = lease.lease.reap_by_unix_ms;
         Response::from_json(&view).map_err(|err| internal(&err))
     }
 
