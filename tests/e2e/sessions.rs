@@ -92,6 +92,40 @@ fn wait_database_reaped(client: &ApiClient, turn_id: &str, patience: Duration) -
 }
 
 #[test]
+fn where_the_provider_cannot_fork_a_fork_copies_the_checkpoint_and_shows_what_it_changed() {
+    // scratchdb as hosted instanode: no freeze (the checkpoint's credentials are rotated) and no
+    // fork (the turn copies the checkpoint into a fresh database inside its sandbox).
+    let stack = InProcessStack::start_with(TestStackOptions::default().like_hosted());
+    let alice = stack.client(ALICE_KEY);
+    let base_code = code("INSERT INTO items (name) VALUES ('d')");
+    let (base, _) = run(&alice, &body(&base_code, None, Some(SCHEMA_AND_FIXTURES), Some(600)));
+    let (fork, events) = run(&alice, &body(&code("DELETE FROM items WHERE name = 'a'"), Some(&base), None, None));
+    let kinds: Vec<&str> = events.iter().map(|e| e.body.kind()).collect();
+    let at = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap_or_else(|| panic!("{kind}: {kinds:?}"));
+    assert!(at("database.ready") < at("database.copying"), "{kinds:?}");
+    assert!(at("database.copying") < at("database.copied") && at("database.copied") < at("process.started"));
+    assert_eq!(stdout_of(&events), "3\n");
+    let diff = summary_of(&events).1.expect("a fork's summary has a diff");
+    assert_eq!(diff.parent_turn_id, base);
+    assert_eq!(
+        diff.rows.iter().map(|r| (r.table.as_str(), r.before, r.after)).collect::<Vec<_>>(),
+        [("public.items", 4, 3)]
+    );
+    // No connection URL, the checkpoint's or the fork's, in anything the API shows.
+    let shown = serde_json::to_string(&events).unwrap() + &serde_json::to_string(&alice.detail(&fork)).unwrap();
+    assert!(!shown.contains("postgres://") && !shown.contains("postgresql://"), "{shown}");
+    assert!(alice.detail(&fork).timings.copy_ms.is_some());
+    alice.wait_reaped(&fork);
+    stack.assert_nothing_left(&fork);
+    // The checkpoint stayed for the fork, and is reaped when released.
+    assert!(checkpoint(&alice, &base).live);
+    let (status, answer) = alice.call("DELETE", &format!("/v1/turns/{base}/checkpoint"), None);
+    assert_eq!(status, 202, "{answer}");
+    wait_database_reaped(&alice, &base, Duration::from_secs(30));
+    stack.assert_nothing_left(&base);
+}
+
+#[test]
 fn an_agent_session_checkpoints_forks_and_shows_what_each_turn_changed() {
     let stack = InProcessStack::start();
     let alice = stack.client(ALICE_KEY);

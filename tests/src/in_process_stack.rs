@@ -58,6 +58,7 @@ impl InProcessStack {
             pool: options.pool,
             database_storage_mb: options.database_storage_mb,
             storage_check_interval: options.database_storage_mb.map(|_| std::time::Duration::from_millis(200)),
+            like_hosted: options.like_hosted.then(mayfly_scratchdb::LikeHosted::default),
             ..LocalStackOptions::default()
         };
         let local = runtime.block_on(LocalStack::start(local_options)).expect("the local stack starts");

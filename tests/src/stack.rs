@@ -20,6 +20,9 @@ pub struct TestStackOptions {
     /// Each owned database's storage limit, in MB, checked every 200 ms (an in-process stack's
     /// scratchdb only); scratchdb's own by default.
     pub database_storage_mb: Option<i32>,
+    /// scratchdb answers as hosted instanode does (`--like-hosted`): without its fork and freeze
+    /// extensions (an in-process stack's scratchdb only).
+    pub like_hosted: bool,
 }
 
 impl TestStackOptions {
@@ -38,6 +41,12 @@ impl TestStackOptions {
     /// These options with every owned database limited to `mb` of storage, checked often.
     pub fn database_storage_mb(mut self, mb: i32) -> TestStackOptions {
         self.database_storage_mb = Some(mb);
+        self
+    }
+
+    /// These options with a scratchdb that answers as hosted instanode does.
+    pub fn like_hosted(mut self) -> TestStackOptions {
+        self.like_hosted = true;
         self
     }
 

@@ -28,6 +28,9 @@ pub(crate) const ALWAYS: &[Needed] = &[
     needs("/usr/lib/postgresql/*/bin/initdb", "postgresql"),
     needs("/usr/lib/postgresql/*/bin/pg_ctl", "postgresql"),
     needs("/usr/bin/psql", "postgresql"),
+    // A fork's copy of its checkpoint where the provider cannot fork, in the local template's jails.
+    needs("/usr/bin/pg_dump", "postgresql-client-common"),
+    needs("/usr/lib/postgresql/*/bin/pg_dump", "postgresql-client"),
     // sandboxd's jails and their network.
     needs("/usr/bin/bwrap", "bubblewrap"),
     needs("/usr/sbin/runuser", "util-linux"),

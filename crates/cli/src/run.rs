@@ -168,6 +168,10 @@ impl TurnSink for TerminalSink {
             EventBody::DatabaseCreating { from: Some(parent) } => {
                 step(format!("database creating as a copy of turn {parent}'s checkpoint"));
             }
+            EventBody::DatabaseCopying { from } => {
+                step(format!("database copying turn {from}'s checkpoint (the provider cannot fork)"));
+            }
+            EventBody::DatabaseCopied { ms, bytes } => step(format!("database copied in {ms} ms ({bytes} bytes)")),
             EventBody::DatabaseSeeding { bytes } => step(format!("database seeding ({bytes} bytes of SQL)")),
             EventBody::DatabaseSeeded { ms } => step(format!("database seeded in {ms} ms")),
             EventBody::DatabaseSummarized { summary, diff, error } => {

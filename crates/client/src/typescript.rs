@@ -14,6 +14,8 @@ export type TurnEventBody =
   | { type: "sandbox.ready"; sandbox_id: string; ms: number }
   | { type: "database.creating"; from?: string }
   | { type: "database.ready"; ms: number; host: string; database: string }
+  | { type: "database.copying"; from: string }
+  | { type: "database.copied"; ms: number; bytes: number }
   | { type: "database.seeding"; bytes: number }
   | { type: "database.seeded"; ms: number }
   | { type: "database.summary"; summary?: DatabaseSummary; diff?: SummaryDiff; error?: string }
@@ -36,7 +38,7 @@ export type Resource = "sandbox" | "database";
 export type ReapState = "live" | "reaping" | "reaped" | "kept" | "checkpointed" | "failed";
 export type Language = "python" | "bash" | "node";
 export interface ClaimInfo { claim_url: string; upgrade_jwt?: string; expires_at?: string; instructions: string }
-export interface Timings { sandbox_ms?: number; database_ms?: number; provision_ms?: number; upload_ms?: number; seed_ms?: number; run_ms?: number; reap_ms?: number; total_ms: number }
+export interface Timings { sandbox_ms?: number; database_ms?: number; provision_ms?: number; upload_ms?: number; copy_ms?: number; seed_ms?: number; run_ms?: number; reap_ms?: number; total_ms: number }
 export interface CreateTurnRequest { code: string; language?: Language; files?: Record<string, string>; template?: string; timeout_s?: number; database?: boolean | DatabaseOptions; checkpoint?: CheckpointRequest; env?: Record<string, string> }
 export interface DatabaseOptions { from?: string; seed_sql?: string }
 export interface CheckpointRequest { keep_s?: number }

@@ -45,9 +45,9 @@ async fn every_template_the_repository_builds_on_e2b_is_offered_under_its_name()
         assert_eq!(body["templateID"], name.as_str());
 
         let sb = s.create(json!({"templateID": name, "timeout": 60})).await;
-        let run = sb.run("python3 -c 'import psycopg; print(psycopg.__name__)' && node -e 'console.log(1+1)' && bash -c 'echo $0'").await;
+        let run = sb.run("python3 -c 'import psycopg; print(psycopg.__name__)' && node -e 'console.log(1+1)' && bash -c 'echo $0' && pg_dump --version >/dev/null && psql --version >/dev/null && echo pg").await;
         assert_eq!(run.exit_code(), 0, "{name}: {}", run.stderr());
-        assert_eq!(run.stdout(), "psycopg\n2\nbash\n", "{name}");
+        assert_eq!(run.stdout(), "psycopg\n2\nbash\npg\n", "{name}");
         s.kill(&sb.id).await;
     }
     s.finish().await;
@@ -63,6 +63,8 @@ fn the_definition_installs_the_packages_the_local_template_has() {
         for package in requirements.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             assert!(dockerfile.contains(&format!("pip install {package}")), "{name} lacks {package}: {dockerfile}");
         }
+        // The client tools a fork's copy runs, which the local template takes from the host.
+        assert!(dockerfile.contains("postgresql-client"), "{name} lacks the PostgreSQL client tools: {dockerfile}");
     }
 }
 

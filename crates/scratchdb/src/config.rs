@@ -29,7 +29,8 @@ pub struct Config {
     /// holding an admin connection, and the copy lands on the same disk as every tenant's database.
     pub fork_source_max_bytes: u64,
     /// Answer as hosted instanode does where a caller that wants a database per request would
-    /// notice (`--like-hosted`); see `crate::hosted`. Off by default.
+    /// notice (`--like-hosted`; see `crate::hosted`), and without scratchdb's own extensions, fork
+    /// and freeze, which hosted instanode does not have. Off by default.
     pub like_hosted: Option<LikeHosted>,
 }
 

@@ -9,6 +9,9 @@
 //!   free_tier_recycle_requires_claim` until one is claimed;
 //! - takes a Bearer token it does not accept as no token at all: the create is anonymous.
 //!
+//! Nor does it have scratchdb's extensions: in this mode their routes answer a plain `404`
+//! (`api/mod.rs`), so that a caller's fallback for hosted instanode is what runs.
+//!
 //! Off by default: everywhere else scratchdb gives each request a database of its own.
 
 use std::net::IpAddr;

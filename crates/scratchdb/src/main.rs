@@ -42,8 +42,9 @@ struct Args {
     /// The largest database a fork may copy, in MiB; a bigger source is refused (`409`).
     #[arg(long, default_value_t = 1024)]
     fork_source_max_mb: u64,
-    /// Answer anonymous creates as hosted instanode does: past a caller's daily share an earlier
-    /// database (200), a 402 once all of its databases are gone, an unknown token taken as none.
+    /// Answer as hosted instanode does: anonymous creates past a caller's daily share get an
+    /// earlier database (200), a 402 once all of its databases are gone, an unknown token is taken
+    /// as none; and scratchdb's own extensions (fork, freeze) are not there.
     #[arg(long)]
     like_hosted: bool,
     /// With --like-hosted: anonymous creates one caller gets a day.

@@ -182,7 +182,8 @@ fn OutcomeBadge(log: RwSignal<TurnProgress>) -> impl IntoView {
 }
 
 /// The phases as bars on one time axis, with their milliseconds. The seed's only for a turn that
-/// has one: for every other turn it would be a row that never starts.
+/// has one, and the copy only for a fork that copied its checkpoint (where the provider cannot
+/// fork): for every other turn each would be a row that never starts.
 #[component]
 fn Timeline(log: RwSignal<TurnProgress>, detail: RwSignal<Option<TurnDetail>>) -> impl IntoView {
     let seeded = move || {
@@ -192,9 +193,10 @@ fn Timeline(log: RwSignal<TurnProgress>, detail: RwSignal<Option<TurnDetail>>) -
     let rows = move || {
         let seeded = seeded();
         log.with(|l| {
+            let copied = l.copy_phase.start.is_some() || l.timings.copy_ms.is_some();
             Phase::ALL
                 .iter()
-                .filter(|&&phase| phase != Phase::Seed || seeded)
+                .filter(|&&phase| (phase != Phase::Seed || seeded) && (phase != Phase::Copy || copied))
                 .map(|&phase| {
                     let span = l.span(phase);
                     // A phase the turn ended in the middle of (a seed that failed, say) stopped

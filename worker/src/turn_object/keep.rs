@@ -65,6 +65,11 @@ impl<D: DatabaseProvider> DatabaseProvider for RememberingDatabases<D> {
         self.inner.status(token)
     }
 
+    /// Not remembered: it is a checkpoint's URL, for the fork's copy, never to be handed out.
+    fn connection_url<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<String, ProviderError>> {
+        self.inner.connection_url(token)
+    }
+
     fn delete<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<bool, ProviderError>> {
         self.inner.delete(token)
     }

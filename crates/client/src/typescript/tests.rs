@@ -110,6 +110,8 @@ fn sampled(body: &EventBody) {
         | EventBody::SandboxReady { .. }
         | EventBody::DatabaseCreating { .. }
         | EventBody::DatabaseReady { .. }
+        | EventBody::DatabaseCopying { .. }
+        | EventBody::DatabaseCopied { .. }
         | EventBody::DatabaseSeeding { .. }
         | EventBody::DatabaseSeeded { .. }
         | EventBody::DatabaseSummarized { .. }
@@ -144,6 +146,7 @@ fn timings(full: bool) -> Timings {
         database_ms: ms,
         provision_ms: ms,
         upload_ms: ms,
+        copy_ms: ms,
         seed_ms: ms,
         run_ms: ms,
         reap_ms: ms,
@@ -181,6 +184,8 @@ fn bodies(full: bool) -> Vec<EventBody> {
         EventBody::SandboxReady { sandbox_id: "s".into(), ms: 1 },
         EventBody::DatabaseCreating { from: full.then(|| "t0".into()) },
         EventBody::DatabaseReady { ms: 1, host: "h".into(), database: "d".into() },
+        EventBody::DatabaseCopying { from: "t0".into() },
+        EventBody::DatabaseCopied { ms: 1, bytes: 1 },
         EventBody::DatabaseSeeding { bytes: 1 },
         EventBody::DatabaseSeeded { ms: 1 },
         EventBody::DatabaseSummarized {

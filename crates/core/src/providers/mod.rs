@@ -105,6 +105,14 @@ pub trait DatabaseProvider {
         let _ = (source_token, request);
         Box::pin(async { Err(ProviderError::Unsupported { provider: "database provider", operation: "fork" }) })
     }
+    /// The database's connection URL as it is now (instanode's credentials read): for a fork's
+    /// copy of a checkpoint where the provider cannot fork. It holds the password.
+    fn connection_url<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<String, ProviderError>> {
+        let _ = token;
+        Box::pin(async {
+            Err(ProviderError::Unsupported { provider: "database provider", operation: "read credentials" })
+        })
+    }
     /// Freezes the database for a checkpoint: every credential handed out so far stops working
     /// and its sessions end (instanode's credential rotation). The new credentials are not kept.
     fn freeze<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<(), ProviderError>> {

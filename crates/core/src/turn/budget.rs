@@ -13,7 +13,9 @@ pub fn provider_requests_at_most(limits: &Limits, retry: &RetryPolicy, reap: &Re
     let sent = retry.max_attempts.max(1);
     let reaped = reap.attempts.get() * sent;
     let uploads = (1 + limits.max_files as u32) * sent;
-    let creates = 2 * sent;
+    // The sandbox and the database; for a fork where the provider cannot fork, the fork refused
+    // and then the create.
+    let creates = 3 * sent;
     // Sent once: a second Start could run the code twice; a cut stream asks envd's health once.
     let process = 2;
     // Asked only of a database whose turn failed: why the provider stopped it.
@@ -21,10 +23,13 @@ pub fn provider_requests_at_most(limits: &Limits, retry: &RetryPolicy, reap: &Re
     // A turn in a session of turns (`docs/checkpoints.md`): the seed's two uploads and its start,
     // the summary's upload and start, and the freeze of its checkpoint.
     let session = 3 * sent + 2 + sent;
+    // That fork's copy of its checkpoint: the checkpoint's credentials read, the helper's upload
+    // and its start.
+    let copy = 2 * sent + 1;
     // The alarm's reap: the sandbox, and the database, which a lease recorded before its create
     // answered names only, so the provider's list is asked first.
     let alarm_reap = 3 * sent;
-    creates + uploads + process + status + session + 2 * reaped + alarm_reap
+    creates + uploads + process + status + session + copy + 2 * reaped + alarm_reap
 }
 
 #[cfg(test)]
@@ -36,10 +41,10 @@ mod tests {
     #[test]
     fn the_largest_turn_with_the_default_policies() {
         let requests = provider_requests_at_most(&Limits::default(), &RetryPolicy::default(), &ReapPolicy::default());
-        // 8 creates, 132 uploads (33 files, 4 tries each), 2 for the process, 4 for the status,
-        // 18 for a seed, a summary and a freeze, 16 for each reap (4 tries of 4 sends), 12 for
-        // the alarm's reap.
-        assert_eq!(requests, 8 + 132 + 2 + 4 + 18 + 2 * 16 + 12);
+        // 12 creates (a refused fork among them), 132 uploads (33 files, 4 tries each), 2 for the
+        // process, 4 for the status, 18 for a seed, a summary and a freeze, 9 for a fork's copy,
+        // 16 for each reap (4 tries of 4 sends), 12 for the alarm's reap.
+        assert_eq!(requests, 12 + 132 + 2 + 4 + 18 + 9 + 2 * 16 + 12);
     }
 
     #[test]

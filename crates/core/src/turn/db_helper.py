@@ -2,6 +2,8 @@
 
     python3 db_helper.py seed FILE   runs the SQL in FILE against $PG_URL, in one transaction
     python3 db_helper.py summary     prints the database's tables, row counts, columns and size
+    python3 db_helper.py copy        copies the database at $MAYFLY_SOURCE_URL into $PG_URL
+                                     (pg_dump | psql, in one transaction), prints the bytes copied
 
 It runs with the turn's own credentials and sees only the turn's own database, so what it does
 and what it prints are no more trusted than the turn's code: mayfly bounds what it reads back.
@@ -9,7 +11,9 @@ and what it prints are no more trusted than the turn's code: mayfly bounds what 
 
 import json
 import os
+import subprocess
 import sys
+import tempfile
 
 # Kept in step with SUMMARY_MAX_TABLES, SUMMARY_MAX_COLUMNS, SUMMARY_MAX_NAME_BYTES and
 # SUMMARY_MAX_BYTES in core's wire/database.rs (the JSON here may be longer, being cut by
@@ -87,10 +91,53 @@ def summary():
     print(json.dumps({"tables": tables, "bytes": size, "truncated": truncated}))
 
 
+def copy():
+    """A fork's copy of its checkpoint where the provider cannot fork (hosted instanode)."""
+    source = os.environ.pop("MAYFLY_SOURCE_URL")
+    target = os.environ["PG_URL"]
+    # libpq reads PG* variables: none but the URLs given on the command line may steer it.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PG")}
+    dump_command = ["pg_dump", "--no-owner", "--no-privileges", "--dbname", source]
+    restore_command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--dbname", target]
+    copied = 0
+    # Their stderr goes to files, not pipes: a chatty pg_dump can then never stall on a full pipe.
+    with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err:
+        try:
+            dump = subprocess.Popen(dump_command, stdout=subprocess.PIPE, stderr=dump_err, env=env)
+            restore = subprocess.Popen(
+                restore_command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=restore_err, env=env
+            )
+        except FileNotFoundError:
+            sys.exit(
+                "this sandbox's template has no pg_dump and psql, which a fork needs where the "
+                "provider cannot fork: use mayfly's template (docs/templates.md)"
+            )
+        restore_stopped = False
+        try:
+            while chunk := dump.stdout.read(1 << 16):
+                restore.stdin.write(chunk)
+                copied += len(chunk)
+            restore.stdin.close()
+        except BrokenPipeError:
+            # The restore stopped at an error: its words say why, not the dump's end.
+            restore_stopped = True
+            dump.kill()
+        dumped, restored = dump.wait(), restore.wait()
+        failures = [(dumped, dump_err, "pg_dump"), (restored, restore_err, "the restore")]
+        for status, err, what in reversed(failures) if restore_stopped else failures:
+            if status != 0:
+                err.seek(0)
+                lines = err.read().decode("utf-8", "replace").strip().splitlines()
+                sys.exit(f"{what} failed: {lines[-1] if lines else f'status {status}'}")
+    print(json.dumps({"bytes": copied}))
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["seed"] and len(sys.argv) == 3:
         seed(sys.argv[2])
     elif sys.argv[1:] == ["summary"]:
         summary()
+    elif sys.argv[1:] == ["copy"]:
+        copy()
     else:
-        sys.exit("usage: db_helper.py seed FILE | summary")
+        sys.exit("usage: db_helper.py seed FILE | summary | copy")

@@ -174,7 +174,7 @@ where
             deadline_ms: u64::from(self.spec.timeout_s) * 1000,
         });
 
-        let provision::Provisioned { sandbox, database, failure, upload } = self.provision().await;
+        let provision::Provisioned { sandbox, database, failure, upload, fork_by_copy } = self.provision().await;
 
         let ending = if let Some(failure) = failure {
             Ending::Failed(failure)
@@ -189,9 +189,16 @@ where
         } else {
             // Unreachable `expect`: no provisioning failure means the sandbox exists.
             let sandbox = sandbox.as_ref().expect("a sandbox when provisioning did not fail");
-            match self.seed_until_interrupted(sandbox, database.as_ref()).await {
+            let copied = match (&database, fork_by_copy) {
+                (Some(database), true) => self.copy_until_interrupted(sandbox, database).await,
+                _ => None,
+            };
+            match copied {
                 Some(ending) => ending,
-                None => self.execute_until_interrupted(sandbox, database.as_ref()).await,
+                None => match self.seed_until_interrupted(sandbox, database.as_ref()).await {
+                    Some(ending) => ending,
+                    None => self.execute_until_interrupted(sandbox, database.as_ref()).await,
+                },
             }
         };
         let exited = matches!(ending, Ending::Exited(_));

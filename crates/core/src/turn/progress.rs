@@ -53,19 +53,23 @@ pub enum Phase {
     Sandbox,
     Database,
     Upload,
+    /// A fork's copy of its checkpoint, where the provider cannot fork: only such turns have it.
+    Copy,
     Seed,
     Run,
     Reap,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [Phase::Sandbox, Phase::Database, Phase::Upload, Phase::Seed, Phase::Run, Phase::Reap];
+    pub const ALL: [Phase; 7] =
+        [Phase::Sandbox, Phase::Database, Phase::Upload, Phase::Copy, Phase::Seed, Phase::Run, Phase::Reap];
 
     pub fn label(self) -> &'static str {
         match self {
             Phase::Sandbox => "sandbox",
             Phase::Database => "database",
             Phase::Upload => "upload",
+            Phase::Copy => "copy",
             Phase::Seed => "seed",
             Phase::Run => "run",
             Phase::Reap => "reap",
@@ -96,6 +100,8 @@ pub struct TurnProgress {
     pub sandbox_phase: Span,
     pub database_phase: Span,
     pub upload_phase: Span,
+    #[serde(default)]
+    pub copy_phase: Span,
     #[serde(default)]
     pub seed_phase: Span,
     pub run_phase: Span,
@@ -150,6 +156,7 @@ impl Default for TurnProgress {
             sandbox_phase: Span::default(),
             database_phase: Span::default(),
             upload_phase: Span::default(),
+            copy_phase: Span::default(),
             seed_phase: Span::default(),
             run_phase: Span::default(),
             reap_phase: Span::default(),
@@ -204,6 +211,8 @@ impl TurnProgress {
                 self.database_phase.begin(at);
                 self.parent_turn_id.clone_from(from);
             }
+            EventBody::DatabaseCopying { .. } => self.copy_phase.begin(at),
+            EventBody::DatabaseCopied { .. } => self.copy_phase.finish(at),
             EventBody::DatabaseSeeding { .. } => self.seed_phase.begin(at),
             EventBody::DatabaseSeeded { .. } => self.seed_phase.finish(at),
             EventBody::DatabaseSummarized { summary, diff, error } => {
@@ -286,6 +295,7 @@ impl TurnProgress {
             Phase::Sandbox => self.sandbox_phase,
             Phase::Database => self.database_phase,
             Phase::Upload => self.upload_phase,
+            Phase::Copy => self.copy_phase,
             Phase::Seed => self.seed_phase,
             Phase::Run => self.run_phase,
             Phase::Reap => self.reap_phase,

@@ -5,7 +5,7 @@ use futures::future;
 
 use super::{Ending, Lease, LeasedResource, Turn, TurnSink};
 use crate::providers::{
-    database_name, sandbox_metadata, Clock, Database, DatabaseProvider, DatabaseRequest, SandboxHandle,
+    database_name, sandbox_metadata, Clock, Database, DatabaseProvider, DatabaseRequest, ProviderError, SandboxHandle,
     SandboxProvider, SandboxRequest,
 };
 use crate::wire::event::EventBody;
@@ -25,6 +25,7 @@ where
         // When the last resource was there (or failed): provisioning's end, the upload aside.
         let provisioned = std::cell::Cell::new(started);
         let done = || provisioned.set(provisioned.get().max(self.clock.now_ms()));
+        let fork_by_copy = std::cell::Cell::new(false);
         let deadline_unix_s = self.deadline_unix_ms.div_ceil(1000);
         let reap_by_unix_ms = self.deadline_unix_ms + u64::from(self.options.grace_s) * 1000;
         let lease = |resource| Lease {
@@ -87,11 +88,15 @@ where
             let request = DatabaseRequest { name: name.clone(), idempotency_key: format!("mayfly-{}", self.turn_id) };
             let made = match (&self.spec.from, &self.options.fork) {
                 (None, _) => self.databases.create(request).await.map_err(|e| format!("could not be created: {e}")),
-                (Some(parent), Some(source)) => self
-                    .databases
-                    .fork(&source.token, request)
-                    .await
-                    .map_err(|e| format!("could not be forked from turn {parent}'s checkpoint: {e}")),
+                (Some(parent), Some(source)) => match self.databases.fork(&source.token, request.clone()).await {
+                    // A provider without forks (hosted instanode): a fresh database, into which the
+                    // turn copies the checkpoint before its code runs (`session.rs`).
+                    Err(ProviderError::Unsupported { .. }) => {
+                        fork_by_copy.set(true);
+                        self.databases.create(request).await.map_err(|e| format!("could not be created: {e}"))
+                    }
+                    made => made.map_err(|e| format!("could not be forked from turn {parent}'s checkpoint: {e}")),
+                },
                 (Some(parent), None) => Err(format!("could not be forked: turn {parent} has no live checkpoint")),
             };
             let database = match made {
@@ -131,7 +136,7 @@ where
             (Some(a), Some(b)) => Some(format!("{a}; {b}")),
             (a, b) => a.or(b),
         };
-        Provisioned { sandbox, database, failure, upload }
+        Provisioned { sandbox, database, failure, upload, fork_by_copy: fork_by_copy.get() }
     }
 }
 
@@ -142,4 +147,6 @@ pub(super) struct Provisioned {
     pub(super) database: Option<Database>,
     pub(super) failure: Option<String>,
     pub(super) upload: Option<Ending>,
+    /// The database is a fresh one that the fork's checkpoint must be copied into.
+    pub(super) fork_by_copy: bool,
 }

@@ -1,10 +1,11 @@
-//! A turn's part in a session of turns (`docs/checkpoints.md`): the seed SQL run before the code,
-//! the summary of the database after it, and the checkpoint that keeps the database, frozen, for
-//! later turns to fork.
+//! A turn's part in a session of turns (`docs/checkpoints.md`): a fork's copy of its checkpoint
+//! where the provider cannot fork, the seed SQL run before the code, the summary of the database
+//! after it, and the checkpoint that keeps the database, frozen, for later turns to fork.
 //!
-//! Seed and summary run inside the turn's own sandbox, with the turn's own credentials, through
-//! a small helper (`db_helper.py`), so they work the same against scratchdb and hosted instanode
-//! and reach nothing the turn's code could not. The sandbox is the tenant's: what runs there may
+//! Copy, seed and summary run inside the turn's own sandbox, through a small helper
+//! (`db_helper.py`), so they work the same against scratchdb and hosted instanode. Seed and
+//! summary use the turn's own credentials and reach nothing the turn's code could not; the copy
+//! also reads the checkpoint, with the URL the provider gives for it, before the code starts. The sandbox is the tenant's: what runs there may
 //! be the tenant's rather than the helper, so what it prints is read back as untrusted, within
 //! bounds.
 
@@ -29,6 +30,8 @@ const SEED_PATH: &str = "/tmp/.mayfly/seed.sql";
 /// (`SUMMARY_MAX_BYTES`), which the helper's own bounds stay within, so that what is parsed
 /// before core bounds it is small too.
 const HELPER_STDOUT_BYTES: usize = 256 * 1024;
+/// The helper's variable for the URL of the checkpoint a copy reads.
+const SOURCE_URL_ENV: &str = "MAYFLY_SOURCE_URL";
 /// How much of a helper's stderr is kept for its error message.
 const HELPER_STDERR_BYTES: usize = 2048;
 /// The longest a summary may take; it also ends at the turn's deadline.
@@ -44,6 +47,12 @@ pub struct ForkSource {
     /// What the checkpoint held, for the fork's diff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<DatabaseSummary>,
+}
+
+/// What the copy helper prints: how much SQL went from the checkpoint into the fork.
+#[derive(Deserialize)]
+struct Copied {
+    bytes: u64,
 }
 
 /// The latest a checkpoint of a turn with this deadline may be kept to, extensions included. The
@@ -71,10 +80,12 @@ where
         let started = self.clock.now_ms();
         self.emitter.emit(EventBody::DatabaseSeeding { bytes: seed.len() as u64 });
         let timeout_ms = self.deadline_unix_ms.saturating_sub(started);
-        let seeding = pin!(self.run_helper(sandbox, database, Some(seed), "seed /tmp/.mayfly/seed.sql", timeout_ms));
-        let result = match future::select(seeding, pin!(self.interrupted())).await {
-            Either::Left((result, _)) => result,
-            Either::Right((ending, _)) => return Some(ending),
+        let seeding =
+            pin!(self.run_helper(sandbox, database, &[], Some(seed), "seed /tmp/.mayfly/seed.sql", timeout_ms));
+        // The deadline first: a seed still running when it passes timed out, it did not fail.
+        let result = match future::select(pin!(self.interrupted()), seeding).await {
+            Either::Left((ending, _)) => return Some(ending),
+            Either::Right((result, _)) => result,
         };
         match result {
             Ok(_) => {
@@ -88,12 +99,48 @@ where
         }
     }
 
+    /// Copies the fork's checkpoint into its fresh database, where the provider cannot fork
+    /// (hosted instanode): `pg_dump | psql` inside the turn's own sandbox, before the seed and the
+    /// code, as its own phase. `None` once it succeeded, else how the turn ends.
+    pub(super) async fn copy_until_interrupted(&self, sandbox: &SandboxHandle, database: &Database) -> Option<Ending> {
+        let (Some(source), Some(parent)) = (&self.options.fork, &self.spec.from) else { return None };
+        let started = self.clock.now_ms();
+        self.emitter.emit(EventBody::DatabaseCopying { from: parent.to_string() });
+        let copying = async {
+            // The checkpoint's URL as it is since its freeze rotated it. It goes to the helper's
+            // environment and nowhere else, and is scrubbed from whatever is said of the copy.
+            let source_url = self.databases.connection_url(&source.token).await.map_err(|e| e.to_string())?;
+            self.emitter.add_secret(&source_url);
+            let timeout_ms = self.deadline_unix_ms.saturating_sub(self.clock.now_ms());
+            let env = [(SOURCE_URL_ENV, source_url)];
+            self.run_helper(sandbox, database, &env, None, "copy", timeout_ms).await
+        };
+        let result = match future::select(pin!(self.interrupted()), pin!(copying)).await {
+            Either::Left((ending, _)) => return Some(ending),
+            Either::Right((result, _)) => result,
+        };
+        let why = match result {
+            Ok(stdout) => match serde_json::from_str::<Copied>(stdout.trim()) {
+                Ok(copied) => {
+                    let ms = self.clock.now_ms() - started;
+                    self.timings.borrow_mut().copy_ms = Some(ms);
+                    self.emitter.emit(EventBody::DatabaseCopied { ms, bytes: copied.bytes });
+                    return None;
+                }
+                Err(_) => "the copy helper printed something that is not a copy's size".to_owned(),
+            },
+            Err(error) => error,
+        };
+        let why = self.emitter.scrub(&why);
+        Some(Ending::Failed(format!("turn {parent}'s checkpoint could not be copied into the database: {why}")))
+    }
+
     /// Records what the database holds now that the process exited, and for a fork how that
     /// differs from its checkpoint, as one `database.summary`. A summary that cannot be made is
     /// said in the event; the turn goes on.
     pub(super) async fn summarize(&self, sandbox: &SandboxHandle, database: &Database) -> Option<DatabaseSummary> {
         let timeout_ms = self.deadline_unix_ms.saturating_sub(self.clock.now_ms()).min(SUMMARY_TIMEOUT_MS);
-        let summary = match self.run_helper(sandbox, database, None, "summary", timeout_ms).await {
+        let summary = match self.run_helper(sandbox, database, &[], None, "summary", timeout_ms).await {
             Ok(stdout) => serde_json::from_str::<DatabaseSummary>(stdout.trim())
                 .map(DatabaseSummary::bounded)
                 .map_err(|_| "the summary helper printed something that is not a summary".to_owned()),
@@ -138,12 +185,13 @@ where
     }
 
     /// Uploads the helper (again, so that nothing the code left in its place runs) and `seed`,
-    /// runs `python3 db_helper.py {args}` with the database's URL, and answers its stdout, or its
-    /// last words on stderr when it fails.
+    /// runs `python3 db_helper.py {args}` with the database's URL and `env`, and answers its
+    /// stdout, or its last words on stderr when it fails.
     async fn run_helper(
         &self,
         sandbox: &SandboxHandle,
         database: &Database,
+        env: &[(&str, String)],
         seed: Option<&str>,
         args: &str,
         timeout_ms: u64,
@@ -161,7 +209,10 @@ where
                 // sandbox is the tenant's to arrange in any case (its shell profile, its files),
                 // which is why what this prints is not trusted.
                 command: format!("python3 {HELPER_PATH} {args}"),
-                env: vec![("PG_URL".to_owned(), database.connection_url.clone())],
+                env: std::iter::once(("PG_URL", database.connection_url.clone()))
+                    .chain(env.iter().cloned())
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .collect(),
                 cwd: "/tmp".to_owned(),
                 timeout_ms,
             };

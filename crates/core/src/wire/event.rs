@@ -54,6 +54,16 @@ pub enum EventBody {
     },
     #[serde(rename = "database.ready")]
     DatabaseReady { ms: u64, host: String, database: String },
+    /// The checkpoint of turn `from` is being copied into the database from inside the sandbox,
+    /// before the seed and the code: a fork where the provider cannot fork (hosted instanode).
+    #[serde(rename = "database.copying")]
+    DatabaseCopying { from: String },
+    #[serde(rename = "database.copied")]
+    DatabaseCopied {
+        ms: u64,
+        /// The size of the dump that went from the checkpoint into the database.
+        bytes: u64,
+    },
     /// The seed SQL is running against the database, before the code.
     #[serde(rename = "database.seeding")]
     DatabaseSeeding { bytes: u64 },
@@ -122,6 +132,8 @@ impl EventBody {
             EventBody::SandboxCreating { .. } => "sandbox.creating",
             EventBody::SandboxReady { .. } => "sandbox.ready",
             EventBody::DatabaseCreating { .. } => "database.creating",
+            EventBody::DatabaseCopying { .. } => "database.copying",
+            EventBody::DatabaseCopied { .. } => "database.copied",
             EventBody::DatabaseSeeding { .. } => "database.seeding",
             EventBody::DatabaseSeeded { .. } => "database.seeded",
             EventBody::DatabaseReady { .. } => "database.ready",
@@ -234,6 +246,9 @@ pub struct Timings {
     /// database may still be being made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_ms: Option<u64>,
+    /// A fork's copy of its checkpoint, where the provider cannot fork (`database.copying`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_ms: Option<u64>,
     /// The seed SQL's run, before the code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed_ms: Option<u64>,
@@ -388,6 +403,7 @@ mod tests {
                     database_ms: Some(12),
                     provision_ms: Some(81),
                     upload_ms: Some(2),
+                    copy_ms: None,
                     seed_ms: None,
                     run_ms: Some(1000),
                     reap_ms: Some(7),

@@ -43,6 +43,15 @@ use crate::service::Service;
 /// [`crate::serve`] does): anonymous idempotency keys are scoped per address, and without one an
 /// anonymous key is not honoured at all.
 pub fn router(service: Service) -> Router {
+    // Hosted instanode has neither extension: a scratchdb answering as it does (`--like-hosted`)
+    // answers their routes as it would, with a plain `404` (`docs/protocols/instanode.md` §12).
+    let extensions = if service.config().like_hosted.is_some() {
+        Router::new()
+    } else {
+        Router::new()
+            .route("/api/v1/resources/{token}/fork", post(fork))
+            .route("/api/v1/resources/{token}/freeze", post(freeze))
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/db/new", post(db_new))
@@ -51,8 +60,7 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/resources/{token}", delete(delete_resource).get(get_resource))
         .route("/api/v1/resources/{token}/credentials", get(credentials))
         .route("/api/v1/resources/{token}/rotate-credentials", post(rotate))
-        .route("/api/v1/resources/{token}/fork", post(fork))
-        .route("/api/v1/resources/{token}/freeze", post(freeze))
+        .merge(extensions)
         .route("/claim/preview", get(claim_preview))
         .route("/claim", post(claim))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

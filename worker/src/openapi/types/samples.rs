@@ -21,6 +21,8 @@ pub(super) fn without_optionals(body: &EventBody) -> EventBody {
         | EventBody::SandboxCreating { .. }
         | EventBody::SandboxReady { .. }
         | EventBody::DatabaseReady { .. }
+        | EventBody::DatabaseCopying { .. }
+        | EventBody::DatabaseCopied { .. }
         | EventBody::DatabaseSeeding { .. }
         | EventBody::DatabaseSeeded { .. }
         | EventBody::DatabaseCheckpointed { .. }
@@ -42,6 +44,7 @@ pub(super) fn full_timings() -> Timings {
         database_ms: Some(12),
         provision_ms: Some(81),
         upload_ms: Some(2),
+        copy_ms: Some(140),
         seed_ms: Some(30),
         run_ms: Some(1000),
         reap_ms: Some(7),
@@ -90,6 +93,8 @@ pub(super) fn sample_events() -> Vec<Event> {
         EventBody::SandboxReady { sandbox_id: "sbx1".into(), ms: 80 },
         EventBody::DatabaseCreating { from: Some("t_0".into()) },
         EventBody::DatabaseReady { ms: 12, host: "db.example:5432".into(), database: "db_t_1".into() },
+        EventBody::DatabaseCopying { from: "t_0".into() },
+        EventBody::DatabaseCopied { ms: 140, bytes: 52_000 },
         EventBody::DatabaseSeeding { bytes: 120 },
         EventBody::DatabaseSeeded { ms: 30 },
         EventBody::DatabaseSummarized {

@@ -79,7 +79,7 @@ pub(crate) struct FakeSandboxes {
     /// How long a kill takes, failed or not.
     pub(crate) kill_ms: Cell<u64>,
     pub(crate) process: RefCell<Vec<Step>>,
-    /// What `db_helper.py <subcommand>` does, by subcommand (`seed`, `summary`); a process whose
+    /// What `db_helper.py <subcommand>` does, by subcommand (`seed`, `summary`, `copy`); a process whose
     /// command names none of them runs `process`.
     pub(crate) helper: RefCell<BTreeMap<&'static str, Vec<Step>>>,
     pub(crate) live: RefCell<BTreeMap<String, FakeSandbox>>,
@@ -106,6 +106,14 @@ impl FakeSandboxes {
             ]),
             helper: RefCell::new(BTreeMap::from([
                 ("seed", vec![Step::Wait(30), Step::Emit(ProcessEvent::Exited { exit_code: 0 })]),
+                (
+                    "copy",
+                    vec![
+                        Step::Wait(40),
+                        Step::Emit(ProcessEvent::Stdout(Bytes::from_static(br#"{"bytes":4096}"#))),
+                        Step::Emit(ProcessEvent::Exited { exit_code: 0 }),
+                    ],
+                ),
                 (
                     "summary",
                     vec![
@@ -261,6 +269,8 @@ pub(crate) struct FakeDatabases {
     pub(crate) created: Cell<u32>,
     /// When set, `status` says the database was stopped for passing this many bytes.
     pub(crate) stopped_for_storage: Cell<Option<u64>>,
+    /// Whether `fork` works; without it the provider is like hosted instanode, which cannot fork.
+    pub(crate) forks: Cell<bool>,
 }
 
 /// The password every fake database gets, so tests can look for it.
@@ -280,6 +290,7 @@ impl FakeDatabases {
             live: RefCell::default(),
             created: Cell::new(0),
             stopped_for_storage: Cell::new(None),
+            forks: Cell::new(true),
         }
     }
 
@@ -342,7 +353,23 @@ impl DatabaseProvider for FakeDatabases {
         source_token: &'a str,
         request: DatabaseRequest,
     ) -> LocalBoxFuture<'a, Result<Database, ProviderError>> {
-        Box::pin(self.make(request, Some(source_token)))
+        Box::pin(async move {
+            if !self.forks.get() {
+                return Err(ProviderError::Unsupported { provider: "instanode", operation: "fork" });
+            }
+            self.make(request, Some(source_token)).await
+        })
+    }
+
+    fn connection_url<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            self.clock.sleep(10).await;
+            if !self.live.borrow().contains_key(token) {
+                return Err(answered("instanode", 404, format!("no database {token}")));
+            }
+            self.trace.note(&self.clock, format!("database credentials {token}"));
+            Ok(FakeDatabases::url(token))
+        })
     }
 
     fn freeze<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<(), ProviderError>> {

@@ -22,7 +22,7 @@ use crate::providers::{
 use crate::url::{join_url, percent_encode};
 use crate::wire::event::ClaimInfo;
 use crate::wire::instanode::{
-    DeleteAnswer, NewDatabase, NewDatabaseAnswer, ResourceAnswer, ResourceList, RotateAnswer,
+    Credentials, DeleteAnswer, NewDatabase, NewDatabaseAnswer, ResourceAnswer, ResourceList, RotateAnswer,
 };
 
 mod error;
@@ -146,7 +146,8 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
     /// instanode.md` §12): its role may no longer log in, and no session of it is left. Hosted
     /// instanode has no such route; there the credentials are rotated instead, the one lock-out it
     /// offers — which a session that is already open, or that changes its own password first, can
-    /// outlive (`docs/checkpoints.md`). The rotated URL is dropped unseen.
+    /// outlive (`docs/checkpoints.md`). The rotated URL is dropped: a fork that must copy the
+    /// checkpoint reads it again ([`Self::database_url`]).
     async fn freeze_database(&self, token: &str) -> Result<(), ProviderError> {
         self.require_token("freeze a database")?;
         let path = format!("api/v1/resources/{}/freeze", percent_encode(token));
@@ -174,12 +175,36 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         self.new_database("db/new", request).await
     }
 
-    /// A fork of the database behind `source_token`: scratchdb's extension, which hosted instanode
-    /// does not have (`docs/protocols/instanode.md` §12).
+    /// A fork of the database behind `source_token`: scratchdb's extension. Hosted instanode does
+    /// not have it (`docs/protocols/instanode.md` §12): its `404` without the extension's header is
+    /// `Unsupported`, and the turn copies the checkpoint itself (`docs/checkpoints.md`).
     async fn fork_database(&self, source_token: &str, request: DatabaseRequest) -> Result<Database, ProviderError> {
         self.require_token("fork a database")?;
         let path = format!("api/v1/resources/{}/fork", percent_encode(source_token));
         self.new_database(&path, request).await
+    }
+
+    /// The connection URL of a database of the token's account, as it is now: after a rotate, the
+    /// rotated one. For a fork's copy of a checkpoint that hosted instanode froze by rotating.
+    async fn database_url(&self, token: &str) -> Result<String, ProviderError> {
+        self.require_token("read a database's credentials")?;
+        let path = format!("api/v1/resources/{}/credentials", percent_encode(token));
+        let request = self.http.request(Method::GET, &path)?;
+        let response = self.http.send(&request, true).await?;
+        let body = self.http.expect_success(response).await?;
+        // The answer holds the password: a parse error must not quote it.
+        let answer: Credentials = serde_json::from_slice(&body)
+            .map_err(|_| protocol("the credentials answer lacks token or connection_url"))?;
+        if answer.token != token {
+            return Err(protocol(format!(
+                "asked for the credentials of database {token:?}, instanode answered with those of {:?}",
+                answer.token
+            )));
+        }
+        if connection_parts(&answer.connection_url).is_none() {
+            return Err(protocol("the credentials' connection_url has no host or database name"));
+        }
+        Ok(answer.connection_url)
     }
 
     /// `POST /db/new`, or the fork route, which takes the same body and gives the same answer.
@@ -194,6 +219,10 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         // The Idempotency-Key makes a repeated create return the same database, so even a create
         // whose answer was lost is safe to send again.
         let response = self.http.send(&http_request, true).await?;
+        let extension = response.headers.contains_key(header_name(EXTENSION_HEADER));
+        if response.status == StatusCode::NOT_FOUND && path != "db/new" && !extension {
+            return Err(ProviderError::Unsupported { provider: PROVIDER, operation: "fork" });
+        }
         if response.status == StatusCode::PAYMENT_REQUIRED {
             return Err(error::payment_required(&error_body(response).await));
         }
@@ -355,5 +384,9 @@ impl<H: HttpClient, C: Clock> DatabaseProvider for InstanodeClient<H, C> {
 
     fn freeze<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(self.freeze_database(token))
+    }
+
+    fn connection_url<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(self.database_url(token))
     }
 }

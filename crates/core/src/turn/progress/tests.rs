@@ -52,7 +52,7 @@ fn a_turn_that_ran_and_was_reaped() {
     check(
         &seed(),
         expect![[
-            r#"{"last_seq":12,"now_ms":171,"deadline_ms":60000,"state":"finished","sandbox_phase":{"start":1,"end":40},"database_phase":{"start":1,"end":20},"upload_phase":{"start":40,"end":45},"seed_phase":{},"run_phase":{"start":50,"end":150},"reap_phase":{"start":150,"end":170},"sandbox":{"reap":"reaped"},"database":{"reap":"reaped"},"exit_code":3,"outcome":"failed","error":"the code exited with 3","timings":{"total_ms":171},"duplicates_dropped":0}"#
+            r#"{"last_seq":12,"now_ms":171,"deadline_ms":60000,"state":"finished","sandbox_phase":{"start":1,"end":40},"database_phase":{"start":1,"end":20},"upload_phase":{"start":40,"end":45},"copy_phase":{},"seed_phase":{},"run_phase":{"start":50,"end":150},"reap_phase":{"start":150,"end":170},"sandbox":{"reap":"reaped"},"database":{"reap":"reaped"},"exit_code":3,"outcome":"failed","error":"the code exited with 3","timings":{"total_ms":171},"duplicates_dropped":0}"#
         ]],
     );
 }
@@ -62,7 +62,7 @@ fn a_running_turn_holds_both_resources() {
     check(
         &running(),
         expect![[
-            r#"{"last_seq":8,"now_ms":60,"deadline_ms":60000,"state":"running","sandbox_phase":{"start":1,"end":40},"database_phase":{"start":1,"end":20},"upload_phase":{"start":40,"end":45},"seed_phase":{},"run_phase":{"start":50},"reap_phase":{},"sandbox":{"reap":"live"},"database":{"reap":"live"},"timings":{"total_ms":0},"duplicates_dropped":0}"#
+            r#"{"last_seq":8,"now_ms":60,"deadline_ms":60000,"state":"running","sandbox_phase":{"start":1,"end":40},"database_phase":{"start":1,"end":20},"upload_phase":{"start":40,"end":45},"copy_phase":{},"seed_phase":{},"run_phase":{"start":50},"reap_phase":{},"sandbox":{"reap":"live"},"database":{"reap":"live"},"timings":{"total_ms":0},"duplicates_dropped":0}"#
         ]],
     );
 }
@@ -80,7 +80,7 @@ fn a_database_that_failed_to_come_never_runs_the_code() {
     check(
         &events,
         expect![[
-            r#"{"last_seq":6,"now_ms":91,"deadline_ms":5000,"state":"finished","sandbox_phase":{"start":1,"end":30},"database_phase":{"start":1},"upload_phase":{"start":30},"seed_phase":{},"run_phase":{},"reap_phase":{"start":90,"end":90},"sandbox":{"reap":"reaped"},"outcome":"failed","error":"instanode answered 503","timings":{"total_ms":91},"duplicates_dropped":0}"#
+            r#"{"last_seq":6,"now_ms":91,"deadline_ms":5000,"state":"finished","sandbox_phase":{"start":1,"end":30},"database_phase":{"start":1},"upload_phase":{"start":30},"copy_phase":{},"seed_phase":{},"run_phase":{},"reap_phase":{"start":90,"end":90},"sandbox":{"reap":"reaped"},"outcome":"failed","error":"instanode answered 503","timings":{"total_ms":91},"duplicates_dropped":0}"#
         ]],
     );
 }

@@ -83,6 +83,7 @@ fn a_lost_turn_is_reaped_and_its_log_closed_once() {
                         database_ms: None,
                         provision_ms: None,
                         upload_ms: None,
+                        copy_ms: None,
                         seed_ms: None,
                         run_ms: None,
                         reap_ms: None,

@@ -22,6 +22,7 @@ mod output;
 mod overlap;
 mod reap;
 mod session;
+mod session_copy;
 
 /// Fakes, sink, control and clock of one test.
 struct World {

@@ -11,7 +11,7 @@ use crate::wire::database::{DatabaseSummary, TableSummary};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-fn session_spec(seed: Option<&str>, from: Option<&str>, keep_s: Option<u32>) -> TurnSpec {
+pub(super) fn session_spec(seed: Option<&str>, from: Option<&str>, keep_s: Option<u32>) -> TurnSpec {
     spec_with(|r| {
         r.database =
             DatabaseField::With(DatabaseOptions { from: from.map(str::to_owned), seed_sql: seed.map(str::to_owned) });
@@ -19,7 +19,7 @@ fn session_spec(seed: Option<&str>, from: Option<&str>, keep_s: Option<u32>) -> 
     })
 }
 
-fn parent_summary() -> DatabaseSummary {
+pub(super) fn parent_summary() -> DatabaseSummary {
     DatabaseSummary {
         tables: vec![
             TableSummary { name: "public.items".into(), rows: 5, columns: vec!["id integer".into()] },

@@ -1,0 +1,155 @@
+//! Checkpoints and forks against a scratchdb that answers as hosted instanode does
+//! (`--like-hosted`): no freeze and no fork route. The checkpoint is frozen by rotating its
+//! credentials, and a fork is a fresh database into which the turn copies the checkpoint from
+//! inside its own sandbox (`pg_dump | psql`) before its code runs (`docs/checkpoints.md`).
+
+use mayfly_cli::clock::SystemClock;
+use mayfly_cli::http::ReqwestHttpClient;
+use mayfly_cli::providers::{local_e2b, local_templates, NativeProviders};
+use mayfly_cli::run::fork_source;
+use mayfly_cli::stack::{LocalStack, StackOptions};
+use mayfly_core::providers::e2b::E2bClient;
+use mayfly_core::providers::instanode::{InstanodeClient, InstanodeConfig};
+use mayfly_core::providers::{DatabaseProvider, Providers};
+use mayfly_core::turn::{run_turn, Lease, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink};
+use mayfly_core::wire::api::{CheckpointRequest, DatabaseField, DatabaseOptions};
+use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, ReapState, TurnSpec};
+use mayfly_scratchdb::LikeHosted;
+
+#[derive(Default)]
+struct Events(std::cell::RefCell<Vec<Event>>);
+
+impl TurnSink for Events {
+    fn emit(&self, event: Event) -> Result<(), SinkError> {
+        self.0.borrow_mut().push(event);
+        Ok(())
+    }
+
+    fn record_lease(&self, _lease: Lease) -> futures::future::LocalBoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Events {
+    fn stdout(&self) -> String {
+        self.0
+            .borrow()
+            .iter()
+            .filter_map(|e| if let EventBody::Stdout { data } = &e.body { Some(data.as_str()) } else { None })
+            .collect()
+    }
+
+    fn text(&self) -> String {
+        self.0.borrow().iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect()
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.0.borrow().iter().map(|e| e.body.kind()).collect()
+    }
+}
+
+fn providers(stack: &LocalStack) -> NativeProviders {
+    let instanode = InstanodeConfig {
+        base_url: stack.endpoints.scratchdb_url.clone(),
+        token: Some(stack.endpoints.scratchdb_token.clone()),
+    };
+    Providers {
+        sandboxes: E2bClient::new(ReqwestHttpClient::default(), SystemClock, local_e2b(&stack.endpoints)),
+        databases: InstanodeClient::new(ReqwestHttpClient::default(), SystemClock, instanode),
+    }
+}
+
+async fn turn(
+    providers: &NativeProviders,
+    id: &str,
+    code: &str,
+    database: DatabaseOptions,
+    checkpoint: bool,
+) -> (TurnReport, Events) {
+    let mut request = CreateTurnRequest::new(code, Language::Python);
+    request.database = DatabaseField::With(database.clone());
+    request.checkpoint = checkpoint.then_some(CheckpointRequest { keep_s: Some(600) });
+    let spec = TurnSpec::from_request(request, &Limits::default(), &local_templates()).unwrap();
+    let fork = match &database.from {
+        Some(parent) => Some(fork_source(providers, &TurnId::new(parent.clone()).unwrap()).await.unwrap()),
+        None => None,
+    };
+    let options = TurnOptions { fork, ..TurnOptions::default() };
+    let events = Events::default();
+    let id = TurnId::new(id.to_owned()).unwrap();
+    let report = run_turn(id, spec, options, providers, &SystemClock, &events, &TurnControl::default()).await;
+    (report, events)
+}
+
+const ROWS: &str = "import os, psycopg\n\
+    c = psycopg.connect(os.environ['DATABASE_URL'], autocommit=True)\n\
+    print(sorted(r[0] for r in c.execute('SELECT name FROM items')))\n";
+
+fn fork_of(parent: &str) -> DatabaseOptions {
+    DatabaseOptions { from: Some(parent.to_owned()), seed_sql: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_without_a_fork_route_copies_the_checkpoint_inside_its_sandbox_and_the_checkpoint_stays_frozen() {
+    let options = StackOptions { like_hosted: Some(LikeHosted::default()), ..StackOptions::default() };
+    let stack = LocalStack::start(options).await.expect("the local stack starts");
+    let providers = providers(&stack);
+
+    // The base: a schema with a sequence, a view and fixtures, seeded, then checkpointed.
+    let seed = "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL UNIQUE);\n\
+                CREATE VIEW names AS SELECT name FROM items;\n\
+                INSERT INTO items (name) VALUES ('alpha'), ('beta');";
+    let base = DatabaseOptions { from: None, seed_sql: Some(seed.to_owned()) };
+    let code = format!("{ROWS}print(os.environ['DATABASE_URL'])\n");
+    let (report, events) = turn(&providers, "t_base", &code, base, true).await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{}", events.text());
+    assert_eq!(report.database.as_ref().map(|d| d.state), Some(ReapState::Checkpointed));
+    let stdout = events.stdout();
+    let (rows, base_url) = stdout.trim().split_once('\n').unwrap();
+    assert_eq!(rows, "['alpha', 'beta']");
+    // Frozen by a rotate: the URL the base turn's code had no longer logs in.
+    assert!(tokio_postgres::connect(base_url, tokio_postgres::NoTls).await.is_err(), "the old URL still works");
+
+    // A fork: copied, then changed; its serial goes on from the checkpoint's.
+    let code = "import os, psycopg\n\
+        c = psycopg.connect(os.environ['DATABASE_URL'], autocommit=True)\n\
+        c.execute(\"INSERT INTO items (name) VALUES ('gamma')\")\n\
+        print(c.execute('SELECT max(id) FROM items').fetchone()[0], sorted(r[0] for r in c.execute('SELECT name FROM names')))\n";
+    let (report, events) = turn(&providers, "t_fork", code, fork_of("t_base"), false).await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{}", events.text());
+    assert_eq!(events.stdout(), "3 ['alpha', 'beta', 'gamma']\n");
+    let kinds = events.kinds();
+    let at = |kind| kinds.iter().position(|k| *k == kind).unwrap_or_else(|| panic!("{kind} in {kinds:?}"));
+    assert!(at("database.copying") < at("database.copied") && at("database.copied") < at("process.started"));
+    assert!(report.timings.copy_ms.is_some());
+    // No credential of the checkpoint in anything the turn said.
+    let text = events.text();
+    let checkpoint = fork_source(&providers, &TurnId::new("t_base".to_owned()).unwrap()).await.unwrap();
+    let checkpoint_url = providers.databases.connection_url(&checkpoint.token).await.unwrap();
+    let password = checkpoint_url.split_once("://").unwrap().1.split_once('@').unwrap().0.split_once(':').unwrap().1;
+    assert!(!text.contains(password), "{text}");
+
+    // A second fork sees the checkpoint as it was, not the first fork's write.
+    let (report, events) = turn(&providers, "t_fork2", ROWS, fork_of("t_base"), false).await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{}", events.text());
+    assert_eq!(events.stdout(), "['alpha', 'beta']\n");
+
+    // A checkpoint gone between the fork's lookup and its copy: the turn fails before its code,
+    // says why, and leaves no database of its own behind.
+    let gone = fork_source(&providers, &TurnId::new("t_base".to_owned()).unwrap()).await.unwrap();
+    assert!(providers.databases.delete(&gone.token).await.unwrap());
+    let mut request = CreateTurnRequest::new(ROWS, Language::Python);
+    request.database = DatabaseField::With(fork_of("t_base"));
+    let spec = TurnSpec::from_request(request, &Limits::default(), &local_templates()).unwrap();
+    let options = TurnOptions { fork: Some(gone), ..TurnOptions::default() };
+    let events = Events::default();
+    let id = TurnId::new("t_gone".to_owned()).unwrap();
+    let report = run_turn(id, spec, options, &providers, &SystemClock, &events, &TurnControl::default()).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.unwrap_or_default();
+    assert!(error.starts_with("turn t_base's checkpoint could not be copied into the database: "), "{error}");
+    assert!(!events.kinds().contains(&"process.started"), "{}", events.text());
+    assert_eq!(report.database.as_ref().map(|d| d.state), Some(ReapState::Reaped));
+    assert!(providers.databases.list().await.unwrap().is_empty());
+    stack.shutdown().await;
+}
