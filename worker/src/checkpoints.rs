@@ -27,13 +27,16 @@ pub(crate) fn fork_allowed(req: &Request, env: &Env) -> std::result::Result<(), 
 
 /// The checkpoint `parent` keeps for `tenant`, for a fork to start from: an `ApiError` to answer
 /// when there is none — `404` for a turn that does not exist or is another tenant's (they look
-/// the same), `409` for one whose checkpoint is not live.
+/// the same), `409` for one whose checkpoint is not live. The checkpoint is then held for the
+/// fork's `timeout_s` at least, the longest the fork may take to copy it.
 pub(crate) async fn fork_source(
     env: &Env,
     tenant: &Tenant,
     parent: &TurnId,
+    timeout_s: u32,
 ) -> Result<std::result::Result<ForkSource, ApiError>> {
-    let mut answer = call(env, tenant, parent, Method::Post, "/fork-source", None).await?;
+    let path = format!("/fork-source?hold_s={timeout_s}");
+    let mut answer = call(env, tenant, parent, Method::Post, &path, None).await?;
     if answer.status_code() == 200 {
         return Ok(Ok(answer.json().await?));
     }

@@ -68,7 +68,7 @@ pub(crate) async fn create(mut req: Request, env: &Env) -> Result<Response> {
         }
     }
     let fork = match &spec.from {
-        Some(parent) => match crate::checkpoints::fork_source(env, &tenant, parent).await? {
+        Some(parent) => match crate::checkpoints::fork_source(env, &tenant, parent, spec.timeout_s).await? {
             Ok(source) => Some(source),
             Err(err) => return reply::error(&err),
         },

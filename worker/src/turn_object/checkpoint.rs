@@ -10,10 +10,12 @@ use super::{internal, Turn, TurnRecord};
 use crate::clock::WorkerClock;
 use mayfly_core::providers::Clock;
 
-/// A checkpoint read for a fork is kept at least this long after, so that it is still there when
-/// the fork's turn asks for its copy, a second or so later. A reap that comes while the copy is
-/// being made waits for it (scratchdb holds a lock per source), and one that comes before it makes
-/// the fork fail with the provider's 404: either way nothing is left half made.
+/// A checkpoint read for a fork is kept at least this long after, and at least for the fork's
+/// timeout (`hold_s`, within the longest a turn may run), so that it is still there while the fork
+/// copies it: at once through scratchdb's fork, or, where the provider cannot fork, from inside
+/// the fork's sandbox at any time before its deadline (`docs/checkpoints.md`). A reap that comes
+/// anyway (the checkpoint's limit) fails the fork with the provider's answer, and the fork's own
+/// database is reaped: nothing is left half made.
 pub(crate) const FORK_HOLD_MS: u64 = 30_000;
 
 impl Turn {
@@ -63,7 +65,12 @@ impl Turn {
             return Err(internal(&worker::Error::RustError("a database lease for a sandbox".into())));
         };
         let source = ForkSource { token: token.clone(), summary: view.summary.clone() };
-        let hold_until = (WorkerClock.now_ms() + FORK_HOLD_MS).min(view.limit_unix_ms);
+        let hold_s = req.url().ok().and_then(|url| {
+            url.query_pairs().find(|(name, _)| name == "hold_s").and_then(|(_, value)| value.parse::<u64>().ok())
+        });
+        let longest_ms = u64::from(Limits::default().max_timeout_s) * 1000;
+        let hold_ms = hold_s.unwrap_or(0).saturating_mul(1000).clamp(FORK_HOLD_MS, longest_ms.max(FORK_HOLD_MS));
+        let hold_until = (WorkerClock.now_ms() + hold_ms).min(view.limit_unix_ms);
         if lease.lease.reap_by_unix_ms < hold_until {
             lease.lease.reap_by_unix_ms = hold_until;
             self.put_lease(&lease).map_err(|err| internal(&err))?;

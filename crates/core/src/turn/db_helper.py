@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 # Kept in step with SUMMARY_MAX_TABLES, SUMMARY_MAX_COLUMNS, SUMMARY_MAX_NAME_BYTES and
 # SUMMARY_MAX_BYTES in core's wire/database.rs (the JSON here may be longer, being cut by
@@ -91,44 +92,80 @@ def summary():
     print(json.dumps({"tables": tables, "bytes": size, "truncated": truncated}))
 
 
+def without_password(url):
+    """The URL with its password taken out, and the password: the password then goes to libpq
+    through the environment of the one program that needs it, never on a command line, which
+    everyone in the sandbox can read in /proc."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}")), urllib.parse.unquote(parts.password)
+
+
+def said(err, status):
+    """What a client tool said of its failure: its first error line (psql follows an error with
+    `LINE n:` and a caret), else its last line."""
+    err.seek(0)
+    lines = [line.strip() for line in err.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR:" in line or "FATAL:" in line or "error:" in line]
+    return (errors or lines or [f"status {status}"])[0 if errors else -1]
+
+
 def copy():
-    """A fork's copy of its checkpoint where the provider cannot fork (hosted instanode)."""
-    source = os.environ.pop("MAYFLY_SOURCE_URL")
-    target = os.environ["PG_URL"]
-    # libpq reads PG* variables: none but the URLs given on the command line may steer it.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("PG")}
-    dump_command = ["pg_dump", "--no-owner", "--no-privileges", "--dbname", source]
-    restore_command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--dbname", target]
+    """A fork's copy of its checkpoint where the provider cannot fork (hosted instanode): all of
+    it, in one transaction, or nothing."""
+    source, source_password = without_password(os.environ.pop("MAYFLY_SOURCE_URL"))
+    target, target_password = without_password(os.environ["PG_URL"])
+    # libpq reads PG* variables: none but the ones set here may steer it.
+    base = {name: value for name, value in os.environ.items() if not name.startswith("PG")}
+
+    def env(password):
+        return {**base, "PGPASSWORD": password} if password is not None else base
+
+    # -w: never wait for a password on a terminal; a lock someone holds on the checkpoint is an
+    # error after 10 s, not a wait until the deadline.
+    dump_command = ["pg_dump", "-w", "--lock-wait-timeout=10000", "--no-owner", "--no-privileges", "--dbname", source]
+    restore_command = ["psql", "-w", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--dbname", target]
     copied = 0
     # Their stderr goes to files, not pipes: a chatty pg_dump can then never stall on a full pipe.
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err:
         try:
-            dump = subprocess.Popen(dump_command, stdout=subprocess.PIPE, stderr=dump_err, env=env)
+            dump = subprocess.Popen(dump_command, stdout=subprocess.PIPE, stderr=dump_err, env=env(source_password))
             restore = subprocess.Popen(
-                restore_command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=restore_err, env=env
+                restore_command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=restore_err,
+                env=env(target_password),
             )
         except FileNotFoundError:
             sys.exit(
                 "this sandbox's template has no pg_dump and psql, which a fork needs where the "
                 "provider cannot fork: use mayfly's template (docs/templates.md)"
             )
-        restore_stopped = False
         try:
             while chunk := dump.stdout.read(1 << 16):
                 restore.stdin.write(chunk)
                 copied += len(chunk)
-            restore.stdin.close()
         except BrokenPipeError:
             # The restore stopped at an error: its words say why, not the dump's end.
-            restore_stopped = True
             dump.kill()
-        dumped, restored = dump.wait(), restore.wait()
-        failures = [(dumped, dump_err, "pg_dump"), (restored, restore_err, "the restore")]
-        for status, err, what in reversed(failures) if restore_stopped else failures:
-            if status != 0:
-                err.seek(0)
-                lines = err.read().decode("utf-8", "replace").strip().splitlines()
-                sys.exit(f"{what} failed: {lines[-1] if lines else f'status {status}'}")
+            dump.wait()
+            restore.wait()
+            sys.exit(f"the restore failed: {said(restore_err, restore.returncode)}")
+        dumped = dump.wait()
+        if dumped != 0:
+            # psql takes the end of its input, even inside a COPY, as the end: a dump cut short
+            # would be committed. The restore is killed before its input ends, so it commits nothing.
+            restore.kill()
+            restore.wait()
+            sys.exit(f"pg_dump failed: {said(dump_err, dumped)}")
+        restore.stdin.close()
+        restored = restore.wait()
+        if restored != 0:
+            sys.exit(f"the restore failed: {said(restore_err, restored)}")
     print(json.dumps({"bytes": copied}))
 
 

@@ -58,7 +58,8 @@ where
     }
 
     async fn execute(&self, sandbox: &SandboxHandle, database: Option<&Database>) -> Ending {
-        let mut env = Vec::new();
+        // The caller's variables, then mayfly's, whose names the spec keeps the caller from using.
+        let mut env: Vec<(String, String)> = self.spec.env.clone();
         if let Some(database) = database {
             // The one place the URL with its password goes: the process's environment.
             env.push(("PG_URL".to_owned(), database.connection_url.clone()));

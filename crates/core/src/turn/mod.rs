@@ -193,7 +193,12 @@ where
                 (Some(database), true) => self.copy_until_interrupted(sandbox, database).await,
                 _ => None,
             };
-            match copied {
+            // A fork's code and files go up once its copy is made (`provision.rs`).
+            let uploaded = match copied {
+                None if self.spec.from.is_some() => self.upload_until_interrupted(sandbox).await,
+                copied => copied,
+            };
+            match uploaded {
                 Some(ending) => ending,
                 None => match self.seed_until_interrupted(sandbox, database.as_ref()).await {
                     Some(ending) => ending,
@@ -228,6 +233,11 @@ where
             Ending::Exited(code) => (Outcome::Failed, Some(code), Some(format!("the code exited with status {code}"))),
             Ending::Failed(error) => (Outcome::Failed, None, Some(error)),
             Ending::Cancelled => (Outcome::Cancelled, None, Some("the turn was cancelled".to_owned())),
+            Ending::TimedOut if self.run_started_at.get().is_none() => (
+                Outcome::TimedOut,
+                None,
+                Some(format!("the turn ran past its {} s timeout before its code started", self.spec.timeout_s)),
+            ),
             Ending::TimedOut => {
                 (Outcome::TimedOut, None, Some(format!("the code ran past its {} s timeout", self.spec.timeout_s)))
             }

@@ -44,7 +44,10 @@ where
             let request = SandboxRequest {
                 template: self.spec.template.clone(),
                 timeout_s: self.spec.timeout_s + self.options.grace_s,
-                env: self.spec.env.clone(),
+                // The caller's env is its code's process's alone (`execute.rs`), not the whole
+                // sandbox's: mayfly's own helpers run there too, and variables a shell or an
+                // interpreter acts on (`BASH_ENV`, `PS4`…) would run the caller's choice in them.
+                env: Vec::new(),
                 metadata: sandbox_metadata(self.turn_id.as_str(), deadline_unix_s),
             };
             let handle = match self.sandboxes.create(request).await {
@@ -65,6 +68,11 @@ where
             done();
             if let Err(error) = recorded {
                 return (Some(handle), Some(format!("the sandbox's lease could not be recorded: {error}")), None);
+            }
+            if self.spec.from.is_some() {
+                // A fork may have to copy its checkpoint in this sandbox first (`session.rs`),
+                // before anything of the caller's is in it: its files go up after the copy.
+                return (Some(handle), None, None);
             }
             let upload = self.upload_until_interrupted(&handle).await;
             (Some(handle), None, upload)

@@ -49,6 +49,17 @@ pub struct ForkSource {
     pub summary: Option<DatabaseSummary>,
 }
 
+/// What `db_helper.py` is run for.
+enum Helper<'a> {
+    /// The seed SQL, run in one transaction.
+    Seed(&'a str),
+    Summary,
+    /// A fork's copy of the checkpoint at `source_url`, where the provider cannot fork.
+    Copy {
+        source_url: String,
+    },
+}
+
 /// What the copy helper prints: how much SQL went from the checkpoint into the fork.
 #[derive(Deserialize)]
 struct Copied {
@@ -80,8 +91,7 @@ where
         let started = self.clock.now_ms();
         self.emitter.emit(EventBody::DatabaseSeeding { bytes: seed.len() as u64 });
         let timeout_ms = self.deadline_unix_ms.saturating_sub(started);
-        let seeding =
-            pin!(self.run_helper(sandbox, database, &[], Some(seed), "seed /tmp/.mayfly/seed.sql", timeout_ms));
+        let seeding = pin!(self.run_helper(sandbox, database, Helper::Seed(seed), timeout_ms));
         // The deadline first: a seed still running when it passes timed out, it did not fail.
         let result = match future::select(pin!(self.interrupted()), seeding).await {
             Either::Left((ending, _)) => return Some(ending),
@@ -112,8 +122,7 @@ where
             let source_url = self.databases.connection_url(&source.token).await.map_err(|e| e.to_string())?;
             self.emitter.add_secret(&source_url);
             let timeout_ms = self.deadline_unix_ms.saturating_sub(self.clock.now_ms());
-            let env = [(SOURCE_URL_ENV, source_url)];
-            self.run_helper(sandbox, database, &env, None, "copy", timeout_ms).await
+            self.run_helper(sandbox, database, Helper::Copy { source_url }, timeout_ms).await
         };
         let result = match future::select(pin!(self.interrupted()), pin!(copying)).await {
             Either::Left((ending, _)) => return Some(ending),
@@ -140,7 +149,7 @@ where
     /// said in the event; the turn goes on.
     pub(super) async fn summarize(&self, sandbox: &SandboxHandle, database: &Database) -> Option<DatabaseSummary> {
         let timeout_ms = self.deadline_unix_ms.saturating_sub(self.clock.now_ms()).min(SUMMARY_TIMEOUT_MS);
-        let summary = match self.run_helper(sandbox, database, &[], None, "summary", timeout_ms).await {
+        let summary = match self.run_helper(sandbox, database, Helper::Summary, timeout_ms).await {
             Ok(stdout) => serde_json::from_str::<DatabaseSummary>(stdout.trim())
                 .map(DatabaseSummary::bounded)
                 .map_err(|_| "the summary helper printed something that is not a summary".to_owned()),
@@ -184,19 +193,30 @@ where
         checkpoint_limit_unix_ms(self.deadline_unix_ms, self.options.max_checkpoint_keep_s)
     }
 
-    /// Uploads the helper (again, so that nothing the code left in its place runs) and `seed`,
-    /// runs `python3 db_helper.py {args}` with the database's URL and `env`, and answers its
-    /// stdout, or its last words on stderr when it fails.
+    /// Uploads the helper (again, so that nothing the code left in its place runs) and a seed's
+    /// SQL, runs `python3 db_helper.py …` with the database's URL, and answers its stdout, or its
+    /// last words on stderr when it fails.
     async fn run_helper(
         &self,
         sandbox: &SandboxHandle,
         database: &Database,
-        env: &[(&str, String)],
-        seed: Option<&str>,
-        args: &str,
+        helper: Helper<'_>,
         timeout_ms: u64,
     ) -> Result<String, String> {
-        let work = async {
+        let mut env = vec![("PG_URL".to_owned(), database.connection_url.clone())];
+        // Seed and summary are not isolated (`-I`): the local template finds psycopg through
+        // `PYTHONPATH`. The sandbox is the tenant's to arrange in any case (its shell profile, its
+        // files), which is why what they print is not trusted. The copy needs no psycopg, and
+        // runs before anything of the caller's is in the sandbox (`provision.rs`).
+        let (seed, command) = match helper {
+            Helper::Seed(seed) => (Some(seed), format!("python3 {HELPER_PATH} seed {SEED_PATH}")),
+            Helper::Summary => (None, format!("python3 {HELPER_PATH} summary")),
+            Helper::Copy { source_url } => {
+                env.push((SOURCE_URL_ENV.to_owned(), source_url));
+                (None, format!("python3 -I {HELPER_PATH} copy"))
+            }
+        };
+        let work = async move {
             let mut uploads = vec![(HELPER_PATH, HELPER)];
             uploads.extend(seed.map(|seed| (SEED_PATH, seed)));
             let uploads = uploads.into_iter().map(|(path, content)| async move {
@@ -204,18 +224,7 @@ where
                 self.sandboxes.upload(sandbox, path, bytes).await.map_err(|e| format!("{path}: {e}"))
             });
             future::try_join_all(uploads).await?;
-            let process = ProcessRequest {
-                // Not isolated (`-I`): the local template finds psycopg through `PYTHONPATH`. The
-                // sandbox is the tenant's to arrange in any case (its shell profile, its files),
-                // which is why what this prints is not trusted.
-                command: format!("python3 {HELPER_PATH} {args}"),
-                env: std::iter::once(("PG_URL", database.connection_url.clone()))
-                    .chain(env.iter().cloned())
-                    .map(|(name, value)| (name.to_owned(), value))
-                    .collect(),
-                cwd: "/tmp".to_owned(),
-                timeout_ms,
-            };
+            let process = ProcessRequest { command, env, cwd: "/tmp".to_owned(), timeout_ms };
             let mut events = self.sandboxes.start(sandbox, process).await.map_err(|e| e.to_string())?;
             let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
             while let Some(event) = events.next().await {

@@ -30,9 +30,9 @@ fn a_fork_where_the_provider_cannot_fork_copies_the_checkpoint_before_the_seed_a
         #3      0 ms database.creating {"from":"t0"}
         #4    200 ms database.ready {"database":"db_tok1","host":"db.test:5432","ms":200}
         #5    300 ms sandbox.ready {"ms":300,"sandbox_id":"sbx-1"}
-        #6    310 ms code.uploaded {"bytes":8,"path":"/home/user/main.py"}
-        #7    310 ms database.copying {"from":"t0"}
-        #8    375 ms database.copied {"bytes":4096,"ms":65}
+        #6    300 ms database.copying {"from":"t0"}
+        #7    365 ms database.copied {"bytes":4096,"ms":65}
+        #8    375 ms code.uploaded {"bytes":8,"path":"/home/user/main.py"}
         #9    375 ms database.seeding {"bytes":28}
         #10   420 ms database.seeded {"ms":45}
         #11   430 ms process.started {"pid":42}
@@ -51,6 +51,9 @@ fn a_fork_where_the_provider_cannot_fork_copies_the_checkpoint_before_the_seed_a
     assert!(trace[at("database create tok1")].contains("key=mayfly-t1"), "{trace:#?}");
     assert!(at("database credentials tok-parent") < at("db_helper.py copy"));
     assert!(at("db_helper.py copy") < at("db_helper.py seed"));
+    // Nothing of the caller's is in the sandbox while the copy runs: its code goes up after.
+    assert!(at("db_helper.py copy") < at("sandbox upload /home/user/main.py"), "{trace:#?}");
+    assert!(trace[at("db_helper.py copy")].contains("python3 -I /tmp/.mayfly/db_helper.py copy"));
     // The checkpoint's URL went to the copy's environment only: never to the code's.
     let created = world.providers.sandboxes.created.borrow();
     let sandbox = &created["sbx-1"];
@@ -123,5 +126,5 @@ fn a_copy_or_a_seed_still_running_at_the_deadline_timed_out_it_did_not_fail() {
     world.providers.sandboxes.helper.borrow_mut().insert("seed", vec![Step::Wait(60_000)]);
     let report = world.run(session_spec(Some("select pg_sleep(60)"), None, None), TurnOptions::default());
     assert_eq!(report.outcome, Outcome::TimedOut, "{:?}", report.error);
-    assert_eq!(report.error.as_deref(), Some("the code ran past its 30 s timeout"));
+    assert_eq!(report.error.as_deref(), Some("the turn ran past its 30 s timeout before its code started"));
 }
