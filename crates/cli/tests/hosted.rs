@@ -9,29 +9,12 @@ use mayfly_cli::stack::{LocalStack, StackOptions};
 use mayfly_core::providers::e2b::E2bClient;
 use mayfly_core::providers::instanode::{InstanodeClient, InstanodeConfig};
 use mayfly_core::providers::Providers;
-use mayfly_core::turn::{run_turn, Lease, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink};
-use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, TurnSpec};
+use mayfly_core::turn::{run_turn, TurnControl, TurnId, TurnOptions, TurnReport};
+use mayfly_core::{CreateTurnRequest, Language, Limits, Outcome, TurnSpec};
 use mayfly_scratchdb::LikeHosted;
+use recorder::Recorder as Events;
 
-#[derive(Default)]
-struct Events(std::cell::RefCell<Vec<Event>>);
-
-impl TurnSink for Events {
-    fn emit(&self, event: Event) -> Result<(), SinkError> {
-        self.0.borrow_mut().push(event);
-        Ok(())
-    }
-
-    fn record_lease(&self, _lease: Lease) -> futures::future::LocalBoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-impl Events {
-    fn ran_code(&self) -> bool {
-        self.0.borrow().iter().any(|e| matches!(e.body, EventBody::ProcessStarted { .. }))
-    }
-}
+mod recorder;
 
 async fn stack(daily_cap: u32) -> LocalStack {
     let options =
@@ -66,7 +49,7 @@ async fn past_the_daily_share_an_earlier_database_is_refused_not_run_on() {
     let stack = stack(1).await;
     let anonymous = providers(&stack, None);
     let (first, events) = turn(&anonymous, "first").await;
-    assert_eq!(first.outcome, Outcome::Succeeded, "{:?}", events.0.borrow());
+    assert_eq!(first.outcome, Outcome::Succeeded, "{}", events.json());
     // Hosted answers the second create with the first database (200): the turn must not use it.
     let (second, events) = turn(&anonymous, "second").await;
     assert_eq!(second.outcome, Outcome::Failed);

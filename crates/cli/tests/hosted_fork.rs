@@ -11,42 +11,13 @@ use mayfly_cli::stack::{LocalStack, StackOptions};
 use mayfly_core::providers::e2b::E2bClient;
 use mayfly_core::providers::instanode::{InstanodeClient, InstanodeConfig};
 use mayfly_core::providers::{DatabaseProvider, Providers};
-use mayfly_core::turn::{run_turn, Lease, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink};
+use mayfly_core::turn::{run_turn, TurnControl, TurnId, TurnOptions, TurnReport};
 use mayfly_core::wire::api::{CheckpointRequest, DatabaseField, DatabaseOptions};
-use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, ReapState, TurnSpec};
+use mayfly_core::{CreateTurnRequest, Language, Limits, Outcome, ReapState, TurnSpec};
 use mayfly_scratchdb::LikeHosted;
+use recorder::Recorder as Events;
 
-#[derive(Default)]
-struct Events(std::cell::RefCell<Vec<Event>>);
-
-impl TurnSink for Events {
-    fn emit(&self, event: Event) -> Result<(), SinkError> {
-        self.0.borrow_mut().push(event);
-        Ok(())
-    }
-
-    fn record_lease(&self, _lease: Lease) -> futures::future::LocalBoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-impl Events {
-    fn stdout(&self) -> String {
-        self.0
-            .borrow()
-            .iter()
-            .filter_map(|e| if let EventBody::Stdout { data } = &e.body { Some(data.as_str()) } else { None })
-            .collect()
-    }
-
-    fn text(&self) -> String {
-        self.0.borrow().iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect()
-    }
-
-    fn kinds(&self) -> Vec<&'static str> {
-        self.0.borrow().iter().map(|e| e.body.kind()).collect()
-    }
-}
+mod recorder;
 
 fn providers(stack: &LocalStack) -> NativeProviders {
     let instanode = InstanodeConfig {
@@ -102,7 +73,7 @@ async fn a_fork_without_a_fork_route_copies_the_checkpoint_inside_its_sandbox_an
     let base = DatabaseOptions { from: None, seed_sql: Some(seed.to_owned()) };
     let code = format!("{ROWS}print(os.environ['DATABASE_URL'])\n");
     let (report, events) = turn(&providers, "t_base", &code, base, true).await;
-    assert_eq!(report.outcome, Outcome::Succeeded, "{}", events.text());
+    assert_eq!(report.outcome, Outcome::Succeeded, "{}", events.json());
     assert_eq!(report.database.as_ref().map(|d| d.state), Some(ReapState::Checkpointed));
     let stdout = events.stdout();
     let (rows, base_url) = stdout.trim().split_once('\n').unwrap();
@@ -116,14 +87,14 @@ async fn a_fork_without_a_fork_route_copies_the_checkpoint_inside_its_sandbox_an
         c.execute(\"INSERT INTO items (name) VALUES ('gamma')\")\n\
         print(c.execute('SELECT max(id) FROM items').fetchone()[0], sorted(r[0] for r in c.execute('SELECT name FROM names')))\n";
     let (report, events) = turn(&providers, "t_fork", code, fork_of("t_base"), false).await;
-    assert_eq!(report.outcome, Outcome::Succeeded, "{}", events.text());
+    assert_eq!(report.outcome, Outcome::Succeeded, "{}", events.json());
     assert_eq!(events.stdout(), "3 ['alpha', 'beta', 'gamma']\n");
     let kinds = events.kinds();
     let at = |kind| kinds.iter().position(|k| *k == kind).unwrap_or_else(|| panic!("{kind} in {kinds:?}"));
     assert!(at("database.copying") < at("database.copied") && at("database.copied") < at("process.started"));
     assert!(report.timings.copy_ms.is_some());
     // No credential of the checkpoint in anything the turn said.
-    let text = events.text();
+    let text = events.json();
     let checkpoint = fork_source(&providers, &TurnId::new("t_base".to_owned()).unwrap()).await.unwrap();
     let checkpoint_url = providers.databases.connection_url(&checkpoint.token).await.unwrap();
     let password = checkpoint_url.split_once("://").unwrap().1.split_once('@').unwrap().0.split_once(':').unwrap().1;
@@ -131,7 +102,7 @@ async fn a_fork_without_a_fork_route_copies_the_checkpoint_inside_its_sandbox_an
 
     // A second fork sees the checkpoint as it was, not the first fork's write.
     let (report, events) = turn(&providers, "t_fork2", ROWS, fork_of("t_base"), false).await;
-    assert_eq!(report.outcome, Outcome::Succeeded, "{}", events.text());
+    assert_eq!(report.outcome, Outcome::Succeeded, "{}", events.json());
     assert_eq!(events.stdout(), "['alpha', 'beta']\n");
 
     // A checkpoint gone between the fork's lookup and its copy: the turn fails before its code,
@@ -148,7 +119,7 @@ async fn a_fork_without_a_fork_route_copies_the_checkpoint_inside_its_sandbox_an
     assert_eq!(report.outcome, Outcome::Failed);
     let error = report.error.unwrap_or_default();
     assert!(error.starts_with("turn t_base's checkpoint could not be copied into the database: "), "{error}");
-    assert!(!events.kinds().contains(&"process.started"), "{}", events.text());
+    assert!(!events.kinds().contains(&"process.started"), "{}", events.json());
     assert_eq!(report.database.as_ref().map(|d| d.state), Some(ReapState::Reaped));
     assert!(providers.databases.list().await.unwrap().is_empty());
     stack.shutdown().await;

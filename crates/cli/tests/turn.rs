@@ -3,6 +3,7 @@
 //! runs them.
 
 mod common;
+mod recorder;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -10,42 +11,9 @@ use std::time::{Duration, Instant};
 use mayfly_cli::providers::{self, local_templates, EnvProviders, NativeProviders};
 use mayfly_cli::stack::{LocalStack, StackOptions};
 use mayfly_core::providers::{DatabaseProvider, SandboxProvider};
-use mayfly_core::turn::{run_turn, Lease, SinkError, TurnControl, TurnId, TurnOptions, TurnReport, TurnSink};
-use mayfly_core::{CreateTurnRequest, Event, EventBody, Language, Limits, Outcome, ReapState, TurnSpec};
-
-/// Collects a turn's events, as a test viewer.
-#[derive(Debug, Default)]
-struct Recorder {
-    events: std::cell::RefCell<Vec<Event>>,
-}
-
-impl TurnSink for Recorder {
-    fn emit(&self, event: Event) -> Result<(), SinkError> {
-        self.events.borrow_mut().push(event);
-        Ok(())
-    }
-
-    fn record_lease(&self, _lease: Lease) -> futures::future::LocalBoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-impl Recorder {
-    fn stdout(&self) -> String {
-        self.events
-            .borrow()
-            .iter()
-            .filter_map(|e| match &e.body {
-                EventBody::Stdout { data } => Some(data.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn json(&self) -> String {
-        serde_json::to_string(&*self.events.borrow()).unwrap()
-    }
-}
+use mayfly_core::turn::{run_turn, TurnControl, TurnId, TurnOptions, TurnReport};
+use mayfly_core::{CreateTurnRequest, Language, Limits, Outcome, ReapState, TurnSpec};
+use recorder::Recorder;
 
 fn spec(code: &str, language: Language) -> TurnSpec {
     TurnSpec::from_request(CreateTurnRequest::new(code, language), &Limits::default(), &local_templates()).unwrap()
