@@ -10,7 +10,7 @@ use mayfly_cli::run::fork_source;
 use mayfly_cli::stack::{LocalStack, StackOptions};
 use mayfly_core::providers::e2b::E2bClient;
 use mayfly_core::providers::instanode::{InstanodeClient, InstanodeConfig};
-use mayfly_core::providers::{DatabaseProvider, Providers};
+use mayfly_core::providers::{DatabaseProvider, DatabaseRequest, Providers};
 use mayfly_core::turn::{run_turn, TurnControl, TurnId, TurnOptions, TurnReport};
 use mayfly_core::wire::api::{CheckpointRequest, DatabaseField, DatabaseOptions};
 use mayfly_core::{CreateTurnRequest, Language, Limits, Outcome, ReapState, TurnSpec};
@@ -122,5 +122,59 @@ async fn a_fork_without_a_fork_route_copies_the_checkpoint_inside_its_sandbox_an
     assert!(!events.kinds().contains(&"process.started"), "{}", events.json());
     assert_eq!(report.database.as_ref().map(|d| d.state), Some(ReapState::Reaped));
     assert!(providers.databases.list().await.unwrap().is_empty());
+    stack.shutdown().await;
+}
+
+/// Runs the copy helper on the host against the stack's Postgres, with `pg_dump` replaced by a
+/// script that prints `dump` and exits with `status`: its exit status and stderr.
+fn copy_with_fake_dump(target_url: &str, dump: &str, status: i32) -> (bool, String) {
+    let bin = tempfile::tempdir().unwrap();
+    let script = format!(
+        "#!/bin/sh\ncat <<'SQL'\n{dump}SQL\necho 'pg_dump: error: connection to server lost' >&2\nexit {status}\n"
+    );
+    let fake = bin.path().join("pg_dump");
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let helper = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/src/turn/db_helper.py");
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-I", helper, "copy"])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))
+        .env("PG_URL", target_url)
+        .env("MAYFLY_SOURCE_URL", "postgres://usr_src:s3cret@127.0.0.1:1/db_src")
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).trim().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_is_all_of_the_checkpoint_or_nothing_and_says_what_broke() {
+    let stack = LocalStack::start(StackOptions::default()).await.expect("the local stack starts");
+    let providers = providers(&stack);
+    let request = DatabaseRequest { name: "copy-target".to_owned(), idempotency_key: "copy-target".to_owned() };
+    let target = providers.databases.create(request).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&target.connection_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let tables = || async {
+        let rows =
+            client.query("SELECT relname::text FROM pg_class WHERE relname IN ('cut', 'bad')", &[]).await.unwrap();
+        rows.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>()
+    };
+
+    // A dump that breaks off in the middle of a table's rows: psql takes the end of its input as
+    // the end of the COPY and would commit the rows that came.
+    let dump = "CREATE TABLE cut (x int);\nCOPY cut (x) FROM stdin;\n1\n2\n";
+    let (copied, said) = copy_with_fake_dump(&target.connection_url, dump, 1);
+    assert!(!copied);
+    assert_eq!(said, "pg_dump failed: pg_dump: error: connection to server lost");
+    assert_eq!(tables().await, Vec::<String>::new(), "a cut dump was committed");
+
+    // A restore that fails says the error, not psql's `LINE n:` and caret after it.
+    let dump = "CREATE TABLE bad (x int);\nSELECT no_such_function(1);\n";
+    let (copied, said) = copy_with_fake_dump(&target.connection_url, dump, 0);
+    assert!(!copied);
+    assert!(said.starts_with("the restore failed: ") && said.contains("ERROR:  function no_such_function"), "{said}");
+    assert_eq!(tables().await, Vec::<String>::new(), "half a restore was committed");
+    providers.databases.delete(&target.token).await.unwrap();
     stack.shutdown().await;
 }
