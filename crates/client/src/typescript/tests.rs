@@ -295,19 +295,12 @@ fn every_body_of_the_packages_methods_is_declared_as_core_sends_it() {
     }
     // Every literal union holds exactly core's wire names.
     let names = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
-    let outcomes = [Outcome::Succeeded, Outcome::Failed, Outcome::Cancelled, Outcome::TimedOut].map(Outcome::as_str);
+    let outcomes: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
     assert_eq!(literal_union("Outcome"), Some(names(&outcomes)));
     let languages = Language::ALL.map(Language::as_str);
     assert_eq!(literal_union("Language"), Some(names(&languages)));
-    let reaps = [
-        ReapState::Live,
-        ReapState::Reaping,
-        ReapState::Reaped,
-        ReapState::Kept,
-        ReapState::Checkpointed,
-        ReapState::Failed,
-    ];
-    assert_eq!(literal_union("ReapState"), Some(names(&reaps.map(ReapState::as_str))));
+    let reaps: Vec<&str> = ReapState::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(literal_union("ReapState"), Some(names(&reaps)));
 }
 
 #[test]

@@ -189,21 +189,9 @@ where
         } else {
             // Unreachable `expect`: no provisioning failure means the sandbox exists.
             let sandbox = sandbox.as_ref().expect("a sandbox when provisioning did not fail");
-            let copied = match (&database, fork_by_copy) {
-                (Some(database), true) => self.copy_until_interrupted(sandbox, database).await,
-                _ => None,
-            };
-            // A fork's code and files go up once its copy is made (`provision.rs`).
-            let uploaded = match copied {
-                None if self.spec.from.is_some() => self.upload_until_interrupted(sandbox).await,
-                copied => copied,
-            };
-            match uploaded {
+            match self.prepare_until_interrupted(sandbox, database.as_ref(), fork_by_copy).await {
                 Some(ending) => ending,
-                None => match self.seed_until_interrupted(sandbox, database.as_ref()).await {
-                    Some(ending) => ending,
-                    None => self.execute_until_interrupted(sandbox, database.as_ref()).await,
-                },
+                None => self.execute_until_interrupted(sandbox, database.as_ref()).await,
             }
         };
         let exited = matches!(ending, Ending::Exited(_));

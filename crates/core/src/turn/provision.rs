@@ -1,5 +1,6 @@
 //! Provisioning: the sandbox and the database requested at once, each lease recorded as soon as
-//! its resource exists, and the code uploaded as soon as the sandbox is ready (`upload.rs`).
+//! its resource exists, and the code uploaded as soon as the sandbox is ready (`upload.rs`) — a
+//! fork's only after provisioning, once its copy is made (`session.rs`).
 
 use futures::future;
 
@@ -69,9 +70,7 @@ where
             if let Err(error) = recorded {
                 return (Some(handle), Some(format!("the sandbox's lease could not be recorded: {error}")), None);
             }
-            if self.spec.from.is_some() {
-                // A fork may have to copy its checkpoint in this sandbox first (`session.rs`),
-                // before anything of the caller's is in it: its files go up after the copy.
+            if self.uploads_after_provisioning() {
                 return (Some(handle), None, None);
             }
             let upload = self.upload_until_interrupted(&handle).await;

@@ -80,13 +80,37 @@ where
     C: Clock,
     K: TurnSink,
 {
-    /// Runs the seed SQL, if the turn has one, before the code: `None` once it succeeded, else how
-    /// the turn ends.
-    pub(super) async fn seed_until_interrupted(
+    /// Whether the code and files go up only after provisioning: a fork's, which may first have to
+    /// copy its checkpoint into the sandbox with nothing of the caller's in it yet.
+    pub(super) fn uploads_after_provisioning(&self) -> bool {
+        self.spec.from.is_some()
+    }
+
+    /// What comes between provisioning and the code: a fork's copy of its checkpoint where the
+    /// provider could not fork, then its upload, then the seed. `None` once all of it is done,
+    /// else how the turn ends.
+    pub(super) async fn prepare_until_interrupted(
         &self,
         sandbox: &SandboxHandle,
         database: Option<&Database>,
+        fork_by_copy: bool,
     ) -> Option<Ending> {
+        if let (Some(database), true) = (database, fork_by_copy) {
+            if let Some(ending) = self.copy_until_interrupted(sandbox, database).await {
+                return Some(ending);
+            }
+        }
+        if self.uploads_after_provisioning() {
+            if let Some(ending) = self.upload_until_interrupted(sandbox).await {
+                return Some(ending);
+            }
+        }
+        self.seed_until_interrupted(sandbox, database).await
+    }
+
+    /// Runs the seed SQL, if the turn has one, before the code: `None` once it succeeded, else how
+    /// the turn ends.
+    async fn seed_until_interrupted(&self, sandbox: &SandboxHandle, database: Option<&Database>) -> Option<Ending> {
         let (Some(seed), Some(database)) = (self.spec.seed_sql.as_deref(), database) else { return None };
         let started = self.clock.now_ms();
         self.emitter.emit(EventBody::DatabaseSeeding { bytes: seed.len() as u64 });
@@ -112,7 +136,7 @@ where
     /// Copies the fork's checkpoint into its fresh database, where the provider cannot fork
     /// (hosted instanode): `pg_dump | psql` inside the turn's own sandbox, before the seed and the
     /// code, as its own phase. `None` once it succeeded, else how the turn ends.
-    pub(super) async fn copy_until_interrupted(&self, sandbox: &SandboxHandle, database: &Database) -> Option<Ending> {
+    async fn copy_until_interrupted(&self, sandbox: &SandboxHandle, database: &Database) -> Option<Ending> {
         let (Some(source), Some(parent)) = (&self.options.fork, &self.spec.from) else { return None };
         let started = self.clock.now_ms();
         self.emitter.emit(EventBody::DatabaseCopying { from: parent.to_string() });

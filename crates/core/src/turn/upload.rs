@@ -1,6 +1,6 @@
 //! Uploading the code and the files: all at once, as soon as the sandbox is ready, while the
-//! database may still be being made (`provision.rs`); only the process start waits for the
-//! database's URL.
+//! database may still be being made (`provision.rs`; a fork's after its copy, `session.rs`); only
+//! the process start waits for the database's URL.
 
 use std::pin::pin;
 

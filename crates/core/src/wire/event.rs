@@ -214,6 +214,9 @@ pub enum ReapState {
 macro_rules! wire_names {
     ($($ty:ident { $($variant:ident => $name:literal),+ $(,)? })+) => {$(
         impl $ty {
+            /// Every value, in the order declared.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
             /// This value's name on the wire.
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -283,19 +286,10 @@ mod tests {
                 assert_eq!(serde_json::to_value(value).unwrap(), name(value));
             }
         }
-        use TurnState::*;
-        same(&[Accepted, Provisioning, Running, Reaping, Finished], TurnState::as_str);
-        same(&[Outcome::Succeeded, Outcome::Failed, Outcome::Cancelled, Outcome::TimedOut], Outcome::as_str);
-        same(&[Resource::Sandbox, Resource::Database], Resource::as_str);
-        let reaps = [
-            ReapState::Live,
-            ReapState::Reaping,
-            ReapState::Reaped,
-            ReapState::Kept,
-            ReapState::Checkpointed,
-            ReapState::Failed,
-        ];
-        same(&reaps, ReapState::as_str);
+        same(TurnState::ALL, TurnState::as_str);
+        same(Outcome::ALL, Outcome::as_str);
+        same(Resource::ALL, Resource::as_str);
+        same(ReapState::ALL, ReapState::as_str);
     }
 
     #[test]

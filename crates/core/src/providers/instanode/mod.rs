@@ -172,7 +172,7 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
     }
 
     async fn create_database(&self, request: DatabaseRequest) -> Result<Database, ProviderError> {
-        self.new_database("db/new", request).await
+        self.new_database("db/new", request, false).await
     }
 
     /// A fork of the database behind `source_token`: scratchdb's extension. Hosted instanode does
@@ -181,7 +181,7 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
     async fn fork_database(&self, source_token: &str, request: DatabaseRequest) -> Result<Database, ProviderError> {
         self.require_token("fork a database")?;
         let path = format!("api/v1/resources/{}/fork", percent_encode(source_token));
-        self.new_database(&path, request).await
+        self.new_database(&path, request, true).await
     }
 
     /// The connection URL of a database of the token's account, as it is now: after a rotate, the
@@ -207,8 +207,14 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         Ok(answer.connection_url)
     }
 
-    /// `POST /db/new`, or the fork route, which takes the same body and gives the same answer.
-    async fn new_database(&self, path: &str, request: DatabaseRequest) -> Result<Database, ProviderError> {
+    /// `POST /db/new`, or the fork route (`extension`), which takes the same body and gives the
+    /// same answer.
+    async fn new_database(
+        &self,
+        path: &str,
+        request: DatabaseRequest,
+        extension: bool,
+    ) -> Result<Database, ProviderError> {
         let body = NewDatabase { name: request.name.clone(), ..NewDatabase::default() };
         let http_request = self
             .http
@@ -219,8 +225,8 @@ impl<H: HttpClient, C: Clock> InstanodeClient<H, C> {
         // The Idempotency-Key makes a repeated create return the same database, so even a create
         // whose answer was lost is safe to send again.
         let response = self.http.send(&http_request, true).await?;
-        let extension = response.headers.contains_key(header_name(EXTENSION_HEADER));
-        if response.status == StatusCode::NOT_FOUND && path != "db/new" && !extension {
+        let answered_by_extension = response.headers.contains_key(header_name(EXTENSION_HEADER));
+        if extension && response.status == StatusCode::NOT_FOUND && !answered_by_extension {
             return Err(ProviderError::Unsupported { provider: PROVIDER, operation: "fork" });
         }
         if response.status == StatusCode::PAYMENT_REQUIRED {
