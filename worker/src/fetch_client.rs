@@ -10,10 +10,13 @@ use futures::FutureExt;
 use mayfly_core::providers::http::{
     HeaderMap, HeaderName, HeaderValue, HttpClient, HttpError, HttpRequest, HttpResponse, StatusCode,
 };
-use worker::js_sys::{Reflect, Uint8Array};
+use web_sys::{
+    ReadableStream, ReadableStreamByobReader, ReadableStreamDefaultReader, ReadableStreamGetReaderOptions,
+    ReadableStreamReaderMode,
+};
+use worker::js_sys::{Function, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{ReadableStream, ReadableStreamDefaultReader};
 use worker::{Fetch, Headers, Method, Request, RequestInit, ResponseBody};
 
 /// The runtime's `fetch` behind core's trait. It holds nothing: workerd pools connections itself.
@@ -61,19 +64,80 @@ impl HttpClient for FetchClient {
     }
 }
 
+/// The most a read of a response body takes at once. The runtime hands a default reader about
+/// 4 KiB a read however much has arrived; a read into a buffer of this size takes all of it, so a
+/// process's output costs a read per provider message, not one per 4 KiB (docs/performance.md).
+const READ_BYTES: u32 = 64 * 1024;
+
 /// A response body, chunk by chunk. Dropped before its end (a caller that stops reading), it
 /// cancels the body so the connection is let go, and keeps nothing for it: `worker`'s own byte
 /// stream (`wasm-streams` 0.7) leaves a forgotten JavaScript callback behind for every body
 /// dropped early — two a turn, never freed.
 struct BodyStream {
     /// `None` once the body ended or failed.
-    reader: Option<ReadableStreamDefaultReader>,
+    reader: Option<Reader>,
     read: Option<JsFuture>,
+}
+
+/// A byte stream is read into a buffer of its reader's own ([`READ_BYTES`]), which each read
+/// hands back to be read into again; any other stream with the default reader.
+enum Reader {
+    Bytes { reader: ReadableStreamByobReader, buffer: Option<Uint8Array> },
+    Default(ReadableStreamDefaultReader),
+}
+
+impl Reader {
+    fn of(body: &ReadableStream) -> Reader {
+        match byob_reader(body) {
+            Some(reader) => Reader::Bytes { reader, buffer: Some(Uint8Array::new_with_length(READ_BYTES)) },
+            None => Reader::Default(body.get_reader().unchecked_into()),
+        }
+    }
+
+    fn read(&mut self) -> JsFuture {
+        match self {
+            Reader::Bytes { reader, buffer } => {
+                let buffer = buffer.take().unwrap_or_else(|| Uint8Array::new_with_length(READ_BYTES));
+                JsFuture::from(reader.read_with_array_buffer_view(&buffer))
+            }
+            Reader::Default(reader) => JsFuture::from(reader.read()),
+        }
+    }
+
+    /// The bytes a read brought, copied out. A byte stream's buffer comes back with them, and is
+    /// read into again if it is still whole: the runtime may hand back one cut to the bytes read.
+    fn take(&mut self, value: &JsValue) -> Vec<u8> {
+        let view = Uint8Array::new(value);
+        let bytes = view.to_vec();
+        if let Reader::Bytes { buffer, .. } = self {
+            let returned = view.buffer();
+            *buffer = (returned.byte_length() == READ_BYTES).then(|| Uint8Array::new(&returned));
+        }
+        bytes
+    }
+
+    fn cancel(&self) {
+        // Nothing waits on the cancel: its promise settles on its own and holds nothing of ours.
+        let _ = match self {
+            Reader::Bytes { reader, .. } => reader.cancel(),
+            Reader::Default(reader) => reader.cancel(),
+        };
+    }
+}
+
+/// A reader that reads into buffers of ours, if the runtime offers one for `body` (a byte stream).
+fn byob_reader(body: &ReadableStream) -> Option<ReadableStreamByobReader> {
+    let options = ReadableStreamGetReaderOptions::new();
+    options.set_mode(ReadableStreamReaderMode::Byob);
+    // Called through `Reflect` so that a stream that is not a byte stream, which throws, is
+    // answered with `None` rather than the exception.
+    let get_reader = Reflect::get(body, &JsValue::from_str("getReader")).ok()?.dyn_into::<Function>().ok()?;
+    get_reader.call1(body, &options).ok()?.dyn_into::<ReadableStreamByobReader>().ok()
 }
 
 impl BodyStream {
     fn new(body: &ReadableStream) -> BodyStream {
-        BodyStream { reader: Some(body.get_reader().unchecked_into()), read: None }
+        BodyStream { reader: Some(Reader::of(body)), read: None }
     }
 }
 
@@ -82,8 +146,8 @@ impl Stream for BodyStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let Some(reader) = &this.reader else { return Poll::Ready(None) };
-        let read = this.read.get_or_insert_with(|| JsFuture::from(reader.read()));
+        let Some(reader) = &mut this.reader else { return Poll::Ready(None) };
+        let read = this.read.get_or_insert_with(|| reader.read());
         let result = ready!(read.poll_unpin(cx));
         this.read = None;
         let chunk = match result {
@@ -102,15 +166,14 @@ impl Stream for BodyStream {
             this.reader = None;
             return Poll::Ready(None);
         }
-        Poll::Ready(Some(Ok(bytes::Bytes::from(Uint8Array::new(&field("value")).to_vec()))))
+        Poll::Ready(Some(Ok(bytes::Bytes::from(reader.take(&field("value"))))))
     }
 }
 
 impl Drop for BodyStream {
     fn drop(&mut self) {
         if let Some(reader) = self.reader.take() {
-            // Nothing waits on the cancel: its promise settles on its own and holds nothing of ours.
-            let _ = reader.cancel();
+            reader.cancel();
         }
     }
 }
