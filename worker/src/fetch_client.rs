@@ -104,10 +104,11 @@ impl Reader {
         }
     }
 
-    /// The bytes a read brought, copied out. A byte stream's buffer comes back with them, and is
-    /// read into again if it is still whole: the runtime may hand back one cut to the bytes read.
-    fn take(&mut self, value: &JsValue) -> Vec<u8> {
-        let view = Uint8Array::new(value);
+    /// The bytes a read brought, copied into wasm once. A byte stream's buffer comes back with
+    /// them, and is read into again if it is still whole.
+    fn take(&mut self, value: JsValue) -> Vec<u8> {
+        // The value is the runtime's own view: `Uint8Array::new` of it would copy it first.
+        let Ok(view) = value.dyn_into::<Uint8Array>() else { return Vec::new() };
         let bytes = view.to_vec();
         if let Reader::Bytes { buffer, .. } = self {
             let returned = view.buffer();
@@ -166,7 +167,7 @@ impl Stream for BodyStream {
             this.reader = None;
             return Poll::Ready(None);
         }
-        Poll::Ready(Some(Ok(bytes::Bytes::from(reader.take(&field("value"))))))
+        Poll::Ready(Some(Ok(bytes::Bytes::from(reader.take(field("value"))))))
     }
 }
 
