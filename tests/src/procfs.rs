@@ -36,6 +36,15 @@ fn fields_after_command(stat: &str) -> Option<Vec<String>> {
     Some(stat.rsplit(')').next()?.split_whitespace().map(str::to_owned).collect())
 }
 
+/// Whether a process of the process group `pgid` still runs: one that has exited but is not yet
+/// reaped (a zombie, state `Z`) holds no file or socket any more, so it does not count.
+pub fn group_runs(pgid: u32) -> bool {
+    pids().into_iter().filter_map(stat_fields).any(|fields| {
+        fields.first().is_some_and(|state| state != "Z")
+            && fields.get(2).is_some_and(|group| *group == pgid.to_string())
+    })
+}
+
 /// Milliseconds of a tick of `/proc`'s CPU times (USER_HZ, which Linux fixes at 100 a second).
 const TICK_MS: f64 = 10.0;
 

@@ -52,10 +52,18 @@ impl Service {
     }
 
     /// Kills the whole process group at once, as a crash would: no TERM, no chance to clean up.
+    /// Returns once no process of the group runs: a child of the service's (workerd under
+    /// wrangler) may outlive the service's own exit for a moment, holding its listening sockets,
+    /// and a service started again on the same ports would find them taken.
     pub fn kill_hard(&mut self) {
-        let group = format!("-{}", self.child.id());
+        let pgid = self.child.id();
+        let group = format!("-{pgid}");
         let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::procfs::group_runs(pgid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Stops the whole process group: TERM, a moment to exit, then KILL for whatever is left.
